@@ -1,0 +1,74 @@
+"""Input checking and output shapes for the API. No business rules here: see services."""
+
+import datetime as dt
+
+from rest_framework import serializers
+from rest_framework.fields import empty
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """ISO 8601 in UTC with a Z, as the API documents (`2024-01-15T10:30:00Z`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%dT%H:%M:%SZ", default_timezone=dt.UTC, **kwargs)
+
+
+class FormBooleanField(serializers.BooleanField):
+    """A boolean that must be sent: DRF would read a missing form field as false."""
+
+    default_empty_html = empty
+
+
+class CampaignCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    phone_number_id = serializers.IntegerField(min_value=1)
+    agent_id = serializers.CharField(max_length=128)
+    recipients_file = serializers.FileField(allow_empty_file=True)
+    send_immediately = FormBooleanField()
+    schedule_date = serializers.DateField(input_formats=["%Y-%m-%d"], required=False, allow_null=True)
+    schedule_time = serializers.TimeField(input_formats=["%H:%M:%S", "%H:%M"], required=False, allow_null=True)
+    timezone = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    default_country = serializers.CharField(max_length=2, min_length=2, required=False, allow_blank=True)
+    skip_invalid_rows = serializers.BooleanField(required=False, default=False)
+
+
+class AgentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    agent_id = serializers.CharField(source="elevenlabs_agent_id")
+    name = serializers.CharField()
+    created_at = UtcDateTimeField()
+
+
+class PhoneNumberSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    phone_number = serializers.CharField()
+    label = serializers.CharField()
+    provider = serializers.CharField()
+    elevenlabs_phone_number_id = serializers.CharField()
+
+
+class CampaignSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    elevenlabs_batch_call_id = serializers.CharField(allow_null=True)
+    recipients_count = serializers.IntegerField()
+    scheduled_at = UtcDateTimeField(allow_null=True)
+    send_immediately = serializers.BooleanField()
+    created_at = UtcDateTimeField()
+    updated_at = UtcDateTimeField()
+    timezone = serializers.CharField()
+    agent_id = serializers.CharField(source="agent.elevenlabs_agent_id")
+    phone_number_id = serializers.IntegerField()
+    duplicates_merged = serializers.IntegerField()
+    invalid_rows_skipped = serializers.IntegerField()
+    error = serializers.SerializerMethodField()
+
+    def get_error(self, campaign) -> str | None:
+        return campaign.error or None
+
+
+class CampaignCreatedSerializer(CampaignSerializer):
+    """The create answer adds what happened to the file's rows."""
+
+    invalid_rows = serializers.JSONField(source="import_errors")

@@ -1,0 +1,23 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from . import views
+
+# Paths have no trailing slash, as documented; one is tolerated rather than redirected.
+urlpatterns = [
+    re_path(r"^campaigns/?$", views.CampaignListCreateView.as_view(), name="api-campaigns"),
+    re_path(r"^campaigns/(?P<campaign_id>[^/]+)/?$", views.CampaignDetailView.as_view(), name="api-campaign"),
+    re_path(r"^agents/?$", views.AgentListView.as_view(), name="api-agents"),
+    re_path(r"^agents/(?P<agent_id>[^/]+)/?$", views.AgentDetailView.as_view(), name="api-agent"),
+    re_path(r"^phone_numbers/?$", views.PhoneNumberListView.as_view(), name="api-phone-numbers"),
+    path(
+        "openapi.json",
+        SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        name="api-schema",
+    ),
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[]),
+        name="api-docs",
+    ),
+]

@@ -1,0 +1,106 @@
+"""Thin API views: authenticate, check input, call a service or selector, wrap the answer."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.views import APIView
+
+from campaigns import selectors, services
+from campaigns.errors import NotFound, PayloadTooLarge
+
+from . import serializers
+from .envelope import success
+from .pagination import EnvelopePagination
+
+# Room for the form fields and multipart framing around the file itself.
+MULTIPART_OVERHEAD_BYTES = 1_048_576
+
+
+class ApiView(APIView):
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for header, value in getattr(request, "rate_limit_headers", {}).items():
+            response[header] = value
+        return response
+
+    def paginate(self, queryset, serializer_class):
+        paginator = EnvelopePagination()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class CampaignListCreateView(ApiView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(responses=serializers.CampaignSerializer(many=True))
+    def get(self, request):
+        return self.paginate(selectors.campaign_list(user=request.user), serializers.CampaignSerializer)
+
+    @extend_schema(request=serializers.CampaignCreateSerializer, responses={201: serializers.CampaignCreatedSerializer})
+    def post(self, request):
+        content_length = int(request.META.get("CONTENT_LENGTH") or 0)
+        limit = settings.RECIPIENTS_MAX_FILE_BYTES
+        if content_length > limit + MULTIPART_OVERHEAD_BYTES:
+            # Refuse before reading the upload at all.
+            raise PayloadTooLarge(
+                f"The request is {content_length / 1_048_576:.1f} MB; recipients files are limited to "
+                f"{limit / 1_048_576:.0f} MB. Split it into several campaigns."
+            )
+        serializer = serializers.CampaignCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        campaign = services.campaign_create(
+            user=request.user,
+            name=fields["name"],
+            agent_id=fields["agent_id"],
+            phone_number_id=fields["phone_number_id"],
+            recipients_file=fields["recipients_file"],
+            send_immediately=fields["send_immediately"],
+            schedule_date=fields.get("schedule_date"),
+            schedule_time=fields.get("schedule_time"),
+            timezone_name=fields.get("timezone"),
+            default_country=fields.get("default_country"),
+            skip_invalid_rows=fields["skip_invalid_rows"],
+        )
+        return success(
+            serializers.CampaignCreatedSerializer(campaign).data, code=201, message="Campaign created successfully"
+        )
+
+
+class CampaignDetailView(ApiView):
+    @extend_schema(responses=serializers.CampaignSerializer)
+    def get(self, request, campaign_id):
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        return success(serializers.CampaignSerializer(campaign).data)
+
+
+class AgentListView(ApiView):
+    @extend_schema(responses=serializers.AgentSerializer(many=True))
+    def get(self, request):
+        return self.paginate(selectors.agent_list(user=request.user), serializers.AgentSerializer)
+
+
+class AgentDetailView(ApiView):
+    @extend_schema(responses=serializers.AgentSerializer)
+    def get(self, request, agent_id):
+        agent = selectors.agent_get(user=request.user, agent_id=agent_id)
+        return success(serializers.AgentSerializer(agent).data)
+
+
+class PhoneNumberListView(ApiView):
+    @extend_schema(responses=serializers.PhoneNumberSerializer(many=True))
+    def get(self, request):
+        return self.paginate(selectors.phone_number_list(user=request.user), serializers.PhoneNumberSerializer)
+
+
+class ApiNotFoundView(ApiView):
+    """Any path under /api/ that matches no endpoint, whatever the method."""
+
+    authentication_classes = []
+    permission_classes = []
+    throttle_classes = []
+    schema = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise NotFound(f"There is no API endpoint at {request.path}. See /api/v1/docs for the endpoints.")

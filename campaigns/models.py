@@ -1,0 +1,174 @@
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Profile(models.Model):
+    """Per-user preferences that apply when a request does not say otherwise."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA time zone, e.g. Europe/Berlin.")
+
+    def __str__(self):
+        return f"{self.user} ({self.timezone})"
+
+
+class Agent(TimestampedModel):
+    """An ElevenLabs conversational agent the user may call with."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agents")
+    elevenlabs_agent_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "elevenlabs_agent_id"], name="agent_unique_per_user"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.elevenlabs_agent_id})"
+
+
+class PhoneNumber(TimestampedModel):
+    """An ElevenLabs phone number the user's calls go out from."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="phone_numbers")
+    elevenlabs_phone_number_id = models.CharField(max_length=128)
+    phone_number = models.CharField(max_length=32, help_text="E.164, as ElevenLabs reports it.")
+    label = models.CharField(max_length=255, blank=True)
+    provider = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["label", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "elevenlabs_phone_number_id"], name="phone_number_unique_per_user"),
+        ]
+
+    def __str__(self):
+        return f"{self.label or self.phone_number} ({self.phone_number})"
+
+
+class Campaign(TimestampedModel):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        PENDING = "pending", "Pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=255)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="campaigns")
+    phone_number = models.ForeignKey(PhoneNumber, on_delete=models.PROTECT, related_name="campaigns")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    send_immediately = models.BooleanField()
+    scheduled_at = models.DateTimeField(null=True, blank=True, help_text="UTC instant the campaign is due.")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone the schedule was given in.")
+    # NULL, not "", until submitted: the API documents null.
+    elevenlabs_batch_call_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    error = models.TextField(blank=True, help_text="Why the campaign failed, in words a person can read.")
+
+    recipients_count = models.PositiveIntegerField(default=0)
+    duplicates_merged = models.PositiveIntegerField(default=0)
+    invalid_rows_skipped = models.PositiveIntegerField(default=0)
+    # The first problems found in the file when invalid rows were skipped.
+    import_errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="campaign_user_created"),
+            models.Index(fields=["scheduled_at"], name="campaign_due", condition=Q(status="scheduled")),
+            models.Index(fields=["elevenlabs_batch_call_id"], name="campaign_batch_id"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Recipient(models.Model):
+    """One person to call in a campaign: stored once per phone number."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DISPATCHED = "dispatched", "Dispatched"
+        INITIATED = "initiated", "Initiated"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        VOICEMAIL = "voicemail", "Voicemail"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    phone_number = models.CharField(max_length=16, help_text="E.164.")
+    line = models.PositiveIntegerField(help_text="Line (or spreadsheet row) of the file it came from.")
+    variables = models.JSONField(default=dict, blank=True, help_text="ElevenLabs dynamic_variables.")
+    overrides = models.JSONField(
+        default=dict, blank=True, help_text="language, first_message, system_prompt, voice_id."
+    )
+
+    # Database defaults: recipients are written with a bulk COPY/INSERT of the columns above.
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_default=Status.PENDING)
+    conversation_id = models.CharField(max_length=128, blank=True, default="", db_default="")
+    call_successful = models.CharField(
+        max_length=16, blank=True, default="", db_default="", help_text="success, failure or unknown."
+    )
+    failure_reason = models.CharField(
+        max_length=64, blank=True, default="", db_default="", help_text="busy, no-answer, ..."
+    )
+    summary = models.TextField(blank=True, default="", db_default="")
+    status_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "phone_number"], name="recipient_unique_per_campaign"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
+        ]
+
+    def __str__(self):
+        return self.phone_number
+
+
+class ApiKey(models.Model):
+    """A user's API key. Only a SHA-256 hash is kept; the key is shown once, at creation."""
+
+    PREFIX_LENGTH = 11  # "vk_" and the first eight characters of the secret part
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, help_text="The key's first characters, to tell keys apart.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.name or 'API key'} ({self.prefix}…)"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+    @staticmethod
+    def hash_key(raw_key: str) -> str:
+        # Keys carry 256 random bits, so a fast hash is enough and keeps lookups to one query.
+        return hashlib.sha256(raw_key.encode()).hexdigest()

@@ -1,0 +1,495 @@
+"""Read an uploaded recipients file (CSV or .xlsx) into normalised recipients.
+
+Pure Python and streaming: rows are read one at a time, so a large file never sits in memory as
+one string and the caller can store recipients in chunks while the file is still being read.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+import math
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import openpyxl
+import phonenumbers
+from phonenumbers import NumberParseException, ValidationResult
+
+OVERRIDE_COLUMNS = ("language", "first_message", "system_prompt", "voice_id")
+MAX_REPORTED_ERRORS = 100
+
+PHONE_COLUMN = "phone_number"
+# Other names people give the phone column; phone_number itself wins when several are present.
+PHONE_COLUMN_ALIASES = ("phone", "phonenumber", "number", "phone_no", "mobile", "telephone", "msisdn")
+
+_OVERRIDES = frozenset(OVERRIDE_COLUMNS)
+_PHONE_NAMES = frozenset((PHONE_COLUMN, *PHONE_COLUMN_ALIASES))
+
+_SNIFF_BYTES = 4096
+_MAX_VALUE_CHARS = 80
+# Ties go to the earlier candidate: commas also turn up inside names and decimal numbers.
+_DELIMITERS = ("\t", ";", ",")
+# csv needs some delimiter; this control character does not occur in real recipient lists.
+_NO_DELIMITER = "\x1f"
+_BLANK_LINE_CHARS = ' \t\r\n\x0b\x0c\xa0\ufeff,;"'
+# Excel stores at most 15 significant digits, so larger floats have already lost some.
+_EXACT_FLOAT_LIMIT = 1e15
+
+_HEADER_SEPARATORS = re.compile(r"[\s.\-]+")
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d*)?[eE][+-]?\d+")
+# "1,41555E+10" (European decimal comma) must not make the comma look like the delimiter.
+_COMMA_DECIMAL_SCIENTIFIC = re.compile(r"\d,\d+[eE][+-]?\d+")
+_PHONE_CHARACTERS = re.compile(r"[\d\s+\-().]+")
+
+_SCIENTIFIC_REASON = (
+    "was converted to scientific notation by a spreadsheet, so digits are lost; "
+    "format the column as text and export again"
+)
+_NO_COUNTRY_CODE_REASON = "has no country code: write it as +<country code><number>, or send default_country"
+_NOT_TEXT_MESSAGE = (
+    "The file is not UTF-8 text, so it is neither a CSV file nor a spreadsheet this service can read. "
+    'Export it from your spreadsheet as "CSV UTF-8" or save it as .xlsx, and upload it again.'
+)
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "has an unknown country code",
+    NumberParseException.NOT_A_NUMBER: "is not a phone number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "is too short to be a phone number",
+    NumberParseException.TOO_SHORT_NSN: "is too short to be a phone number",
+    NumberParseException.TOO_LONG: "is too long to be a phone number",
+}
+_LENGTH_PROBLEMS = {ValidationResult.TOO_SHORT: "is too short", ValidationResult.TOO_LONG: "is too long"}
+
+
+class RecipientsFileError(Exception):
+    """The file as a whole cannot be used; str(error) is a sentence meant for the person who uploaded it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """One unusable row: where it is, what it holds and why it cannot be called."""
+
+    line: int
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"Line {self.line}: '{self.value}' {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "value": self.value, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRecipient:
+    """A recipient ready to store: its E.164 number and what the agent gets for it."""
+
+    phone_number: str
+    line: int
+    variables: dict[str, str]
+    overrides: dict[str, str]
+
+
+class BinaryFile(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+class RecipientsReader:
+    """Stream the recipients of an uploaded CSV or .xlsx file, one valid and distinct number at a time.
+
+    Iterating yields a ParsedRecipient for the first row of each distinct valid number, in file
+    order. Rows that cannot be used are collected in `errors` (the first MAX_REPORTED_ERRORS) and
+    counted in `error_count`; repeated numbers are counted in `duplicates_merged`. A problem with
+    the file as a whole raises RecipientsFileError as soon as it is found. The counters are final
+    once iteration ends.
+
+    CSV files are UTF-8 (with or without BOM), separated by commas, semicolons or tabs, with or
+    without a header row. With a header, the phone_number column holds the number, the columns
+    named in OVERRIDE_COLUMNS are per-call overrides and every other column is a variable.
+    Without one, the first column holds the number. A number without a country code is read in
+    `default_country` when one is given and refused otherwise: its country is never guessed.
+    """
+
+    errors: list[RowError]
+    error_count: int
+    duplicates_merged: int
+    rows_read: int
+    recipients_count: int
+    columns: list[str]
+
+    def __init__(
+        self,
+        fileobj: BinaryFile,
+        *,
+        filename: str = "",
+        default_country: str | None = None,
+        max_recipients: int = 100_000,
+    ) -> None:
+        region = (default_country or "").strip().upper() or None
+        if region == "UK":  # ISO 3166 reserves UK for the United Kingdom, whose code is GB
+            region = "GB"
+        if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"Unknown default_country '{default_country}': use a two-letter ISO 3166 country code such as US or GB"
+            )
+        self._file = fileobj
+        self._filename = filename
+        self._region = region
+        self._max_recipients = max_recipients
+        self._reset()
+
+    def _reset(self) -> None:
+        self.errors = []
+        self.error_count = 0
+        self.duplicates_merged = 0
+        self.rows_read = 0
+        self.recipients_count = 0
+        self.columns = []
+        # Set by the header (or the first row when there is none).
+        self._phone_index = 0
+        self._width = 0
+        self._variable_columns: list[tuple[int, str]] = []
+        self._override_columns: list[tuple[int, str]] = []
+        self._extra_cells_reason = ""
+        self._joiner = ","
+        self._lines_seen = False
+
+    def __iter__(self) -> Iterator[ParsedRecipient]:
+        self._reset()
+        rows = self._xlsx_rows() if self._is_spreadsheet() else self._csv_rows()
+        try:
+            yield from self._recipients(rows)
+        finally:
+            rows.close()
+
+    # --- The kind of file ---------------------------------------------------------------
+
+    def _is_spreadsheet(self) -> bool:
+        self._file.seek(0)
+        head = self._file.read(_SNIFF_BYTES)
+        self._file.seek(0)
+        if head.startswith(b"\xd0\xcf\x11\xe0"):
+            raise RecipientsFileError(
+                "The file is an old-style Excel .xls workbook (or a password-protected one), which "
+                'cannot be read. Open it in Excel and save it as .xlsx or as "CSV UTF-8", without a '
+                "password."
+            )
+        if head.startswith(b"PK\x03\x04") or self._filename.lower().endswith(".xlsx"):
+            return True
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise RecipientsFileError(
+                'The file is UTF-16 text ("Unicode Text" in Excel), not UTF-8. Export it as "CSV UTF-8" '
+                "or save it as .xlsx, and upload it again."
+            )
+        if b"\x00" in head:
+            raise RecipientsFileError(_NOT_TEXT_MESSAGE)
+        return False
+
+    def _csv_rows(self) -> Iterator[tuple[int, list[str]]]:
+        # newline="" lets csv see the line breaks inside quoted fields.
+        text = io.TextIOWrapper(self._file, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
+        line_num = 0
+        try:
+            skipped = 0
+            for first in text:
+                self._lines_seen = True
+                if first.strip(_BLANK_LINE_CHARS):
+                    break
+                skipped += 1
+            else:
+                return
+            delimiter = _detect_delimiter(first)
+            self._joiner = delimiter or ","
+            reader = csv.reader(itertools.chain((first,), text), delimiter=delimiter or _NO_DELIMITER)
+            for cells in reader:
+                line_num = reader.line_num + skipped
+                yield line_num, cells
+        except UnicodeDecodeError:
+            raise RecipientsFileError(_NOT_TEXT_MESSAGE) from None
+        except csv.Error as exc:
+            if "NUL" in str(exc):
+                raise RecipientsFileError(_NOT_TEXT_MESSAGE) from None
+            if "field larger than field limit" in str(exc):
+                raise RecipientsFileError(
+                    f'The file cannot be read after line {line_num:,}: a quote (") opens a value that is '
+                    "never closed. Remove the stray quote or close it, and upload the file again."
+                ) from None
+            raise RecipientsFileError(f"The file cannot be read as CSV after line {line_num:,} ({exc}).") from None
+        finally:
+            # Leave the caller's file open: closing the wrapper would close it too.
+            text.detach()
+
+    def _xlsx_rows(self) -> Iterator[tuple[int, list[str]]]:
+        unreadable = (
+            "The file is not a readable .xlsx spreadsheet: it is damaged or another kind of file. "
+            'Open it in Excel and save it as .xlsx or as "CSV UTF-8", and upload it again.'
+        )
+        try:
+            with warnings.catch_warnings():
+                # openpyxl warns about styles and extensions it ignores; they do not matter here.
+                warnings.simplefilter("ignore")
+                workbook = openpyxl.load_workbook(self._file, read_only=True, data_only=True)
+        except Exception:  # a damaged zip or workbook fails in many different ways
+            raise RecipientsFileError(unreadable) from None
+        try:
+            if not workbook.worksheets:
+                raise RecipientsFileError("The spreadsheet has no worksheet with recipients in it.")
+            sheet = workbook.worksheets[0]
+            # The stored dimensions are sometimes wrong and would cut the sheet short.
+            sheet.reset_dimensions()
+            values = sheet.iter_rows(values_only=True)
+            # Missing rows come back empty, so the count is the spreadsheet row number.
+            line = 0
+            while True:
+                try:
+                    row = next(values)
+                except StopIteration:
+                    return
+                except Exception:
+                    raise RecipientsFileError(unreadable) from None
+                line += 1
+                self._lines_seen = True
+                cells = [_cell_text(value) for value in row]
+                # The header has set the phone column by the time the rows below it are read.
+                phone_index = self._phone_index
+                if phone_index < len(row) and isinstance(row[phone_index], float):
+                    cells[phone_index] = _phone_float_text(row[phone_index])
+                yield line, cells
+        finally:
+            workbook.close()
+
+    # --- Rows into recipients ------------------------------------------------------------
+
+    def _recipients(self, rows: Iterator[tuple[int, list[str]]]) -> Iterator[ParsedRecipient]:
+        first = next(((line, cells) for line, cells in rows if not _is_blank(cells)), None)
+        if first is None:
+            if not self._lines_seen:
+                raise RecipientsFileError("The file has no recipients: it is empty.")
+            raise RecipientsFileError("The file has no recipients: it has only blank lines.")
+
+        first_is_data = not self._read_header(first[1])
+        records = itertools.chain((first,), rows) if first_is_data else rows
+
+        phone_index = self._phone_index
+        width = self._width
+        variable_columns = self._variable_columns
+        override_columns = self._override_columns
+        region = self._region
+        max_recipients = self._max_recipients
+        parse = phonenumbers.parse
+        is_valid = phonenumbers.is_valid_number
+        significant_number = phonenumbers.national_significant_number
+        seen: set[str] = set()
+
+        for line, cells in records:
+            size = len(cells)
+            raw = cells[phone_index].strip() if size > phone_index else ""
+            if not raw:
+                if _is_blank(cells):
+                    continue
+                self.rows_read += 1
+                self._error(line, self._joiner.join(cells).strip(), "has no phone number")
+                continue
+            self.rows_read += 1
+            if size > width and not _is_blank(cells[width:]):
+                self._error(line, self._joiner.join(cells).strip(), self._extra_cells_reason)
+                continue
+
+            value = _clean_phone(raw)
+            if ("e" in value or "E" in value) and _SCIENTIFIC.fullmatch(value):
+                self._error(line, raw, _SCIENTIFIC_REASON)
+                continue
+            try:
+                number = parse(value, region)
+            except NumberParseException as exc:
+                self._error(line, raw, self._parse_failure(value, exc))
+                continue
+            if not is_valid(number):
+                self._error(line, raw, self._invalid_reason(value, number))
+                continue
+
+            # Same result as format_number(number, E164), without its formatting machinery.
+            e164 = f"+{number.country_code}{significant_number(number)}"
+            if e164 in seen:
+                self.duplicates_merged += 1
+                continue
+            if self.recipients_count >= max_recipients:
+                raise RecipientsFileError(
+                    f"The file has more than {max_recipients:,} recipients, the most one campaign can hold. "
+                    "Split it into several campaigns."
+                )
+            seen.add(e164)
+
+            if size >= width:
+                variables = {name: cells[index].strip() for index, name in variable_columns}
+            else:
+                variables = {name: cells[index].strip() if index < size else "" for index, name in variable_columns}
+            overrides = {}
+            for index, name in override_columns:
+                if index < size and (override := cells[index].strip()):
+                    overrides[name] = override
+
+            self.recipients_count += 1
+            yield ParsedRecipient(phone_number=e164, line=line, variables=variables, overrides=overrides)
+
+        if self.rows_read == 0:
+            raise RecipientsFileError("The file has no recipients: it has a header row but no phone numbers below it.")
+
+    def _read_header(self, cells: list[str]) -> bool:
+        """Learn the columns from the first non-blank row; False when that row is already a recipient."""
+        names = [_header_name(cell) for cell in cells]
+        phone_index = _phone_column(names)
+        if phone_index is None:
+            if not _looks_like_phone(cells[0]):
+                found = ", ".join(f"'{_shorten(cell.strip(), 40)}'" for cell in cells[:10] if cell.strip())
+                raise RecipientsFileError(
+                    f"The file has no phone_number column. Its first row has: {found}. Add a header row "
+                    "with a column named phone_number, or upload a file with one phone number per line."
+                )
+            # No header: one number per line, any further columns numbered like a spreadsheet's.
+            width = max(index for index, cell in enumerate(cells) if cell.strip()) + 1
+            self._phone_index = 0
+            self._width = width
+            self._variable_columns = [(index, f"column_{index + 1}") for index in range(1, width)]
+            self._extra_cells_reason = "has more cells than the first line of the file"
+            self.columns = [name for _, name in self._variable_columns]
+            return False
+
+        repeated = sorted({name for name in names if name and names.count(name) > 1})
+        if repeated:
+            listed = ", ".join(f"'{name}'" for name in repeated)
+            raise RecipientsFileError(
+                f"The header names the column{'s' if len(repeated) > 1 else ''} {listed} more than once "
+                "(after ignoring case, spaces, dashes and dots). Give every column a different name."
+            )
+        self._phone_index = phone_index
+        self._width = len(names)
+        # A column without a header name has nothing to be called by, so its cells are ignored.
+        self._variable_columns = [
+            (index, name)
+            for index, name in enumerate(names)
+            if name and index != phone_index and name not in _OVERRIDES
+        ]
+        self._override_columns = [(index, name) for index, name in enumerate(names) if name in _OVERRIDES]
+        self._extra_cells_reason = "has more cells than the header has columns"
+        self.columns = [name for _, name in self._variable_columns]
+        return True
+
+    # --- Row errors -----------------------------------------------------------------------
+
+    def _error(self, line: int, value: str, reason: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(RowError(line=line, value=_shorten(value), reason=reason))
+
+    def _parse_failure(self, value: str, exc: NumberParseException) -> str:
+        if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE and "+" not in value:
+            return _NO_COUNTRY_CODE_REASON
+        return _PARSE_REASONS.get(exc.error_type, "is not a phone number")
+
+    def _invalid_reason(self, value: str, number: phonenumbers.PhoneNumber) -> str:
+        if self._region is not None and "+" not in value:
+            where = f"for {self._region}"
+        else:
+            regions = phonenumbers.region_codes_for_country_code(number.country_code)
+            if len(regions) == 1 and regions[0] != phonenumbers.UNKNOWN_REGION:
+                where = f"for {regions[0]} (+{number.country_code})"
+            else:
+                where = f"for country code +{number.country_code}"
+        problem = _LENGTH_PROBLEMS.get(phonenumbers.is_possible_number_with_reason(number))
+        if problem:
+            return f"{problem} to be a valid phone number {where}"
+        return f"is not a valid phone number {where}"
+
+
+# --- Helpers ---------------------------------------------------------------------------------
+
+
+def _detect_delimiter(line: str) -> str | None:
+    """The most frequent of , ; and tab outside quotes in the first line, or None for a single column."""
+    if "e" in line or "E" in line:
+        line = _COMMA_DECIMAL_SCIENTIFIC.sub("", line)
+    counts = dict.fromkeys(_DELIMITERS, 0)
+    quoted = False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(_DELIMITERS, key=counts.__getitem__)
+    return best if counts[best] else None
+
+
+def _header_name(cell: str) -> str:
+    name = cell.strip().strip("\ufeff\"'").strip().lower()
+    return _HEADER_SEPARATORS.sub("_", name).strip("_")
+
+
+def _phone_column(names: Sequence[str]) -> int | None:
+    if PHONE_COLUMN in names:
+        return names.index(PHONE_COLUMN)
+    return next((index for index, name in enumerate(names) if name in _PHONE_NAMES), None)
+
+
+def _clean_phone(value: str) -> str:
+    """Undo what spreadsheets do to keep a number as text; `value` is already stripped."""
+    if value[:1] == "'":  # Excel's "this is text" prefix
+        value = value[1:].lstrip()
+    if value[:2] == '="' and value[-1:] == '"':  # ="+1415..." keeps Excel from converting the cell
+        value = value[2:-1].strip()
+    if value[:2] == "00":  # the international call prefix used in most of the world
+        value = "+" + value[2:]
+    return value
+
+
+def _looks_like_phone(cell: str) -> bool:
+    value = _clean_phone(cell.strip())
+    if _SCIENTIFIC.fullmatch(value):
+        return True
+    return bool(_PHONE_CHARACTERS.fullmatch(value)) and sum(char.isdigit() for char in value) >= 5
+
+
+def _is_blank(cells: Sequence[str]) -> bool:
+    return not any(cell.strip() for cell in cells)
+
+
+def _shorten(text: str, limit: int = _MAX_VALUE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cell_text(value: object) -> str:
+    """A spreadsheet cell as the text a person would type for it."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else str(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def _phone_float_text(value: float) -> str:
+    """A number cell in the phone column: whole numbers Excel stores exactly are kept as digits.
+
+    Anything else (a fraction, or more than the 15 digits Excel keeps) is written in scientific
+    notation, as Excel shows it, so it is reported as mangled rather than guessed.
+    """
+    if value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
+        return str(int(value))
+    if not math.isfinite(value):
+        return str(value)
+    mantissa, exponent = f"{value:.14E}".split("E")
+    return f"{mantissa.rstrip('0').rstrip('.')}E{exponent}"

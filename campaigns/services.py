@@ -1,0 +1,296 @@
+"""Every write the service makes. Views, forms, tasks, admin and commands call these."""
+
+import datetime as dt
+import hmac
+import itertools
+import json
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+
+from campaigns import selectors
+from campaigns.errors import PayloadTooLarge, ValidationFailed
+from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient
+from campaigns.recipients import MAX_REPORTED_ERRORS, RecipientsFileError, RecipientsReader
+from campaigns.scheduling import local_to_utc, zone_get
+
+INSERT_CHUNK = 5_000
+# last_used_at is a hint, not an audit log: writing it at most once a minute keeps
+# authentication at one read per request.
+API_KEY_TOUCH_INTERVAL = dt.timedelta(seconds=60)
+
+
+# --- API keys ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    api_key: ApiKey
+    raw_key: str  # shown once, never stored
+
+
+def api_key_create(*, user, name: str = "") -> CreatedApiKey:
+    """Create a key for `user`. The raw key is in the result and nowhere else."""
+    raw_key = f"vk_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(
+        user=user, name=name, prefix=raw_key[: ApiKey.PREFIX_LENGTH], key_hash=ApiKey.hash_key(raw_key)
+    )
+    return CreatedApiKey(api_key=api_key, raw_key=raw_key)
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key matching `raw_key` (its user loaded), or None. One indexed query."""
+    key_hash = ApiKey.hash_key(raw_key)
+    api_key = (
+        ApiKey.objects.select_related("user")
+        .filter(key_hash=key_hash, revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash):
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > API_KEY_TOUCH_INTERVAL:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+# --- Campaigns ---------------------------------------------------------------------------
+
+
+def _user_timezone(user) -> str:
+    profile = Profile.objects.filter(user=user).only("timezone").first()
+    return profile.timezone if profile else "UTC"
+
+
+def _schedule_resolve(*, send_immediately, schedule_date, schedule_time, zone_name) -> dt.datetime | None:
+    if send_immediately:
+        if schedule_date or schedule_time:
+            raise ValidationFailed(
+                "schedule_date and schedule_time are only used when send_immediately is false.",
+                field="schedule_date",
+            )
+        return None
+    missing = [
+        name for name, value in (("schedule_date", schedule_date), ("schedule_time", schedule_time)) if not value
+    ]
+    if missing:
+        raise ValidationFailed(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required when send_immediately is false.",
+            field=missing[0],
+        )
+    scheduled_at = local_to_utc(schedule_date, schedule_time, zone_name)
+    if scheduled_at <= timezone.now():
+        raise ValidationFailed(
+            f"The schedule {schedule_date.isoformat()} {schedule_time.strftime('%H:%M:%S')} ({zone_name}) "
+            "is in the past. Pick a future date and time.",
+            field="schedule_date",
+        )
+    return scheduled_at
+
+
+def _rows_error(reader: RecipientsReader) -> ValidationFailed:
+    total = reader.error_count
+    errors = [str(error) for error in reader.errors]
+    if total > len(errors):
+        errors.append(f"… and {total - len(errors):,} more invalid rows.")
+    return ValidationFailed(
+        f"The recipients file has {total:,} invalid row{'s' if total != 1 else ''}. Fix "
+        f"{'them' if total != 1 else 'it'}, or send skip_invalid_rows=true to create the campaign "
+        "from the valid rows only.",
+        field="recipients_file",
+        errors=errors,
+        details={
+            "invalid_rows": [error.as_dict() for error in reader.errors],
+            "invalid_rows_total": total,
+            "rows_read": reader.rows_read,
+        },
+    )
+
+
+def _recipients_insert(*, campaign: Campaign, reader: RecipientsReader, skip_invalid_rows: bool) -> None:
+    """Stream the reader into the database in chunks; the caller's transaction makes it all-or-nothing.
+
+    Rows go in as plain tuples (COPY on PostgreSQL, executemany elsewhere): building a model
+    instance per recipient would cost more than reading the file.
+    """
+    meta = Recipient._meta
+    columns = [meta.get_field(name).column for name in ("campaign", "phone_number", "line", "variables", "overrides")]
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    rows = (
+        (campaign.pk, row.phone_number, row.line, encode(row.variables), encode(row.overrides)) for row in reader
+    )
+    with connection.cursor() as cursor:
+        while chunk := list(itertools.islice(rows, INSERT_CHUNK)):
+            if reader.error_count and not skip_invalid_rows:
+                # The file will be refused: keep reading to report every problem, stop writing.
+                continue
+            if connection.vendor == "postgresql":
+                with cursor.copy(f"COPY {meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for values in chunk:
+                        copy.write_row(values)
+            else:
+                placeholders = ", ".join(["%s"] * len(columns))
+                cursor.executemany(
+                    f"INSERT INTO {meta.db_table} ({', '.join(columns)}) VALUES ({placeholders})", chunk
+                )
+
+
+@transaction.atomic
+def campaign_create(
+    *,
+    user,
+    name: str,
+    agent_id: str,
+    phone_number_id,
+    recipients_file,
+    send_immediately: bool,
+    schedule_date: dt.date | None = None,
+    schedule_time: dt.time | None = None,
+    timezone_name: str | None = None,
+    default_country: str | None = None,
+    skip_invalid_rows: bool = False,
+) -> Campaign:
+    """Create a campaign and its recipients from an uploaded file, all or nothing.
+
+    An immediate campaign is stored `pending`, a scheduled one `scheduled` with its UTC
+    instant. Raises NotFound for an agent or phone number outside the user's account,
+    ValidationFailed for any problem with the schedule or the file (nothing is stored),
+    PayloadTooLarge for a file above the configured size.
+    """
+    agent = selectors.agent_get(user=user, agent_id=agent_id)
+    phone_number = selectors.phone_number_get(user=user, phone_number_id=phone_number_id)
+
+    zone_name = (timezone_name or "").strip() or _user_timezone(user)
+    zone_get(zone_name)
+    scheduled_at = _schedule_resolve(
+        send_immediately=send_immediately,
+        schedule_date=schedule_date,
+        schedule_time=schedule_time,
+        zone_name=zone_name,
+    )
+
+    max_bytes = settings.RECIPIENTS_MAX_FILE_BYTES
+    if recipients_file.size > max_bytes:
+        raise PayloadTooLarge(
+            f"The recipients file is {recipients_file.size / 1_048_576:.1f} MB; the limit is "
+            f"{max_bytes / 1_048_576:.0f} MB. Split it into several campaigns."
+        )
+    try:
+        reader = RecipientsReader(
+            recipients_file,
+            filename=recipients_file.name or "",
+            default_country=(default_country or "").strip() or None,
+            max_recipients=settings.RECIPIENTS_MAX_PER_CAMPAIGN,
+        )
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="default_country") from None
+
+    campaign = Campaign.objects.create(
+        user=user,
+        name=name,
+        agent=agent,
+        phone_number=phone_number,
+        status=Campaign.Status.PENDING if send_immediately else Campaign.Status.SCHEDULED,
+        send_immediately=send_immediately,
+        scheduled_at=scheduled_at,
+        timezone=zone_name,
+    )
+    try:
+        _recipients_insert(campaign=campaign, reader=reader, skip_invalid_rows=skip_invalid_rows)
+    except RecipientsFileError as exc:
+        raise ValidationFailed(f"{exc}", field="recipients_file") from None
+
+    if reader.error_count and not skip_invalid_rows:
+        raise _rows_error(reader)
+    if reader.recipients_count == 0:
+        raise ValidationFailed(
+            f"The recipients file has no valid phone numbers ({reader.error_count:,} invalid rows).",
+            field="recipients_file",
+            errors=[str(error) for error in reader.errors] or None,
+        )
+
+    campaign.recipients_count = reader.recipients_count
+    campaign.duplicates_merged = reader.duplicates_merged
+    campaign.invalid_rows_skipped = reader.error_count
+    campaign.import_errors = [error.as_dict() for error in reader.errors[:MAX_REPORTED_ERRORS]]
+    campaign.save(
+        update_fields=["recipients_count", "duplicates_merged", "invalid_rows_skipped", "import_errors", "updated_at"]
+    )
+    return campaign
+
+
+# --- Demo data ---------------------------------------------------------------------------
+
+
+def agent_upsert(*, user, elevenlabs_agent_id: str, name: str) -> Agent:
+    agent, _ = Agent.objects.update_or_create(
+        user=user, elevenlabs_agent_id=elevenlabs_agent_id, defaults={"name": name}
+    )
+    return agent
+
+
+def phone_number_upsert(
+    *, user, elevenlabs_phone_number_id: str, phone_number: str, label: str = "", provider: str = ""
+) -> PhoneNumber:
+    record, _ = PhoneNumber.objects.update_or_create(
+        user=user,
+        elevenlabs_phone_number_id=elevenlabs_phone_number_id,
+        defaults={"phone_number": phone_number, "label": label, "provider": provider},
+    )
+    return record
+
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "voiceable-demo"
+DEMO_API_KEY_NAME = "demo"
+DEMO_AGENT = {"elevenlabs_agent_id": "agent_demo_reminders", "name": "Appointment reminders (demo)"}
+DEMO_PHONE_NUMBER = {
+    "elevenlabs_phone_number_id": "phnum_demo_main",
+    "phone_number": "+14155550100",
+    "label": "Demo line",
+    "provider": "twilio",
+}
+
+
+@dataclass(frozen=True)
+class Demo:
+    username: str
+    password: str
+    api_key: str
+    agent: Agent
+    phone_number: PhoneNumber
+
+
+@transaction.atomic
+def demo_bootstrap() -> Demo:
+    """A demo staff user with one fresh API key, one agent and one phone number.
+
+    Safe to run again: the user, agent and number are reused, earlier demo keys are
+    revoked, so exactly one demo key works at any time.
+    """
+    user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME, defaults={"is_staff": True})
+    user.is_staff = True
+    user.is_active = True
+    user.set_password(DEMO_PASSWORD)
+    user.save()
+    ApiKey.objects.filter(user=user, name=DEMO_API_KEY_NAME, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    created = api_key_create(user=user, name=DEMO_API_KEY_NAME)
+    return Demo(
+        username=user.username,
+        password=DEMO_PASSWORD,
+        api_key=created.raw_key,
+        agent=agent_upsert(user=user, **DEMO_AGENT),
+        phone_number=phone_number_upsert(user=user, **DEMO_PHONE_NUMBER),
+    )

@@ -1,0 +1,64 @@
+import io
+
+import pytest
+from rest_framework.test import APIClient
+
+from campaigns import services
+
+from .factories import AgentFactory, PhoneNumberFactory, UserFactory
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory(username="mallory")
+
+
+@pytest.fixture
+def raw_api_key(user):
+    return services.api_key_create(user=user, name="tests").raw_key
+
+
+@pytest.fixture
+def api(raw_api_key):
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=raw_api_key)
+    return client
+
+
+@pytest.fixture
+def agent(user):
+    return AgentFactory(user=user, elevenlabs_agent_id="agent_abc123", name="Reminder agent")
+
+
+@pytest.fixture
+def phone_number(user):
+    return PhoneNumberFactory(user=user, phone_number="+14155550100")
+
+
+def csv_file(text: str, name: str = "recipients.csv", encoding: str = "utf-8") -> io.BytesIO:
+    upload = io.BytesIO(text.encode(encoding))
+    upload.name = name
+    return upload
+
+
+@pytest.fixture
+def campaign_form(agent, phone_number):
+    """A valid create-campaign form; tests change what they are about."""
+
+    def build(**changes):
+        form = {
+            "name": "Q1 Product Launch Campaign",
+            "phone_number_id": str(phone_number.pk),
+            "agent_id": agent.elevenlabs_agent_id,
+            "recipients_file": csv_file("phone_number\n+12125550100\n+14155550123\n+442079460958\n"),
+            "send_immediately": "true",
+        }
+        form.update(changes)
+        return {key: value for key, value in form.items() if value is not None}
+
+    return build

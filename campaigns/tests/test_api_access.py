@@ -1,0 +1,159 @@
+"""Authentication, scoping, reading campaigns, and the error envelope for the framework's own errors."""
+
+import json
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from campaigns import services
+from campaigns.models import ApiKey
+
+from .factories import AgentFactory, CampaignFactory
+from .test_api_create_campaign import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    cache.clear()
+
+
+def test_a_key_works_in_x_api_key_and_in_authorization_bearer(raw_api_key):
+    client = APIClient()
+    assert client.get("/api/v1/campaigns", HTTP_X_API_KEY=raw_api_key).status_code == 200
+    assert client.get("/api/v1/campaigns", HTTP_AUTHORIZATION=f"Bearer {raw_api_key}").status_code == 200
+
+
+def test_no_key_is_answered_401_in_the_envelope():
+    response = APIClient().get("/api/v1/campaigns")
+    assert_error(response, 401, "credentials were not provided")
+    assert "Bearer" in response["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("header", ["HTTP_X_API_KEY", "HTTP_AUTHORIZATION"])
+def test_a_wrong_key_is_answered_401(raw_api_key, header):
+    value = "vk_wrong" if header == "HTTP_X_API_KEY" else "Bearer vk_wrong"
+    response = APIClient().get("/api/v1/campaigns", **{header: value})
+    assert_error(response, 401, "Invalid or revoked API key")
+
+
+def test_a_revoked_key_is_refused(raw_api_key):
+    services.api_key_revoke(api_key=ApiKey.objects.get())
+    response = APIClient().get("/api/v1/campaigns", HTTP_X_API_KEY=raw_api_key)
+    assert_error(response, 401, "Invalid or revoked API key")
+
+
+def test_only_a_hash_and_a_short_prefix_of_the_key_are_stored(raw_api_key):
+    stored = ApiKey.objects.get()
+    assert raw_api_key not in {stored.key_hash, stored.prefix, stored.name}
+    assert raw_api_key.startswith(stored.prefix) and len(stored.prefix) < 16
+    assert stored.key_hash == ApiKey.hash_key(raw_api_key)
+
+
+def test_authenticating_costs_one_query_and_records_last_use(raw_api_key, agent, django_assert_num_queries):
+    client = APIClient()
+    client.get("/api/v1/agents", HTTP_X_API_KEY=raw_api_key)  # first use writes last_used_at
+    assert ApiKey.objects.get().last_used_at is not None
+    # key lookup, then the page's own count and rows
+    with django_assert_num_queries(3):
+        client.get("/api/v1/agents", HTTP_X_API_KEY=raw_api_key)
+
+
+def test_the_list_shows_only_my_campaigns_newest_first(api, user, other_user):
+    older = CampaignFactory(user=user, name="older")
+    newer = CampaignFactory(user=user, name="newer")
+    CampaignFactory(user=other_user, name="not mine")
+
+    response = api.get("/api/v1/campaigns")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == {"code": 200, "message": "Success"}
+    assert [c["id"] for c in body["data"]] == [newer.pk, older.pk]
+    assert body["pagination"]["total"] == 2
+
+
+def test_the_list_is_paginated(api, user):
+    for _ in range(3):
+        CampaignFactory(user=user)
+    body = api.get("/api/v1/campaigns?page_size=2&page=2").json()
+    assert len(body["data"]) == 1
+    assert body["pagination"]["pages"] == 2
+
+
+def test_one_campaign_has_every_documented_field(api, user):
+    campaign = CampaignFactory(user=user)
+    response = api.get(f"/api/v1/campaigns/{campaign.pk}")
+
+    assert response.status_code == 200
+    data = response.json()["data"]
+    documented = {
+        "id",
+        "name",
+        "status",
+        "elevenlabs_batch_call_id",
+        "recipients_count",
+        "scheduled_at",
+        "send_immediately",
+        "created_at",
+    }
+    assert documented <= data.keys()
+    assert data["id"] == campaign.pk and data["status"] == "pending"
+
+
+def test_another_users_campaign_is_answered_like_a_missing_one(api, other_user):
+    theirs = CampaignFactory(user=other_user)
+    missing = assert_error(api.get("/api/v1/campaigns/999999"), 404, "Campaign not found")
+    hidden = assert_error(api.get(f"/api/v1/campaigns/{theirs.pk}"), 404, "Campaign not found")
+    assert missing["status"] == hidden["status"]
+
+
+def test_an_agent_is_found_by_elevenlabs_id_or_numeric_id(api, user, other_user):
+    agent = AgentFactory(user=user, elevenlabs_agent_id="agent_xyz")
+    theirs = AgentFactory(user=other_user)
+    assert api.get("/api/v1/agents/agent_xyz").json()["data"]["id"] == agent.pk
+    assert api.get(f"/api/v1/agents/{agent.pk}").json()["data"]["agent_id"] == "agent_xyz"
+    assert_error(api.get(f"/api/v1/agents/{theirs.pk}"), 404, "Agent not found")
+
+
+def test_phone_numbers_are_listed(api, phone_number):
+    data = api.get("/api/v1/phone_numbers").json()["data"]
+    assert [(n["id"], n["phone_number"]) for n in data] == [(phone_number.pk, "+14155550100")]
+
+
+def test_an_unknown_path_under_api_answers_json_404(api):
+    assert_error(api.get("/api/v1/nothing-here"), 404, "/api/v1/nothing-here")
+    assert_error(APIClient().post("/api/v2/campaigns"), 404, "/api/v2/campaigns")
+
+
+def test_a_wrong_method_answers_405_in_the_envelope(api):
+    assert_error(api.put("/api/v1/campaigns"), 405, "PUT")
+    assert_error(api.delete("/api/v1/campaigns/1"), 405, "DELETE")
+
+
+def test_responses_carry_rate_limit_headers_and_429_past_the_limit(raw_api_key, settings, monkeypatch):
+    from campaigns.api.throttling import ApiKeyRateThrottle
+
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=raw_api_key)
+
+    first = client.get("/api/v1/campaigns")
+    assert (first["X-RateLimit-Limit"], first["X-RateLimit-Remaining"]) == ("2", "1")
+    assert int(first["X-RateLimit-Reset"]) > 0
+    assert client.get("/api/v1/campaigns")["X-RateLimit-Remaining"] == "0"
+
+    third = client.get("/api/v1/campaigns")
+    assert_error(third, 429, "Too many requests")
+    assert third["X-RateLimit-Remaining"] == "0"
+    assert int(third["Retry-After"]) > 0
+
+
+def test_the_openapi_document_describes_the_create_endpoint():
+    response = APIClient().get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert "json" in response["Content-Type"]
+    schema = json.loads(response.content)
+    assert "post" in schema["paths"]["/api/v1/campaigns"]

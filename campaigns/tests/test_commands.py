@@ -1,0 +1,64 @@
+"""create_api_key and bootstrap_demo, as a newcomer runs them."""
+
+import io
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from campaigns.models import Agent, ApiKey, PhoneNumber
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_create_api_key_prints_only_a_key_that_works(user):
+    output = run("create_api_key", user.username, "--name", "ci")
+
+    key = output.strip()
+    assert output == key + "\n"
+    assert ApiKey.objects.get(user=user).name == "ci"
+    assert APIClient().get("/api/v1/campaigns", HTTP_X_API_KEY=key).status_code == 200
+
+
+def test_create_api_key_refuses_an_unknown_user():
+    with pytest.raises(CommandError, match="No user named 'ghost'"):
+        run("create_api_key", "ghost")
+
+
+def test_bootstrap_demo_json_has_what_a_first_request_needs():
+    facts = json.loads(run("bootstrap_demo", "--json"))
+
+    assert {"username", "password", "api_key", "agent_id", "phone_number_id"} <= facts.keys()
+    user = get_user_model().objects.get(username=facts["username"])
+    assert user.is_staff and user.check_password(facts["password"])
+    assert Agent.objects.get(user=user).elevenlabs_agent_id == facts["agent_id"]
+    assert PhoneNumber.objects.get(user=user).pk == facts["phone_number_id"]
+    assert APIClient().get("/api/v1/agents", HTTP_X_API_KEY=facts["api_key"]).status_code == 200
+
+
+def test_bootstrap_demo_is_idempotent_and_only_the_newest_key_works():
+    first = json.loads(run("bootstrap_demo", "--json"))
+    second = json.loads(run("bootstrap_demo", "--json"))
+
+    assert get_user_model().objects.count() == 1
+    assert Agent.objects.count() == 1 and PhoneNumber.objects.count() == 1
+    assert (first["agent_id"], first["phone_number_id"]) == (second["agent_id"], second["phone_number_id"])
+    client = APIClient()
+    assert client.get("/api/v1/agents", HTTP_X_API_KEY=first["api_key"]).status_code == 401
+    assert client.get("/api/v1/agents", HTTP_X_API_KEY=second["api_key"]).status_code == 200
+
+
+def test_bootstrap_demo_prints_a_ready_to_paste_curl_line():
+    output = run("bootstrap_demo")
+    key = ApiKey.objects.get(revoked_at__isnull=True)
+    assert 'curl -X POST "http://127.0.0.1:8000/api/v1/campaigns"' in output
+    assert key.prefix in output
+    assert "recipients_file=@examples/recipients.csv" in output
