@@ -1,0 +1,639 @@
+"""HTTP client for the ElevenLabs Agents Platform: batch calling, agents and phone numbers.
+
+One method per endpoint, typed errors, lenient parsing. The wire format is described in
+``shared/spec/elevenlabs-api.md``. The client cannot tell the real API from the sandbox app:
+both are reached through ``base_url``.
+
+Retries: GET requests are retried on transport errors, 429 and 5xx. POST requests (submit,
+cancel, retry) never are, because a POST that timed out or failed with a 5xx may still have
+created or changed a batch; the caller reconciles against the batch list before sending again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (5, 30)
+MAX_BACKOFF_SECONDS = 30.0
+MAX_RETRY_AFTER_SECONDS = 60.0
+AGENTS_PAGE_SIZE = 100
+_MESSAGE_LIMIT = 300
+
+BATCH_CALLING = "/v1/convai/batch-calling"
+
+
+# --- Errors ---------------------------------------------------------------------------------
+
+
+class ElevenLabsError(Exception):
+    """Any failure talking to ElevenLabs.
+
+    ``status_code`` is the HTTP status (None when no answer came back), ``message`` is
+    ElevenLabs' own explanation made readable, ``detail`` the parsed ``detail`` of the error
+    body and ``code`` its machine-readable status/code (e.g. ``"invalid_api_key"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        detail: object = None,
+        code: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.detail = detail
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later: transport problems, 429 and 5xx."""
+        return isinstance(self, ElevenLabsTransportError | ElevenLabsRateLimited | ElevenLabsServerError)
+
+    def __str__(self) -> str:
+        if self.status_code is None:
+            return self.message
+        return f"ElevenLabs answered {self.status_code}: {self.message}"
+
+    def __reduce__(self):
+        # Celery pickles exceptions (task results, retries); keep every attribute across that.
+        return (_restore_error, (type(self), self.__dict__.copy()))
+
+
+def _restore_error(cls: type[ElevenLabsError], state: dict) -> ElevenLabsError:
+    error = cls.__new__(cls)
+    error.args = (state.get("message", ""),)
+    error.__dict__.update(state)
+    return error
+
+
+class ElevenLabsTransportError(ElevenLabsError):
+    """No usable answer (connection refused, reset, timeout): the request MAY have reached ElevenLabs."""
+
+
+class ElevenLabsTimeout(ElevenLabsTransportError):
+    """ElevenLabs did not answer within the configured (connect, read) timeout."""
+
+
+class ElevenLabsBadResponse(ElevenLabsError):
+    """A 2xx answer whose body is not JSON or does not have the documented shape."""
+
+    def __str__(self) -> str:
+        return f"ElevenLabs answered {self.status_code} with an unexpected body: {self.message}"
+
+
+class ElevenLabsAuthError(ElevenLabsError):
+    """401/403: the API key is missing, wrong, or lacks permission."""
+
+
+class ElevenLabsNotFound(ElevenLabsError):
+    """404: the batch, agent or phone number does not exist (for this key)."""
+
+
+class ElevenLabsValidationError(ElevenLabsError):
+    """400/422: ElevenLabs rejected the request's content."""
+
+
+class ElevenLabsRateLimited(ElevenLabsError):
+    """429: too many requests. ``retry_after`` is ElevenLabs' requested wait in seconds, if it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ElevenLabsServerError(ElevenLabsError):
+    """5xx: ElevenLabs (or a proxy in front of it) failed."""
+
+
+# --- Parsed responses -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    """A batch call (``BatchCallResponse``). Unknown fields stay in ``raw``; unknown statuses stay strings."""
+
+    id: str
+    name: str
+    agent_id: str
+    status: str
+    phone_number_id: str | None
+    created_at_unix: int | None
+    scheduled_time_unix: int | None
+    last_updated_at_unix: int | None
+    total_calls_dispatched: int
+    total_calls_scheduled: int
+    total_calls_finished: int
+    retry_count: int
+    raw: dict
+
+
+@dataclass(frozen=True)
+class BatchRecipient:
+    """One recipient of a batch (``OutboundCallRecipientResponseModel``)."""
+
+    id: str
+    phone_number: str | None
+    status: str
+    conversation_id: str | None
+    updated_at_unix: int | None
+    dynamic_variables: dict
+    raw: dict
+
+
+@dataclass(frozen=True)
+class BatchCallDetail(BatchCall):
+    """A batch call with all its recipients (``BatchCallDetailedResponse``)."""
+
+    recipients: list[BatchRecipient]
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    """One page of the workspace batch list; pass ``next_doc`` as ``last_doc`` for the next page."""
+
+    batch_calls: list[BatchCall]
+    next_doc: str | None
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    """An agent as listed by ``GET /v1/convai/agents``."""
+
+    agent_id: str
+    name: str
+    raw: dict
+
+
+@dataclass(frozen=True)
+class PhoneNumberInfo:
+    """A phone number imported into ElevenLabs; ``phone_number_id`` is what submit calls ``agent_phone_number_id``."""
+
+    phone_number_id: str
+    phone_number: str
+    label: str
+    provider: str
+    assigned_agent_id: str | None
+    raw: dict
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _object(payload: object, what: str, status_code: int) -> dict:
+    if not isinstance(payload, dict):
+        raise ElevenLabsBadResponse(f"{what} is not a JSON object", status_code=status_code)
+    return payload
+
+
+def _required_id(payload: dict, key: str, what: str, status_code: int) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str) or not value:
+        raise ElevenLabsBadResponse(f"{what} has no {key!r}", status_code=status_code)
+    return value
+
+
+def _batch_fields(payload: object, status_code: int) -> dict:
+    data = _object(payload, "batch call", status_code)
+    return {
+        "id": _required_id(data, "id", "batch call", status_code),
+        "name": _text(data.get("name")) or "",
+        "agent_id": _text(data.get("agent_id")) or "",
+        "status": _text(data.get("status")) or "",
+        "phone_number_id": _text(data.get("phone_number_id")),
+        "created_at_unix": _int(data.get("created_at_unix")),
+        "scheduled_time_unix": _int(data.get("scheduled_time_unix")),
+        "last_updated_at_unix": _int(data.get("last_updated_at_unix")),
+        "total_calls_dispatched": _int(data.get("total_calls_dispatched")) or 0,
+        "total_calls_scheduled": _int(data.get("total_calls_scheduled")) or 0,
+        "total_calls_finished": _int(data.get("total_calls_finished")) or 0,
+        "retry_count": _int(data.get("retry_count")) or 0,
+        "raw": data,
+    }
+
+
+def _parse_batch(payload: object, status_code: int) -> BatchCall:
+    return BatchCall(**_batch_fields(payload, status_code))
+
+
+def _parse_recipient(payload: object, status_code: int) -> BatchRecipient:
+    data = _object(payload, "batch recipient", status_code)
+    client_data = data.get("conversation_initiation_client_data")
+    variables = client_data.get("dynamic_variables") if isinstance(client_data, dict) else None
+    return BatchRecipient(
+        id=_text(data.get("id")) or "",
+        phone_number=_text(data.get("phone_number")),
+        status=_text(data.get("status")) or "",
+        conversation_id=_text(data.get("conversation_id")),
+        updated_at_unix=_int(data.get("updated_at_unix")),
+        dynamic_variables=variables if isinstance(variables, dict) else {},
+        raw=data,
+    )
+
+
+def _parse_batch_detail(payload: object, status_code: int) -> BatchCallDetail:
+    fields = _batch_fields(payload, status_code)
+    recipients = fields["raw"].get("recipients")
+    # An absent list is not "no recipients": a poller would silently stop tracking the batch.
+    if not isinstance(recipients, list):
+        raise ElevenLabsBadResponse("batch call detail has no 'recipients' list", status_code=status_code)
+    return BatchCallDetail(**fields, recipients=[_parse_recipient(item, status_code) for item in recipients])
+
+
+def _parse_phone_number(payload: object, status_code: int) -> PhoneNumberInfo:
+    data = _object(payload, "phone number", status_code)
+    assigned = data.get("assigned_agent")
+    return PhoneNumberInfo(
+        phone_number_id=_required_id(data, "phone_number_id", "phone number", status_code),
+        phone_number=_text(data.get("phone_number")) or "",
+        label=_text(data.get("label")) or "",
+        provider=_text(data.get("provider")) or "",
+        assigned_agent_id=_text(assigned.get("agent_id")) if isinstance(assigned, dict) else None,
+        raw=data,
+    )
+
+
+# --- Error bodies and Retry-After -----------------------------------------------------------
+
+
+def _error_message(detail: object) -> tuple[str | None, str | None]:
+    """Readable message and machine code from a ``detail`` value (FastAPI list or ElevenLabs object)."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = item.get("loc")
+                where = ".".join(str(part) for part in loc) if isinstance(loc, list | tuple) else _text(loc)
+                msg = _text(item.get("msg")) or _text(item.get("message")) or ""
+                parts.append(f"{where}: {msg}" if where else msg)
+            else:
+                parts.append(str(item))
+        return "; ".join(part for part in parts if part) or None, None
+    if isinstance(detail, dict):
+        code = _text(detail.get("status")) or _text(detail.get("code"))
+        message = _text(detail.get("message")) or code
+        return message, code
+    if isinstance(detail, str):
+        return detail, None
+    return None, None
+
+
+def _http_error(response: requests.Response) -> ElevenLabsError:
+    status = response.status_code
+    detail: object = None
+    message: str | None = None
+    code: str | None = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        message, code = _error_message(detail)
+        if message is None:
+            message = _text(body.get("message"))
+    if not message:
+        message = response.text.strip()[:_MESSAGE_LIMIT] or response.reason or "no explanation given"
+
+    kwargs: dict[str, Any] = {"status_code": status, "detail": detail, "code": code}
+    if status in (401, 403):
+        return ElevenLabsAuthError(message, **kwargs)
+    if status == 404:
+        return ElevenLabsNotFound(message, **kwargs)
+    if status in (400, 422):
+        return ElevenLabsValidationError(message, **kwargs)
+    if status == 429:
+        return ElevenLabsRateLimited(message, retry_after=_retry_after(response.headers), **kwargs)
+    if 500 <= status < 600:
+        return ElevenLabsServerError(message, **kwargs)
+    if 300 <= status < 400:
+        message = f"redirected to {response.headers.get('Location', 'an unknown location')}"
+    return ElevenLabsError(message, **kwargs)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date), if present."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            value = float(milliseconds) / 1000
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return max(value, 0.0)
+    header = headers.get("Retry-After")
+    if not header:
+        return None
+    try:
+        value = float(header)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return max(value, 0.0) if math.isfinite(value) else None
+
+
+def _describe_timeout(timeout: Any) -> str:
+    if isinstance(timeout, tuple | list) and len(timeout) == 2:
+        return f"connect {timeout[0]} s, read {timeout[1]} s"
+    return f"{timeout} s"
+
+
+# --- Client ---------------------------------------------------------------------------------
+
+
+class ElevenLabsClient:
+    """Talks to the ElevenLabs API (or the sandbox) with one pooled session.
+
+    ``base_url`` may carry a path prefix (``http://host/sandbox/elevenlabs``). ``sleep`` is
+    injectable so tests can record retry waits instead of sleeping.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+    ):
+        if not base_url:
+            raise ValueError("base_url is required")
+        if max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = tuple(timeout) if isinstance(timeout, list) else timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self._api_key = api_key
+        self._sleep = sleep
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
+
+    def __repr__(self) -> str:
+        return f"<ElevenLabsClient {self.base_url}>"
+
+    # Batch calling
+
+    def submit_batch(
+        self,
+        *,
+        call_name: str,
+        agent_id: str,
+        recipients: list[dict],
+        agent_phone_number_id: str | None = None,
+        scheduled_time_unix: int | None = None,
+        timezone: str | None = None,
+    ) -> BatchCall:
+        """Create a batch call (``POST /submit``). Never retried: on any error, reconcile before resubmitting."""
+        body: dict[str, Any] = {"call_name": call_name, "agent_id": agent_id, "recipients": list(recipients)}
+        optional = {
+            "agent_phone_number_id": agent_phone_number_id,
+            "scheduled_time_unix": scheduled_time_unix,
+            "timezone": timezone,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        response = self._request("POST", f"{BATCH_CALLING}/submit", json_body=body)
+        return _parse_batch(self._json(response), response.status_code)
+
+    def get_batch(self, batch_id: str) -> BatchCallDetail:
+        """Fetch a batch call with every recipient's status and conversation id."""
+        response = self._request("GET", f"{BATCH_CALLING}/{_segment(batch_id)}")
+        return _parse_batch_detail(self._json(response), response.status_code)
+
+    def list_batches(self, *, limit: int = 100, last_doc: str | None = None, agent_id: str | None = None) -> BatchPage:
+        """Fetch one page of the workspace's batch calls."""
+        params: dict[str, Any] = {"limit": limit}
+        if last_doc is not None:
+            params["last_doc"] = last_doc
+        if agent_id is not None:
+            params["agent_id"] = agent_id
+        response = self._request("GET", f"{BATCH_CALLING}/workspace", params=params)
+        data = _object(self._json(response), "batch list", response.status_code)
+        items = data.get("batch_calls")
+        if not isinstance(items, list):
+            raise ElevenLabsBadResponse("batch list has no 'batch_calls' list", status_code=response.status_code)
+        return BatchPage(
+            batch_calls=[_parse_batch(item, response.status_code) for item in items],
+            next_doc=_text(data.get("next_doc")),
+            has_more=data.get("has_more") is True,
+        )
+
+    def iter_batches(self, *, agent_id: str | None = None, limit: int = 100) -> Iterator[BatchCall]:
+        """Yield every batch call of the workspace, page after page."""
+        last_doc: str | None = None
+        while True:
+            page = self.list_batches(limit=limit, last_doc=last_doc, agent_id=agent_id)
+            yield from page.batch_calls
+            if not page.has_more or not page.next_doc:
+                return
+            if page.next_doc == last_doc:
+                # The same cursor twice would loop forever.
+                raise ElevenLabsBadResponse("batch list returned the same next_doc twice", status_code=200)
+            last_doc = page.next_doc
+
+    def cancel_batch(self, batch_id: str) -> BatchCall:
+        """Cancel a batch call; ElevenLabs sets its pending recipients to cancelled. Never retried."""
+        response = self._request("POST", f"{BATCH_CALLING}/{_segment(batch_id)}/cancel")
+        return _parse_batch(self._json(response), response.status_code)
+
+    def retry_batch(self, batch_id: str) -> BatchCall:
+        """Call a batch's failed and no-response recipients again. Never retried."""
+        response = self._request("POST", f"{BATCH_CALLING}/{_segment(batch_id)}/retry")
+        return _parse_batch(self._json(response), response.status_code)
+
+    # Agents and phone numbers
+
+    def list_agents(self) -> list[AgentSummary]:
+        """Every agent visible to the API key, following the cursor across pages."""
+        agents: list[AgentSummary] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"page_size": AGENTS_PAGE_SIZE}
+            if cursor is not None:
+                params["cursor"] = cursor
+            response = self._request("GET", "/v1/convai/agents", params=params)
+            data = _object(self._json(response), "agents page", response.status_code)
+            items = data.get("agents")
+            if not isinstance(items, list):
+                raise ElevenLabsBadResponse("agents page has no 'agents' list", status_code=response.status_code)
+            for item in items:
+                agent = _object(item, "agent", response.status_code)
+                agents.append(
+                    AgentSummary(
+                        agent_id=_required_id(agent, "agent_id", "agent", response.status_code),
+                        name=_text(agent.get("name")) or "",
+                        raw=agent,
+                    )
+                )
+            next_cursor = _text(data.get("next_cursor"))
+            if data.get("has_more") is not True or not next_cursor:
+                return agents
+            if next_cursor == cursor:
+                raise ElevenLabsBadResponse("agents page returned the same next_cursor twice", status_code=200)
+            cursor = next_cursor
+
+    def list_phone_numbers(self) -> list[PhoneNumberInfo]:
+        """Every phone number imported into the workspace (one bare, unpaginated JSON array)."""
+        response = self._request("GET", "/v1/convai/phone-numbers")
+        payload = self._json(response)
+        if not isinstance(payload, list):
+            raise ElevenLabsBadResponse("phone number list is not a JSON array", status_code=response.status_code)
+        return [_parse_phone_number(item, response.status_code) for item in payload]
+
+    # Transport
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: dict[str, Any] | None = None,
+    ) -> requests.Response:
+        # Only reads are safe to repeat; a repeated POST could create a second batch.
+        attempts = 1 + (self.max_retries if method == "GET" else 0)
+        headers = {"xi-api-key": self._api_key, "Accept": "application/json"}
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            cause: Exception | None = None
+            retry_after: float | None = None
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    headers=headers,
+                    timeout=self.timeout,
+                    # requests would resend xi-api-key to any host a redirect points at.
+                    allow_redirects=False,
+                )
+            except requests.Timeout as exc:
+                cause = exc
+                error: ElevenLabsError = ElevenLabsTimeout(
+                    f"ElevenLabs did not answer {method} {path} in time ({_describe_timeout(self.timeout)}); "
+                    "the request may have reached it"
+                )
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                cause = exc
+                error = ElevenLabsTransportError(
+                    f"Could not talk to ElevenLabs for {method} {path} ({str(exc)[:_MESSAGE_LIMIT]}); "
+                    "the request may have reached it"
+                )
+            except requests.RequestException as exc:
+                raise ElevenLabsError(f"Could not send {method} {path} to ElevenLabs: {exc}") from exc
+            else:
+                if 200 <= response.status_code < 300:
+                    return response
+                error = _http_error(response)
+                retry_after = _retry_after(response.headers)
+
+            if not error.retryable or attempt + 1 >= attempts:
+                raise error from cause
+            if retry_after is not None:
+                wait = min(retry_after, MAX_RETRY_AFTER_SECONDS)
+            else:
+                wait = min(self.backoff * 2**attempt, MAX_BACKOFF_SECONDS)
+            logger.warning(
+                "ElevenLabs %s %s failed (%s); retry %d of %d in %.1f s",
+                method,
+                path,
+                error.status_code if error.status_code is not None else type(error).__name__,
+                attempt + 1,
+                attempts - 1,
+                wait,
+            )
+            self._sleep(wait)
+            attempt += 1
+
+    @staticmethod
+    def _json(response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            snippet = response.text.strip()[:_MESSAGE_LIMIT] or "(empty body)"
+            raise ElevenLabsBadResponse(f"body is not JSON: {snippet}", status_code=response.status_code) from None
+
+
+def _segment(value: str) -> str:
+    # Ids are opaque; quoting keeps a stray "/" or "?" from changing the endpoint.
+    return quote(str(value), safe="")
+
+
+# --- Per-process client ---------------------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_cached: tuple[tuple, ElevenLabsClient] | None = None
+
+
+def client_from_settings() -> ElevenLabsClient:
+    """The process-wide client for ``settings.ELEVENLABS_BASE_URL`` / ``ELEVENLABS_API_KEY``.
+
+    Built once per process so connections are pooled; rebuilt when those settings change
+    (tests override them) or after a fork, since a pooled socket must not be shared between
+    worker processes.
+    """
+    global _cached
+    timeout = getattr(settings, "ELEVENLABS_TIMEOUT_SECONDS", DEFAULT_TIMEOUT)
+    if isinstance(timeout, list):
+        timeout = tuple(timeout)
+    key = (os.getpid(), settings.ELEVENLABS_BASE_URL, settings.ELEVENLABS_API_KEY, timeout)
+    with _cache_lock:
+        if _cached is None or _cached[0] != key:
+            client = ElevenLabsClient(
+                base_url=settings.ELEVENLABS_BASE_URL,
+                api_key=settings.ELEVENLABS_API_KEY,
+                timeout=timeout,
+            )
+            _cached = (key, client)
+        return _cached[1]
