@@ -1,0 +1,54 @@
+"""Errors the sandbox answers with, in ElevenLabs' (FastAPI's) error bodies."""
+
+
+class SandboxError(Exception):
+    status_code = 400
+
+    def __init__(self, detail):
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def body(self) -> dict:
+        return {"detail": self.detail}
+
+
+class DetailedError(SandboxError):
+    """An error whose `detail` is an object with `status` and `message`."""
+
+    detail_status = "bad_request"
+
+    def __init__(self, message: str):
+        super().__init__({"status": self.detail_status, "message": message})
+
+
+class InvalidApiKey(DetailedError):
+    status_code = 401
+    detail_status = "invalid_api_key"
+
+    def __init__(self):
+        super().__init__("Invalid API key")
+
+
+class NotFound(DetailedError):
+    status_code = 404
+    detail_status = "not_found"
+
+
+class InvalidState(DetailedError):
+    status_code = 400
+    detail_status = "invalid_state"
+
+
+class InvalidCursor(DetailedError):
+    status_code = 400
+    detail_status = "invalid_cursor"
+
+
+class RequestValidationError(SandboxError):
+    """422 with FastAPI's list of `{"type", "loc", "msg", "input", ["ctx"]}` errors."""
+
+    status_code = 422
+
+    def __init__(self, errors: list[dict]):
+        super().__init__(errors)

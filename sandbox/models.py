@@ -1,0 +1,110 @@
+"""State of the sandbox: the batch calls submitted to it and their recipients.
+
+Times are unix seconds, as in ElevenLabs' JSON; `created_at` and `started_at` keep the
+fraction so that ordering and the call timeline are exact. Optional text is NULL when
+absent: ElevenLabs' JSON tells `null` from `""`, and so do these columns.
+"""
+
+# ruff: noqa: DJ001
+
+from django.db import models
+
+
+class BatchStatus(models.TextChoices):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RecipientStatus(models.TextChoices):
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    INITIATED = "initiated"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    VOICEMAIL = "voicemail"
+
+
+class Outcome(models.TextChoices):
+    """How a recipient's current attempt ends (see `services.outcome_for`)."""
+
+    SUCCESS = "success"
+    UNSUCCESSFUL = "unsuccessful"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    VOICEMAIL = "voicemail"
+
+
+class SandboxBatch(models.Model):
+    id = models.CharField(primary_key=True, max_length=40)
+    name = models.TextField()
+    agent_id = models.CharField(max_length=64)
+    agent_name = models.TextField()
+    phone_number_id = models.CharField(max_length=64, null=True, blank=True)
+    phone_provider = models.CharField(max_length=16, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.PENDING)
+    created_at = models.FloatField()
+    created_at_unix = models.BigIntegerField()
+    scheduled_time_unix = models.BigIntegerField()
+    timezone = models.TextField(null=True, blank=True)
+    branch_id = models.TextField(null=True, blank=True)
+    environment = models.TextField(null=True, blank=True)
+    telephony_call_config = models.JSONField(default=dict)
+    whatsapp_params = models.JSONField(null=True, blank=True)
+    target_concurrency_limit = models.IntegerField(null=True, blank=True)
+    retry_count = models.IntegerField(default=0)
+    total_calls_dispatched = models.IntegerField(default=0)
+    total_calls_scheduled = models.IntegerField(default=0)
+    total_calls_finished = models.IntegerField(default=0)
+    # When the current round of calls starts: recipient i is dispatched at
+    # started_at + i * SANDBOX_CALL_SPACING_SECONDS.
+    started_at = models.FloatField()
+    last_updated_at_unix = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="sandbox_batch_newest"),
+            models.Index(fields=["agent_id", "-created_at"], name="sandbox_batch_agent_newest"),
+            models.Index(fields=["status"], name="sandbox_batch_status"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} ({self.name})"
+
+
+class SandboxRecipient(models.Model):
+    id = models.CharField(primary_key=True, max_length=40)
+    batch = models.ForeignKey(SandboxBatch, on_delete=models.CASCADE, related_name="recipients")
+    position = models.IntegerField()
+    phone_number = models.TextField(null=True, blank=True)
+    whatsapp_user_id = models.TextField(null=True, blank=True)
+    # The `id` the client sent for this recipient, if any.
+    external_id = models.TextField(null=True, blank=True)
+    # The recipient's `conversation_initiation_client_data`, as sent.
+    client_data = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=RecipientStatus.choices, default=RecipientStatus.PENDING)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    attempt = models.IntegerField(default=1)
+    # conversation_id of attempt n = "conv_" + conversation_key + n as two digits.
+    conversation_key = models.CharField(max_length=32)
+    conversation_id = models.CharField(max_length=40, null=True, blank=True)
+    dispatched = models.BooleanField(default=False)
+    created_at_unix = models.BigIntegerField()
+    updated_at_unix = models.BigIntegerField()
+    webhook_sent = models.BooleanField(default=False)
+    webhook_attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "position"], name="sandbox_recipient_position_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "webhook_sent"], name="sandbox_recipient_webhook"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} ({self.phone_number or self.whatsapp_user_id})"

@@ -1,0 +1,569 @@
+"""What the ElevenLabs sandbox does: accept batch calls, play them out over time, send webhooks.
+
+Timeline
+    A batch starts at max(submission time, `scheduled_time_unix`). Recipient i (in the order
+    submitted) is dispatched at start + i * SANDBOX_CALL_SPACING_SECONDS (default 0.5) and then
+    moves one status every SANDBOX_STEP_SECONDS (default 2.0):
+
+        pending -> dispatched -> initiated -> in_progress -> completed | voicemail
+        pending -> dispatched -> initiated -> failed              (busy, no answer)
+
+    A conversation_id (`conv_...`) appears at `initiated` for calls that are answered. The
+    batch is `pending` until its first recipient is dispatched, then `in_progress`, then
+    `completed` once every recipient is in a terminal status. Statuses are computed from the
+    clock on every read (`batch_advance`) and by `sandbox_tick`, so nothing needs to run in
+    the background for the API to move forward; only webhooks need `sandbox_tick`.
+
+Outcome, from the last digit of the recipient's phone number
+    0-5  completed, analysis call_successful "success"
+    6    failed, failure_reason "busy"       (completed on a retry)
+    7    failed, failure_reason "no-answer"  (completed on a retry)
+    8    voicemail (call_successful "failure")
+    9    completed, analysis call_successful "failure"
+    A recipient with no phone number (WhatsApp) completes successfully.
+
+Cancel moves every recipient not yet in a terminal status to `cancelled`. Retry puts the
+`failed` and `voicemail` recipients of a finished batch back to `pending` on a new timeline
+that starts at the time of the retry.
+
+Webhooks (`sandbox_tick`)
+    Each recipient that ends `completed` or `voicemail` gets one `post_call_transcription`
+    event; each `failed` one gets a `call_initiation_failure` event, whose `metadata.body`
+    (Twilio's status-callback fields) also carries `batch_call_id` and
+    `batch_call_recipient_id`. Events are POSTed to SANDBOX_WEBHOOK_URL, signed with
+    ELEVENLABS_WEBHOOK_SECRET (see `sandbox.signing`). A recipient counts as notified after a
+    2xx answer; otherwise it is tried again on the next tick, at most three times in all.
+"""
+
+import logging
+import math
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, CharField, Count, F, Q, Value, When
+from django.db.models.functions import Cast, Coalesce, Concat, LPad
+
+from sandbox import serializers, workspace
+from sandbox.errors import InvalidCursor, InvalidState, NotFound
+from sandbox.models import BatchStatus, Outcome, RecipientStatus, SandboxBatch, SandboxRecipient
+from sandbox.signing import HEADER, sign
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_BATCH = (BatchStatus.PENDING, BatchStatus.IN_PROGRESS)
+OPEN_RECIPIENT = (
+    RecipientStatus.PENDING,
+    RecipientStatus.DISPATCHED,
+    RecipientStatus.INITIATED,
+    RecipientStatus.IN_PROGRESS,
+)
+TERMINAL_RECIPIENT = (
+    RecipientStatus.COMPLETED,
+    RecipientStatus.FAILED,
+    RecipientStatus.CANCELLED,
+    RecipientStatus.VOICEMAIL,
+)
+RETRYABLE_RECIPIENT = (RecipientStatus.FAILED, RecipientStatus.VOICEMAIL)
+NOTIFIED_RECIPIENT = (RecipientStatus.COMPLETED, RecipientStatus.FAILED, RecipientStatus.VOICEMAIL)
+ANSWERED = (Outcome.SUCCESS, Outcome.UNSUCCESSFUL, Outcome.VOICEMAIL)
+UNANSWERED = (Outcome.BUSY, Outcome.NO_ANSWER)
+
+WEBHOOK_MAX_ATTEMPTS = 3
+WEBHOOK_TIMEOUT = (3, 10)
+RETRY_CHUNK = 2_000
+# Floating-point slack when deciding whether a moment on the timeline has been reached.
+_EPSILON = 1e-6
+
+
+def sandbox_enabled() -> bool:
+    return bool(getattr(settings, "ELEVENLABS_SANDBOX", False))
+
+
+def sandbox_api_key() -> str:
+    return getattr(settings, "ELEVENLABS_SANDBOX_API_KEY", "sandbox")
+
+
+def _clock(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+@dataclass(frozen=True)
+class Timeline:
+    spacing: float
+    step: float
+
+    @classmethod
+    def from_settings(cls) -> "Timeline":
+        return cls(
+            spacing=float(getattr(settings, "SANDBOX_CALL_SPACING_SECONDS", 0.5)),
+            step=float(getattr(settings, "SANDBOX_STEP_SECONDS", 2.0)),
+        )
+
+    def dispatched_at(self, batch: SandboxBatch, position: int) -> float:
+        return batch.started_at + position * self.spacing
+
+    def last_position_at_stage(self, batch: SandboxBatch, stage: int, now: float) -> int | None:
+        """The highest position that has reached `stage` (0 dispatched ... 3 ended), or None."""
+        elapsed = now - batch.started_at - stage * self.step + _EPSILON
+        if elapsed < 0:
+            return None
+        if self.spacing <= 0:
+            return batch.total_calls_scheduled
+        return math.floor(elapsed / self.spacing)
+
+
+def outcome_for(phone_number: str | None, attempt: int) -> Outcome:
+    """How the call to `phone_number` ends on its `attempt`-th try (see the module docstring)."""
+    digit = phone_number.strip()[-1:] if phone_number else ""
+    if not digit.isdigit():
+        return Outcome.SUCCESS
+    if digit in "67" and attempt >= 2:
+        return Outcome.SUCCESS
+    return {
+        "6": Outcome.BUSY,
+        "7": Outcome.NO_ANSWER,
+        "8": Outcome.VOICEMAIL,
+        "9": Outcome.UNSUCCESSFUL,
+    }.get(digit, Outcome.SUCCESS)
+
+
+def conversation_id_for(recipient: SandboxRecipient) -> str:
+    """The conversation_id of the recipient's current attempt (mirrors `_conversation_id_sql`)."""
+    return f"conv_{recipient.conversation_key}{recipient.attempt:02d}"
+
+
+def _conversation_id_sql():
+    return Concat(
+        Value("conv_"),
+        F("conversation_key"),
+        LPad(Cast("attempt", output_field=CharField()), 2, Value("0")),
+        output_field=CharField(),
+    )
+
+
+# --- Batch calls --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def batch_submit(*, payload: dict, now: float | None = None) -> SandboxBatch:
+    """Create a batch call from a validated submit body (see `validation.submit_body_validate`)."""
+    now = _clock(now)
+    agent = workspace.agent_find(payload["agent_id"])
+    if agent is None:
+        raise NotFound(f"Agent {payload['agent_id']} not found")
+    phone_number = _batch_phone_number(payload, agent)
+    scheduled = payload.get("scheduled_time_unix")
+    now_unix = int(now)
+    telephony_call_config = {
+        "ringing_timeout_secs": 60,
+        "twilio_call_recording_enabled": False,
+        "twilio_machine_detection": None,
+        **(payload.get("telephony_call_config") or {}),
+    }
+    batch = SandboxBatch.objects.create(
+        id=f"btcal_{secrets.token_hex(12)}",
+        name=payload["call_name"],
+        agent_id=agent["agent_id"],
+        agent_name=agent["name"],
+        phone_number_id=phone_number["phone_number_id"] if phone_number else None,
+        phone_provider=phone_number["provider"] if phone_number else None,
+        status=BatchStatus.PENDING,
+        created_at=now,
+        created_at_unix=now_unix,
+        scheduled_time_unix=scheduled if scheduled is not None else now_unix,
+        timezone=payload.get("timezone"),
+        branch_id=payload.get("branch_id"),
+        environment=payload.get("environment"),
+        telephony_call_config=telephony_call_config,
+        whatsapp_params=payload.get("whatsapp_params"),
+        target_concurrency_limit=payload.get("target_concurrency_limit"),
+        total_calls_scheduled=len(payload["recipients"]),
+        started_at=max(now, float(scheduled)) if scheduled is not None else now,
+        last_updated_at_unix=now_unix,
+    )
+    SandboxRecipient.objects.bulk_create(
+        SandboxRecipient(
+            id=f"rcpt_{secrets.token_hex(12)}",
+            batch_id=batch.pk,
+            position=position,
+            phone_number=recipient["phone_number"],
+            whatsapp_user_id=recipient["whatsapp_user_id"],
+            external_id=recipient["id"],
+            client_data=recipient["conversation_initiation_client_data"],
+            status=RecipientStatus.PENDING,
+            outcome=outcome_for(recipient["phone_number"], 1),
+            attempt=1,
+            conversation_key=secrets.token_hex(11),
+            created_at_unix=now_unix,
+            updated_at_unix=now_unix,
+        )
+        for position, recipient in enumerate(payload["recipients"])
+    )
+    return batch
+
+
+def _batch_phone_number(payload: dict, agent: dict) -> dict | None:
+    """The number the calls are placed from: the one asked for, else the agent's own, else the first."""
+    phone_number_id = payload.get("agent_phone_number_id")
+    if phone_number_id is not None:
+        phone_number = workspace.phone_number_find(phone_number_id)
+        if phone_number is None:
+            raise NotFound(f"Phone number {phone_number_id} not found")
+        return phone_number
+    if payload.get("whatsapp_params") is not None:
+        return None
+    assigned = [
+        number
+        for number in workspace.PHONE_NUMBERS
+        if (number["assigned_agent"] or {}).get("agent_id") == agent["agent_id"]
+    ]
+    return (assigned or workspace.PHONE_NUMBERS)[0]
+
+
+def batch_advance(batch: SandboxBatch, now: float | None = None) -> SandboxBatch:
+    """Bring the batch and its recipients to where the timeline says they are at `now`.
+
+    A handful of UPDATEs whatever the number of recipients: each moves every recipient
+    that has reached one stage of the timeline, most advanced stage first, so that a row
+    changes at most once.
+    """
+    if batch.status not in ACTIVE_BATCH:
+        return batch
+    now = _clock(now)
+    timeline = Timeline.from_settings()
+    if timeline.last_position_at_stage(batch, 0, now) is None:
+        return batch
+    now_unix = int(now)
+    conversation_id = Coalesce(F("conversation_id"), _conversation_id_sql())
+    moves = [
+        # (stage reached, recipients concerned, changes)
+        (
+            3,
+            Q(outcome__in=ANSWERED, status__in=OPEN_RECIPIENT),
+            {
+                "status": Case(
+                    When(outcome=Outcome.VOICEMAIL, then=Value(RecipientStatus.VOICEMAIL)),
+                    default=Value(RecipientStatus.COMPLETED),
+                    output_field=CharField(),
+                ),
+                "conversation_id": conversation_id,
+            },
+        ),
+        (2, Q(outcome__in=UNANSWERED, status__in=OPEN_RECIPIENT), {"status": RecipientStatus.FAILED}),
+        (
+            2,
+            Q(
+                outcome__in=ANSWERED,
+                status__in=(RecipientStatus.PENDING, RecipientStatus.DISPATCHED, RecipientStatus.INITIATED),
+            ),
+            {"status": RecipientStatus.IN_PROGRESS, "conversation_id": conversation_id},
+        ),
+        (
+            1,
+            Q(status__in=(RecipientStatus.PENDING, RecipientStatus.DISPATCHED)),
+            {
+                "status": RecipientStatus.INITIATED,
+                "conversation_id": Case(
+                    When(outcome__in=ANSWERED, then=_conversation_id_sql()),
+                    default=Value(None),
+                    output_field=CharField(),
+                ),
+            },
+        ),
+        (0, Q(status=RecipientStatus.PENDING), {"status": RecipientStatus.DISPATCHED}),
+    ]
+    with transaction.atomic():
+        changed = 0
+        for stage, which, changes in moves:
+            last_position = timeline.last_position_at_stage(batch, stage, now)
+            if last_position is None:
+                continue
+            changed += SandboxRecipient.objects.filter(which, batch=batch, position__lte=last_position).update(
+                dispatched=True, updated_at_unix=now_unix, **changes
+            )
+        if changed:
+            _batch_totals_save(batch, now_unix)
+    return batch
+
+
+def _batch_totals_save(batch: SandboxBatch, now_unix: int, *, status: str | None = None) -> None:
+    """Recount the batch's totals from its recipients and derive its status (unless given).
+
+    The write only lands if nobody changed the batch's status meanwhile (a cancel racing
+    with a read, say); the batch is then reloaded instead.
+    """
+    counts = SandboxRecipient.objects.filter(batch=batch).aggregate(
+        n_scheduled=Count("pk"),
+        n_dispatched=Count("pk", filter=Q(dispatched=True)),
+        n_finished=Count("pk", filter=Q(dispatched=True, status__in=TERMINAL_RECIPIENT)),
+        n_open=Count("pk", filter=Q(status__in=OPEN_RECIPIENT)),
+    )
+    if status is None:
+        if counts["n_open"] == 0:
+            status = BatchStatus.COMPLETED
+        elif counts["n_dispatched"]:
+            status = BatchStatus.IN_PROGRESS
+        else:
+            status = BatchStatus.PENDING
+    changes = {
+        "status": status,
+        "total_calls_scheduled": counts["n_scheduled"],
+        "total_calls_dispatched": counts["n_dispatched"],
+        "total_calls_finished": counts["n_finished"],
+        "last_updated_at_unix": now_unix,
+        "started_at": batch.started_at,
+        "retry_count": batch.retry_count,
+    }
+    if SandboxBatch.objects.filter(pk=batch.pk, status=batch.status).update(**changes):
+        for name, value in changes.items():
+            setattr(batch, name, value)
+    else:
+        batch.refresh_from_db()
+
+
+def batch_get(*, batch_id: str, now: float | None = None) -> SandboxBatch:
+    """The batch as it stands at `now`."""
+    batch = SandboxBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFound(f"Batch call {batch_id} not found")
+    return batch_advance(batch, now)
+
+
+def batch_recipients(*, batch: SandboxBatch) -> list[SandboxRecipient]:
+    return list(SandboxRecipient.objects.filter(batch=batch).order_by("position"))
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    batch_calls: list[SandboxBatch]
+    next_doc: str | None
+    has_more: bool
+
+
+def batch_list(
+    *, limit: int = 100, last_doc: str | None = None, agent_id: str | None = None, now: float | None = None
+) -> BatchPage:
+    """The workspace's batch calls, newest first, `limit` at a time after the batch `last_doc`."""
+    batches = SandboxBatch.objects.order_by("-created_at", "-id")
+    if agent_id:
+        batches = batches.filter(agent_id=agent_id)
+    if last_doc:
+        anchor = SandboxBatch.objects.filter(pk=last_doc).values("created_at", "id").first()
+        if anchor is None:
+            raise NotFound(f"Batch call {last_doc} not found")
+        batches = batches.filter(
+            Q(created_at__lt=anchor["created_at"]) | Q(created_at=anchor["created_at"], id__lt=anchor["id"])
+        )
+    page = list(batches[: limit + 1])
+    has_more = len(page) > limit
+    page = page[:limit]
+    now = _clock(now)
+    for batch in page:
+        batch_advance(batch, now)
+    return BatchPage(batch_calls=page, next_doc=page[-1].id if has_more and page else None, has_more=has_more)
+
+
+def _batch_for_update(batch_id: str) -> SandboxBatch:
+    batch = SandboxBatch.objects.select_for_update().filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFound(f"Batch call {batch_id} not found")
+    return batch
+
+
+@transaction.atomic
+def batch_cancel(*, batch_id: str, now: float | None = None) -> SandboxBatch:
+    """Cancel a pending or running batch: every recipient not yet finished becomes `cancelled`."""
+    now = _clock(now)
+    batch = batch_advance(_batch_for_update(batch_id), now)
+    if batch.status not in ACTIVE_BATCH:
+        raise InvalidState(f"Batch call {batch_id} is {batch.status} and can no longer be cancelled")
+    now_unix = int(now)
+    SandboxRecipient.objects.filter(batch=batch, status__in=OPEN_RECIPIENT).update(
+        status=RecipientStatus.CANCELLED, updated_at_unix=now_unix
+    )
+    _batch_totals_save(batch, now_unix, status=BatchStatus.CANCELLED)
+    return batch
+
+
+@transaction.atomic
+def batch_retry(*, batch_id: str, now: float | None = None) -> SandboxBatch:
+    """Call the failed and voicemail recipients of a finished batch again, from `now` on."""
+    now = _clock(now)
+    batch = batch_advance(_batch_for_update(batch_id), now)
+    if batch.status != BatchStatus.COMPLETED:
+        raise InvalidState(f"Batch call {batch_id} is {batch.status}; only a finished batch call can be retried")
+    rows = list(
+        SandboxRecipient.objects.filter(batch=batch, status__in=RETRYABLE_RECIPIENT).values_list(
+            "pk", "phone_number", "attempt", "position"
+        )
+    )
+    if not rows:
+        raise InvalidState(f"Batch call {batch_id} has no failed or unanswered recipients to retry")
+    by_outcome: dict[Outcome, list[str]] = defaultdict(list)
+    for pk, phone_number, attempt, _position in rows:
+        by_outcome[outcome_for(phone_number, attempt + 1)].append(pk)
+    now_unix = int(now)
+    for outcome, pks in by_outcome.items():
+        for start in range(0, len(pks), RETRY_CHUNK):
+            SandboxRecipient.objects.filter(pk__in=pks[start : start + RETRY_CHUNK]).update(
+                status=RecipientStatus.PENDING,
+                outcome=outcome,
+                attempt=F("attempt") + 1,
+                conversation_id=None,
+                dispatched=False,
+                webhook_sent=False,
+                webhook_attempts=0,
+                updated_at_unix=now_unix,
+            )
+    # The new round keeps the recipients' order and spacing; its first call goes out now.
+    first_position = min(position for *_, position in rows)
+    batch.started_at = now - first_position * Timeline.from_settings().spacing
+    batch.retry_count += 1
+    _batch_totals_save(batch, now_unix, status=BatchStatus.IN_PROGRESS)
+    return batch
+
+
+def batch_delete(*, batch_id: str) -> None:
+    """Delete the batch and its recipients."""
+    deleted, _ = SandboxBatch.objects.filter(pk=batch_id).delete()
+    if not deleted:
+        raise NotFound(f"Batch call {batch_id} not found")
+
+
+# --- Agents and phone numbers -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentPage:
+    agents: list[dict]
+    next_cursor: str | None
+    has_more: bool
+
+
+def agent_list(
+    *,
+    page_size: int = 30,
+    cursor: str | None = None,
+    search: str | None = None,
+    archived: bool | None = None,
+    sort_by: str | None = None,
+    sort_direction: str | None = None,
+) -> AgentPage:
+    """The workspace's agents, `page_size` at a time; `cursor` is the last agent_id of the previous page."""
+    agents = list(workspace.AGENTS)
+    if search:
+        agents = [agent for agent in agents if search.lower() in agent["name"].lower()]
+    if archived is not None:
+        agents = [agent for agent in agents if bool(agent.get("archived")) == archived]
+    key = "name" if sort_by == "name" else "created_at_unix_secs"
+    agents.sort(key=lambda agent: (agent[key], agent["agent_id"]), reverse=sort_direction != "asc")
+    start = 0
+    if cursor:
+        ids = [agent["agent_id"] for agent in agents]
+        if cursor not in ids:
+            raise InvalidCursor(f"Invalid cursor {cursor}")
+        start = ids.index(cursor) + 1
+    page = agents[start : start + page_size]
+    has_more = start + page_size < len(agents)
+    return AgentPage(agents=page, next_cursor=page[-1]["agent_id"] if has_more else None, has_more=has_more)
+
+
+def agent_get(*, agent_id: str) -> dict:
+    agent = workspace.agent_find(agent_id)
+    if agent is None:
+        raise NotFound(f"Agent {agent_id} not found")
+    return agent
+
+
+def phone_number_list(*, provider: str | None = None, agent_id: str | None = None) -> list[dict]:
+    numbers = workspace.PHONE_NUMBERS
+    if provider:
+        numbers = [number for number in numbers if number["provider"] == provider]
+    if agent_id:
+        numbers = [number for number in numbers if (number["assigned_agent"] or {}).get("agent_id") == agent_id]
+    return list(numbers)
+
+
+# --- Webhooks -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TickResult:
+    batches_advanced: int = 0
+    webhooks_sent: int = 0
+    webhooks_failed: int = 0
+
+
+def sandbox_tick(now: float | None = None) -> TickResult:
+    """Advance every active batch, then send the webhooks of recipients that have finished.
+
+    Safe to run concurrently: a recipient's delivery is claimed with a conditional UPDATE
+    before it is sent, so two ticks never send the same event. No transaction is held
+    while a webhook is in flight (the receiver may write to the same database).
+    """
+    if not sandbox_enabled():
+        return TickResult()
+    now = _clock(now)
+    active = list(SandboxBatch.objects.filter(status__in=ACTIVE_BATCH))
+    for batch in active:
+        batch_advance(batch, now)
+    url = getattr(settings, "SANDBOX_WEBHOOK_URL", "")
+    if not url:
+        return TickResult(batches_advanced=len(active))
+    due = list(
+        SandboxRecipient.objects.filter(
+            status__in=NOTIFIED_RECIPIENT, webhook_sent=False, webhook_attempts__lt=WEBHOOK_MAX_ATTEMPTS
+        )
+        .select_related("batch")
+        .order_by("batch__created_at", "batch_id", "position")
+    )
+    sent = failed = 0
+    timeline = Timeline.from_settings()
+    secret = getattr(settings, "ELEVENLABS_WEBHOOK_SECRET", "")
+    with requests.Session() as session:
+        for recipient in due:
+            claimed = SandboxRecipient.objects.filter(
+                pk=recipient.pk,
+                attempt=recipient.attempt,
+                webhook_sent=False,
+                webhook_attempts=recipient.webhook_attempts,
+            ).update(webhook_attempts=F("webhook_attempts") + 1)
+            if not claimed:
+                continue
+            if _webhook_deliver(session=session, url=url, secret=secret, recipient=recipient, timeline=timeline):
+                SandboxRecipient.objects.filter(pk=recipient.pk, attempt=recipient.attempt).update(webhook_sent=True)
+                sent += 1
+            else:
+                failed += 1
+    return TickResult(batches_advanced=len(active), webhooks_sent=sent, webhooks_failed=failed)
+
+
+def _webhook_deliver(
+    *, session: requests.Session, url: str, secret: str, recipient: SandboxRecipient, timeline: Timeline
+) -> bool:
+    timestamp = int(time.time())
+    dispatched_at = timeline.dispatched_at(recipient.batch, recipient.position)
+    event = serializers.webhook_event(
+        recipient=recipient,
+        batch=recipient.batch,
+        conversation_id=conversation_id_for(recipient),
+        event_timestamp=timestamp,
+        started_at=dispatched_at + timeline.step,
+        duration_secs=max(1, round(2 * timeline.step)),
+    )
+    body = serializers.json_bytes(event)
+    headers = {"Content-Type": "application/json", HEADER: sign(body, secret, timestamp)}
+    try:
+        response = session.post(url, data=body, headers=headers, timeout=WEBHOOK_TIMEOUT)
+    except requests.RequestException as exc:
+        logger.warning("Sandbox webhook for %s to %s failed: %s", recipient.pk, url, exc)
+        return False
+    if not 200 <= response.status_code < 300:
+        logger.warning("Sandbox webhook for %s to %s answered %s", recipient.pk, url, response.status_code)
+        return False
+    return True

@@ -1,0 +1,56 @@
+import pytest
+
+from sandbox import services
+from sandbox.models import SandboxBatch, SandboxRecipient
+
+pytestmark = [pytest.mark.django_db]
+
+SIZE = 10_000
+
+
+def big_payload() -> dict:
+    return {
+        "call_name": "Ten thousand",
+        "agent_id": "agent_demo_reminders",
+        "agent_phone_number_id": "phnum_demo_main",
+        "recipients": [
+            {"phone_number": f"+1415{i:07d}", "conversation_initiation_client_data": {"dynamic_variables": {"n": i}}}
+            for i in range(SIZE)
+        ],
+    }
+
+
+def test_ten_thousand_recipients_are_submitted_in_bulk(api, django_assert_max_num_queries):
+    payload = big_payload()
+
+    # bulk_create: a single INSERT on PostgreSQL, batches of at most 999 parameters on SQLite.
+    with django_assert_max_num_queries(SIZE // 50):
+        response = api.post("/v1/convai/batch-calling/submit", payload)
+
+    assert response.status_code == 200
+    assert SandboxRecipient.objects.count() == SIZE
+
+
+def test_advancing_ten_thousand_recipients_takes_a_handful_of_queries(api, clock, django_assert_max_num_queries):
+    created = api.submit(recipients=big_payload()["recipients"])
+    batch = SandboxBatch.objects.get(pk=created["id"])
+
+    with django_assert_max_num_queries(10):
+        services.batch_advance(batch, clock.now + SIZE * 0.5 + 10)
+
+    assert batch.status == "completed"
+    assert batch.total_calls_finished == SIZE
+    assert SandboxRecipient.objects.filter(status__in=services.OPEN_RECIPIENT).count() == 0
+
+
+def test_advancing_part_way_moves_each_recipient_to_its_own_stage(api, clock, django_assert_max_num_queries):
+    created = api.submit(recipients=big_payload()["recipients"])
+    batch = SandboxBatch.objects.get(pk=created["id"])
+
+    with django_assert_max_num_queries(10):
+        services.batch_advance(batch, clock.now + 100)
+
+    # 100 s in: positions up to 200 dispatched, up to 196 initiated, 192 answered, 188 ended.
+    assert batch.total_calls_dispatched == 201
+    assert SandboxRecipient.objects.filter(status="pending").count() == SIZE - 201
+    assert batch.total_calls_finished == SandboxRecipient.objects.filter(status__in=services.TERMINAL_RECIPIENT).count()

@@ -1,0 +1,105 @@
+import pytest
+from elevenlabs.conversational_ai.phone_numbers.types.phone_numbers_list_response_item import (
+    PhoneNumbersListResponseItem_Twilio,
+)
+from elevenlabs.types import GetAgentResponseModel, GetAgentsPageResponseModel
+
+from sandbox import workspace
+
+pytestmark = [pytest.mark.django_db]
+
+
+def test_agents_come_in_cursor_pages(api):
+    pages = []
+    params = {"page_size": 2}
+    while True:
+        response = api.get("/v1/convai/agents", params)
+        assert response.status_code == 200
+        page = response.json()
+        GetAgentsPageResponseModel.model_validate(page)
+        pages.append(page)
+        if not page["has_more"]:
+            break
+        params = {"page_size": 2, "cursor": page["next_cursor"]}
+
+    assert [len(page["agents"]) for page in pages] == [2, 1]
+    assert pages[0]["next_cursor"]
+    assert pages[1]["next_cursor"] is None
+    listed = [agent["agent_id"] for page in pages for agent in page["agents"]]
+    assert sorted(listed) == sorted(agent["agent_id"] for agent in workspace.AGENTS)
+
+
+def test_agents_are_newest_first_by_default_and_30_to_a_page(api):
+    page = api.get("/v1/convai/agents").json()
+
+    assert [agent["agent_id"] for agent in page["agents"]] == [
+        "agent_demo_collections",
+        "agent_demo_survey",
+        "agent_demo_reminders",
+    ]
+    assert page["has_more"] is False
+
+
+def test_agents_can_be_searched_by_name(api):
+    page = api.get("/v1/convai/agents", {"search": "survey"}).json()
+
+    assert [agent["name"] for agent in page["agents"]] == ["Customer survey (demo)"]
+
+
+def test_an_unknown_agent_cursor_is_a_400(api):
+    response = api.get("/v1/convai/agents", {"cursor": "nope"})
+
+    assert response.status_code == 400
+    assert response.json()["detail"]["status"] == "invalid_cursor"
+
+
+def test_an_agent_is_returned_with_its_config_and_numbers(api):
+    response = api.get("/v1/convai/agents/agent_demo_reminders")
+
+    assert response.status_code == 200
+    agent = GetAgentResponseModel.model_validate(response.json())
+    assert agent.name == "Appointment reminders (demo)"
+    assert [number.phone_number_id for number in agent.phone_numbers] == ["phnum_demo_main"]
+    assert agent.conversation_config.tts.voice_id == workspace.AGENTS[0]["voice_id"]
+
+
+def test_an_unknown_agent_is_not_found(api):
+    response = api.get("/v1/convai/agents/agent_x")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": {"status": "not_found", "message": "Agent agent_x not found"}}
+
+
+def test_phone_numbers_are_a_bare_array_of_twilio_numbers(api):
+    response = api.get("/v1/convai/phone-numbers")
+
+    assert response.status_code == 200
+    numbers = response.json()
+    assert isinstance(numbers, list)
+    parsed = [PhoneNumbersListResponseItem_Twilio.model_validate(number) for number in numbers]
+    assert [(n.phone_number_id, n.phone_number, n.label, n.provider) for n in parsed] == [
+        ("phnum_demo_main", "+14155550100", "Demo line", "twilio"),
+        ("phnum_demo_eu", "+442079460000", "Demo UK line", "twilio"),
+    ]
+    assert parsed[0].assigned_agent.agent_id == "agent_demo_reminders"
+    assert parsed[1].assigned_agent is None
+
+
+def test_phone_numbers_filter_by_agent_and_provider(api):
+    by_agent = api.get("/v1/convai/phone-numbers", {"agent_id": "agent_demo_reminders"}).json()
+    sip = api.get("/v1/convai/phone-numbers", {"provider": "sip_trunk"}).json()
+
+    assert [number["phone_number_id"] for number in by_agent] == ["phnum_demo_main"]
+    assert sip == []
+
+
+def test_the_workspace_constants_carry_elevenlabs_field_names():
+    assert [agent["agent_id"] for agent in workspace.AGENTS] == [
+        "agent_demo_reminders",
+        "agent_demo_survey",
+        "agent_demo_collections",
+    ]
+    assert {number["phone_number_id"]: number["phone_number"] for number in workspace.PHONE_NUMBERS} == {
+        "phnum_demo_main": "+14155550100",
+        "phnum_demo_eu": "+442079460000",
+    }

@@ -1,0 +1,18 @@
+"""The sandbox's ElevenLabs paths; the project mounts them under `sandbox/elevenlabs/`."""
+
+from django.urls import path, re_path
+
+from sandbox import views
+
+urlpatterns = [
+    path("v1/convai/batch-calling/submit", views.batch_submit, name="sandbox-batch-submit"),
+    path("v1/convai/batch-calling/workspace", views.batch_list, name="sandbox-batch-list"),
+    path("v1/convai/batch-calling/<str:batch_id>", views.batch_detail, name="sandbox-batch-detail"),
+    path("v1/convai/batch-calling/<str:batch_id>/cancel", views.batch_cancel, name="sandbox-batch-cancel"),
+    path("v1/convai/batch-calling/<str:batch_id>/retry", views.batch_retry, name="sandbox-batch-retry"),
+    path("v1/convai/agents", views.agent_list, name="sandbox-agent-list"),
+    path("v1/convai/agents/<str:agent_id>", views.agent_detail, name="sandbox-agent-detail"),
+    path("v1/convai/phone-numbers", views.phone_number_list, name="sandbox-phone-number-list"),
+    # Anything else answers like FastAPI: 404 {"detail": "Not Found"}.
+    re_path(r"^.*$", views.not_found, name="sandbox-not-found"),
+]

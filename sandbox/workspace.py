@@ -1,0 +1,94 @@
+"""The sandbox's demo workspace: its agents and phone numbers.
+
+Fixed data rather than database rows: the sandbox answers for one workspace whose agents and
+numbers never change. Every dict uses ElevenLabs' field names, exactly as the list endpoints
+return them (`AgentSummaryResponseModel`, the Twilio variant of a phone-number list item).
+"""
+
+SANDBOX_CREATOR = {
+    "is_creator": True,
+    "creator_name": "Sandbox Workspace",
+    "creator_email": "sandbox@example.com",
+    "role": "admin",
+}
+
+AGENTS = [
+    {
+        "agent_id": "agent_demo_reminders",
+        "name": "Appointment reminders (demo)",
+        "voice_id": "21m00Tcm4TlvDq8ikWAM",
+        "tags": ["demo", "reminders"],
+        "created_at_unix_secs": 1767225600,
+        "updated_at_unix_secs": 1767225600,
+        "access_info": SANDBOX_CREATOR,
+        "last_call_time_unix_secs": None,
+        "archived": False,
+    },
+    {
+        "agent_id": "agent_demo_survey",
+        "name": "Customer survey (demo)",
+        "voice_id": "EXAVITQu4vr4xnSDxMaL",
+        "tags": ["demo", "survey"],
+        "created_at_unix_secs": 1767312000,
+        "updated_at_unix_secs": 1767312000,
+        "access_info": SANDBOX_CREATOR,
+        "last_call_time_unix_secs": None,
+        "archived": False,
+    },
+    {
+        "agent_id": "agent_demo_collections",
+        "name": "Payment follow-up (demo)",
+        "voice_id": "pNInz6obpgDQGcFmaJgB",
+        "tags": ["demo", "collections"],
+        "created_at_unix_secs": 1767398400,
+        "updated_at_unix_secs": 1767398400,
+        "access_info": SANDBOX_CREATOR,
+        "last_call_time_unix_secs": None,
+        "archived": False,
+    },
+]
+
+# What `GET /v1/convai/agents/{agent_id}` adds to the summary.
+AGENT_CONVERSATION_CONFIGS = {
+    "agent_demo_reminders": {
+        "first_message": "Hi {{first_name}}, this is a reminder about your appointment.",
+        "prompt": "You remind people of their upcoming appointment and offer to reschedule it.",
+    },
+    "agent_demo_survey": {
+        "first_message": "Hi {{first_name}}, do you have two minutes for a short survey?",
+        "prompt": "You run a three-question customer satisfaction survey.",
+    },
+    "agent_demo_collections": {
+        "first_message": "Hi {{first_name}}, I'm calling about an open balance on your account.",
+        "prompt": "You politely remind customers of an overdue payment and offer a payment plan.",
+    },
+}
+
+PHONE_NUMBERS = [
+    {
+        "provider": "twilio",
+        "phone_number": "+14155550100",
+        "label": "Demo line",
+        "supports_inbound": True,
+        "supports_outbound": True,
+        "phone_number_id": "phnum_demo_main",
+        "assigned_agent": {"agent_id": "agent_demo_reminders", "agent_name": "Appointment reminders (demo)"},
+    },
+    {
+        "provider": "twilio",
+        "phone_number": "+442079460000",
+        "label": "Demo UK line",
+        "supports_inbound": True,
+        "supports_outbound": True,
+        "phone_number_id": "phnum_demo_eu",
+        "assigned_agent": None,
+    },
+]
+
+
+def agent_find(agent_id: str) -> dict | None:
+    return next((agent for agent in AGENTS if agent["agent_id"] == agent_id), None)
+
+
+def phone_number_find(phone_number_id: str) -> dict | None:
+    return next((number for number in PHONE_NUMBERS if number["phone_number_id"] == phone_number_id), None)
