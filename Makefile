@@ -16,14 +16,16 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 install: $(BIN)/.installed
 
 # Embedded defaults: SQLite, no broker server, the built-in ElevenLabs sandbox.
+# Web, worker and beat run together; Ctrl-C stops all three.
 run: export DEBUG ?= true
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py bootstrap_demo --host http://$(HOST):$(PORT)
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py devserver --host $(HOST) --port $(PORT)
 
 # The whole suite. DATABASE_URL picks the database (SQLite when unset).
 test: export SECRET_KEY ?= test-only-secret-key
+test: export CELERY_BROKER_URL ?= memory://
 test: export DEBUG = false
 test: install
 	$(BIN)/ruff check .

@@ -80,6 +80,11 @@ class Campaign(TimestampedModel):
     elevenlabs_batch_call_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     error = models.TextField(blank=True, help_text="Why the campaign failed, in words a person can read.")
 
+    # Set once, atomically, by the worker that wins the right to submit the campaign.
+    dispatch_claimed_at = models.DateTimeField(null=True, blank=True)
+    calls_dispatched = models.PositiveIntegerField(default=0)
+    calls_finished = models.PositiveIntegerField(default=0)
+
     recipients_count = models.PositiveIntegerField(default=0)
     duplicates_merged = models.PositiveIntegerField(default=0)
     invalid_rows_skipped = models.PositiveIntegerField(default=0)
@@ -96,6 +101,36 @@ class Campaign(TimestampedModel):
 
     def __str__(self):
         return self.name
+
+
+class CampaignBatch(models.Model):
+    """One ElevenLabs batch call carrying a slice of a campaign's recipients (ordered by id)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="batches")
+    part = models.PositiveSmallIntegerField(help_text="1-based; part n carries recipients (n-1)*limit onwards.")
+    size = models.PositiveIntegerField()
+    # Written into call_name so the batch can be recognised in ElevenLabs' workspace list
+    # when a worker died between ElevenLabs accepting it and the id being saved here.
+    token = models.CharField(max_length=40, unique=True)
+    elevenlabs_batch_call_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    status = models.CharField(max_length=16, blank=True, help_text="As ElevenLabs reports it.")
+    submit_started_at = models.DateTimeField(null=True, blank=True, help_text="A worker is submitting it.")
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    calls_dispatched = models.PositiveIntegerField(default=0)
+    calls_finished = models.PositiveIntegerField(default=0)
+    retry_count = models.PositiveSmallIntegerField(default=0)
+    polled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["campaign_id", "part"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "part"], name="batch_part_unique")]
+        verbose_name_plural = "campaign batches"
+
+    def __str__(self):
+        return f"{self.campaign_id}/{self.part} {self.elevenlabs_batch_call_id or '(not submitted)'}"
 
 
 class Recipient(models.Model):

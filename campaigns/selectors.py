@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 
 from campaigns.errors import NotFound
-from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber
+from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Recipient
 
 
 def campaign_list(*, user) -> QuerySet[Campaign]:
@@ -47,3 +47,14 @@ def phone_number_list(*, user) -> QuerySet[PhoneNumber]:
 
 def api_key_list(*, user) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def recipient_list(*, campaign: Campaign, status: str | None = None, search: str | None = None) -> QuerySet[Recipient]:
+    """A campaign's recipients in file order, optionally one call status or a number fragment."""
+    recipients = Recipient.objects.filter(campaign=campaign).order_by("pk")
+    if status:
+        recipients = recipients.filter(status=status)
+    if search:
+        digits = "".join(ch for ch in search if ch.isdigit())
+        recipients = recipients.filter(phone_number__contains=digits) if digits else recipients.none()
+    return recipients

@@ -1,6 +1,7 @@
 """Every write the service makes. Views, forms, tasks, admin and commands call these."""
 
 import datetime as dt
+import functools
 import hmac
 import itertools
 import json
@@ -12,9 +13,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns import selectors
-from campaigns.errors import PayloadTooLarge, ValidationFailed
-from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient
+from campaigns import elevenlabs, selectors, tasks, tracking
+from campaigns.errors import Conflict, PayloadTooLarge, UpstreamError, ValidationFailed
+from campaigns.models import Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
 from campaigns.recipients import MAX_REPORTED_ERRORS, RecipientsFileError, RecipientsReader
 from campaigns.scheduling import local_to_utc, zone_get
 
@@ -128,9 +129,7 @@ def _recipients_insert(*, campaign: Campaign, reader: RecipientsReader, skip_inv
     meta = Recipient._meta
     columns = [meta.get_field(name).column for name in ("campaign", "phone_number", "line", "variables", "overrides")]
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    rows = (
-        (campaign.pk, row.phone_number, row.line, encode(row.variables), encode(row.overrides)) for row in reader
-    )
+    rows = ((campaign.pk, row.phone_number, row.line, encode(row.variables), encode(row.overrides)) for row in reader)
     with connection.cursor() as cursor:
         while chunk := list(itertools.islice(rows, INSERT_CHUNK)):
             if reader.error_count and not skip_invalid_rows:
@@ -142,9 +141,7 @@ def _recipients_insert(*, campaign: Campaign, reader: RecipientsReader, skip_inv
                         copy.write_row(values)
             else:
                 placeholders = ", ".join(["%s"] * len(columns))
-                cursor.executemany(
-                    f"INSERT INTO {meta.db_table} ({', '.join(columns)}) VALUES ({placeholders})", chunk
-                )
+                cursor.executemany(f"INSERT INTO {meta.db_table} ({', '.join(columns)}) VALUES ({placeholders})", chunk)
 
 
 @transaction.atomic
@@ -228,10 +225,127 @@ def campaign_create(
     campaign.save(
         update_fields=["recipients_count", "duplicates_merged", "invalid_rows_skipped", "import_errors", "updated_at"]
     )
+    if send_immediately:
+        # robust: a broker that is down must not turn a stored campaign into an error; the
+        # beat sweep queues campaigns whose message never left.
+        transaction.on_commit(functools.partial(tasks.campaign_dispatch.delay, campaign.pk), robust=True)
     return campaign
 
 
-# --- Demo data ---------------------------------------------------------------------------
+def campaign_cancel(*, campaign: Campaign, client=None) -> Campaign:
+    """Cancel a campaign. Not yet sent: cancelled here and never sent. Sent: cancelled at ElevenLabs.
+
+    Raises Conflict when the campaign has already ended, UpstreamError when ElevenLabs fails.
+    """
+    now = timezone.now()
+    # Not claimed by a dispatcher yet: one conditional UPDATE wins against any worker.
+    if Campaign.objects.filter(
+        pk=campaign.pk, status__in=tracking.ACTIVE_CAMPAIGN_STATUSES, dispatch_claimed_at__isnull=True
+    ).update(status=Campaign.Status.CANCELLED, updated_at=now):
+        Recipient.objects.filter(campaign=campaign, status=Recipient.Status.PENDING).update(
+            status=Recipient.Status.CANCELLED, status_updated_at=now
+        )
+        campaign.refresh_from_db()
+        return campaign
+    campaign.refresh_from_db()
+    if campaign.status not in tracking.ACTIVE_CAMPAIGN_STATUSES:
+        raise Conflict(
+            f"The campaign is {campaign.get_status_display().lower()}; only an active campaign can be cancelled."
+        )
+    client = client or elevenlabs.client_from_settings()
+    for batch_id in (
+        campaign.batches.filter(elevenlabs_batch_call_id__isnull=False)
+        .exclude(status__in=tracking.TERMINAL_BATCH)
+        .values_list("elevenlabs_batch_call_id", flat=True)
+    ):
+        try:
+            client.cancel_batch(batch_id)
+        except elevenlabs.ElevenLabsError as exc:
+            raise UpstreamError(f"ElevenLabs could not cancel the campaign: {exc}") from None
+    with transaction.atomic():
+        campaign.batches.exclude(status__in=tracking.TERMINAL_BATCH).update(status="cancelled")
+        Campaign.objects.filter(pk=campaign.pk, status__in=tracking.ACTIVE_CAMPAIGN_STATUSES).update(
+            status=Campaign.Status.CANCELLED, updated_at=now
+        )
+        Recipient.objects.filter(campaign=campaign, status__in=tracking.OPEN_RECIPIENT_STATUSES).update(
+            status=Recipient.Status.CANCELLED, status_updated_at=now
+        )
+    campaign.refresh_from_db()
+    return campaign
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    campaign: Campaign
+    retried_calls: int
+
+
+def campaign_retry(*, campaign: Campaign, client=None) -> RetryResult:
+    """Ask ElevenLabs to call the campaign's failed and unanswered recipients again.
+
+    Raises Conflict when nothing can be retried, UpstreamError when ElevenLabs fails.
+    """
+    retryable = (Recipient.Status.FAILED, Recipient.Status.VOICEMAIL)
+    if campaign.status not in (Campaign.Status.IN_PROGRESS, Campaign.Status.COMPLETED):
+        raise Conflict(
+            f"The campaign is {campaign.get_status_display().lower()}; only a campaign that is calling "
+            "or completed can retry calls."
+        )
+    batches = list(campaign.batches.filter(elevenlabs_batch_call_id__isnull=False, status__in=tracking.TERMINAL_BATCH))
+    to_retry = Recipient.objects.filter(campaign=campaign, status__in=retryable)
+    if not batches or not to_retry.exists():
+        raise Conflict("There are no failed or unanswered calls to retry once the batch has finished.")
+    client = client or elevenlabs.client_from_settings()
+    for batch in batches:
+        try:
+            remote = client.retry_batch(batch.elevenlabs_batch_call_id)
+        except elevenlabs.ElevenLabsError as exc:
+            raise UpstreamError(f"ElevenLabs could not retry the calls: {exc}") from None
+        CampaignBatch.objects.filter(pk=batch.pk).update(status=remote.status, retry_count=remote.retry_count)
+    now = timezone.now()
+    with transaction.atomic():
+        # An explicit retry is the one move back: those calls are placed again.
+        retried = to_retry.update(
+            status=Recipient.Status.PENDING, call_successful="", failure_reason="", status_updated_at=now
+        )
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.IN_PROGRESS, error="", updated_at=now)
+    campaign.refresh_from_db()
+    return RetryResult(campaign=campaign, retried_calls=retried)
+
+
+# --- Agents and phone numbers from ElevenLabs --------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    agents: int
+    phone_numbers: int
+
+
+def elevenlabs_sync(*, user, client=None) -> SyncResult:
+    """Import and update the user's agents and phone numbers from the ElevenLabs workspace.
+
+    Raises UpstreamError when ElevenLabs fails. Records that vanished from the workspace
+    are kept: campaigns may still point at them.
+    """
+    client = client or elevenlabs.client_from_settings()
+    try:
+        agents = client.list_agents()
+        numbers = client.list_phone_numbers()
+    except elevenlabs.ElevenLabsError as exc:
+        raise UpstreamError(f"Could not read the ElevenLabs workspace: {exc}") from None
+    with transaction.atomic():
+        for agent in agents:
+            agent_upsert(user=user, elevenlabs_agent_id=agent.agent_id, name=agent.name or agent.agent_id)
+        for number in numbers:
+            phone_number_upsert(
+                user=user,
+                elevenlabs_phone_number_id=number.phone_number_id,
+                phone_number=number.phone_number,
+                label=number.label,
+                provider=number.provider,
+            )
+    return SyncResult(agents=len(agents), phone_numbers=len(numbers))
 
 
 def agent_upsert(*, user, elevenlabs_agent_id: str, name: str) -> Agent:
@@ -252,16 +366,12 @@ def phone_number_upsert(
     return record
 
 
+# --- Demo --------------------------------------------------------------------------------
+
+
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "voiceable-demo"
 DEMO_API_KEY_NAME = "demo"
-DEMO_AGENT = {"elevenlabs_agent_id": "agent_demo_reminders", "name": "Appointment reminders (demo)"}
-DEMO_PHONE_NUMBER = {
-    "elevenlabs_phone_number_id": "phnum_demo_main",
-    "phone_number": "+14155550100",
-    "label": "Demo line",
-    "provider": "twilio",
-}
 
 
 @dataclass(frozen=True)
@@ -273,24 +383,30 @@ class Demo:
     phone_number: PhoneNumber
 
 
-@transaction.atomic
-def demo_bootstrap() -> Demo:
-    """A demo staff user with one fresh API key, one agent and one phone number.
+def demo_bootstrap(*, client=None) -> Demo:
+    """A demo staff user with one fresh API key and the workspace's agents and phone numbers.
 
-    Safe to run again: the user, agent and number are reused, earlier demo keys are
-    revoked, so exactly one demo key works at any time.
+    Safe to run again: the user and records are reused, earlier demo keys are revoked, so
+    exactly one demo key works at any time. Raises UpstreamError when ElevenLabs cannot be
+    read, ValidationFailed when the workspace has no agent or no phone number.
     """
-    user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME, defaults={"is_staff": True})
-    user.is_staff = True
-    user.is_active = True
-    user.set_password(DEMO_PASSWORD)
-    user.save()
-    ApiKey.objects.filter(user=user, name=DEMO_API_KEY_NAME, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    created = api_key_create(user=user, name=DEMO_API_KEY_NAME)
+    with transaction.atomic():
+        user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
+        user.is_staff = True
+        user.is_active = True
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+    elevenlabs_sync(user=user, client=client)
+    # The first of each in the workspace's own order.
+    agent = selectors.agent_list(user=user).order_by("pk").first()
+    phone_number = selectors.phone_number_list(user=user).order_by("pk").first()
+    if agent is None or phone_number is None:
+        raise ValidationFailed("The ElevenLabs workspace has no agent or no phone number to call with.")
+    with transaction.atomic():
+        ApiKey.objects.filter(user=user, name=DEMO_API_KEY_NAME, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        created = api_key_create(user=user, name=DEMO_API_KEY_NAME)
     return Demo(
-        username=user.username,
-        password=DEMO_PASSWORD,
-        api_key=created.raw_key,
-        agent=agent_upsert(user=user, **DEMO_AGENT),
-        phone_number=phone_number_upsert(user=user, **DEMO_PHONE_NUMBER),
+        username=user.username, password=DEMO_PASSWORD, api_key=created.raw_key, agent=agent, phone_number=phone_number
     )

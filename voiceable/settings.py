@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "campaigns",
+    "sandbox",
 ]
 
 MIDDLEWARE = [
@@ -155,13 +156,73 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- ElevenLabs --------------------------------------------------------------------------
-ELEVENLABS_BASE_URL = env.str("ELEVENLABS_BASE_URL", default="https://api.elevenlabs.io")
+# Where this service can be reached, for links and for the sandbox's webhooks to find it.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 ELEVENLABS_API_KEY = env.str("ELEVENLABS_API_KEY", default="")
+# The built-in fake of ElevenLabs: on in development when no real key is set, and in
+# production only when asked for.
+ELEVENLABS_SANDBOX = env.bool("ELEVENLABS_SANDBOX", default=DEBUG and not ELEVENLABS_API_KEY)
+ELEVENLABS_SANDBOX_API_KEY = "sandbox"
+if ELEVENLABS_SANDBOX and not ELEVENLABS_API_KEY:
+    ELEVENLABS_API_KEY = ELEVENLABS_SANDBOX_API_KEY
+ELEVENLABS_BASE_URL = env.str(
+    "ELEVENLABS_BASE_URL",
+    default=f"{SITE_URL}/sandbox/elevenlabs" if ELEVENLABS_SANDBOX else "https://api.elevenlabs.io",
+)
+ELEVENLABS_TIMEOUT_SECONDS = (
+    env.float("ELEVENLABS_CONNECT_TIMEOUT", default=5),
+    env.float("ELEVENLABS_READ_TIMEOUT", default=30),
+)
+# ElevenLabs' documented limit of recipients per batch; bigger campaigns go out as several.
+ELEVENLABS_BATCH_MAX_RECIPIENTS = env.int("ELEVENLABS_BATCH_MAX_RECIPIENTS", default=10_000)
+# Secret of the post-call webhook (ElevenLabs-Signature HMAC). The sandbox signs with it too.
+ELEVENLABS_WEBHOOK_SECRET = env.str(
+    "ELEVENLABS_WEBHOOK_SECRET", default="sandbox-webhook-secret" if ELEVENLABS_SANDBOX else ""
+)
+ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS = env.int("ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS", default=30 * 60)
+SANDBOX_WEBHOOK_URL = env.str("SANDBOX_WEBHOOK_URL", default=f"{SITE_URL}/webhooks/elevenlabs")
+SANDBOX_CALL_SPACING_SECONDS = env.float("SANDBOX_CALL_SPACING_SECONDS", default=0.5)
+SANDBOX_STEP_SECONDS = env.float("SANDBOX_STEP_SECONDS", default=2.0)
 
 # --- Celery ------------------------------------------------------------------------------
 # Kombu's filesystem transport needs no server; production and CI use Redis.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 BROKER_FILESYSTEM_DIR = Path(env.str("BROKER_FILESYSTEM_DIR", default=str(BASE_DIR / "var" / "broker")))
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_FILESYSTEM_DIR / "queue"),
+        "data_folder_out": str(BROKER_FILESYSTEM_DIR / "queue"),
+        "control_folder": str(BROKER_FILESYSTEM_DIR / "control"),
+        "store_processed": False,
+    }
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing from a web request must not hang when the broker is down: the beat sweep
+# picks up anything whose message was never sent.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
+
+# How often beat runs each periodic task (seconds).
+DISPATCH_DUE_EVERY = env.float("DISPATCH_DUE_EVERY", default=5.0)
+POLL_ACTIVE_EVERY = env.float("POLL_ACTIVE_EVERY", default=10.0)
+# A submit that started this long ago without saving a batch id is presumed dead and reconciled.
+DISPATCH_STALE_AFTER_SECONDS = env.int("DISPATCH_STALE_AFTER_SECONDS", default=120)
+DISPATCH_MAX_ATTEMPTS = env.int("DISPATCH_MAX_ATTEMPTS", default=5)
+
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-campaigns": {"task": "campaigns.tasks.campaigns_dispatch_due", "schedule": DISPATCH_DUE_EVERY},
+    "poll-active-campaigns": {"task": "campaigns.tasks.campaigns_poll_active", "schedule": POLL_ACTIVE_EVERY},
+}
+if ELEVENLABS_SANDBOX:
+    CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": 2.0}
 
 LOGGING = {
     "version": 1,

@@ -2,10 +2,14 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from campaigns.api.views import ApiNotFoundView
+from campaigns.webhooks import elevenlabs_webhook
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("campaigns.api.urls")),
+    path("webhooks/elevenlabs", elevenlabs_webhook, name="elevenlabs-webhook"),
+    # Answers 404 unless settings.ELEVENLABS_SANDBOX is on.
+    path("sandbox/elevenlabs/", include("sandbox.urls")),
     # Unknown paths under /api/ answer in the JSON error envelope, never an HTML page.
     re_path(r"^api/", ApiNotFoundView.as_view()),
 ]

@@ -5,6 +5,9 @@ import datetime as dt
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from campaigns import tracking
+from campaigns.models import Recipient
+
 
 class UtcDateTimeField(serializers.DateTimeField):
     """ISO 8601 in UTC with a Z, as the API documents (`2024-01-15T10:30:00Z`)."""
@@ -62,6 +65,8 @@ class CampaignSerializer(serializers.Serializer):
     phone_number_id = serializers.IntegerField()
     duplicates_merged = serializers.IntegerField()
     invalid_rows_skipped = serializers.IntegerField()
+    calls_dispatched = serializers.IntegerField()
+    calls_finished = serializers.IntegerField()
     error = serializers.SerializerMethodField()
 
     def get_error(self, campaign) -> str | None:
@@ -72,3 +77,29 @@ class CampaignCreatedSerializer(CampaignSerializer):
     """The create answer adds what happened to the file's rows."""
 
     invalid_rows = serializers.JSONField(source="import_errors")
+
+
+class CampaignDetailSerializer(CampaignSerializer):
+    recipients_by_status = serializers.SerializerMethodField()
+
+    def get_recipients_by_status(self, campaign) -> dict[str, int]:
+        return tracking.outcome_counts(campaign_id=campaign.pk)
+
+
+class RecipientSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    phone_number = serializers.CharField()
+    line = serializers.IntegerField()
+    status = serializers.CharField()
+    variables = serializers.JSONField()
+    overrides = serializers.JSONField()
+    conversation_id = serializers.CharField()
+    call_successful = serializers.CharField()
+    failure_reason = serializers.CharField()
+    summary = serializers.CharField()
+    status_updated_at = UtcDateTimeField(allow_null=True)
+
+
+class RecipientFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Recipient.Status.choices, required=False)
+    search = serializers.CharField(required=False, allow_blank=True)

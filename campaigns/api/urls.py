@@ -7,6 +7,17 @@ from . import views
 urlpatterns = [
     re_path(r"^campaigns/?$", views.CampaignListCreateView.as_view(), name="api-campaigns"),
     re_path(r"^campaigns/(?P<campaign_id>[^/]+)/?$", views.CampaignDetailView.as_view(), name="api-campaign"),
+    re_path(
+        r"^campaigns/(?P<campaign_id>[^/]+)/cancel/?$", views.CampaignCancelView.as_view(), name="api-campaign-cancel"
+    ),
+    re_path(
+        r"^campaigns/(?P<campaign_id>[^/]+)/retry/?$", views.CampaignRetryView.as_view(), name="api-campaign-retry"
+    ),
+    re_path(
+        r"^campaigns/(?P<campaign_id>[^/]+)/recipients/?$",
+        views.CampaignRecipientsView.as_view(),
+        name="api-campaign-recipients",
+    ),
     re_path(r"^agents/?$", views.AgentListView.as_view(), name="api-agents"),
     re_path(r"^agents/(?P<agent_id>[^/]+)/?$", views.AgentDetailView.as_view(), name="api-agent"),
     re_path(r"^phone_numbers/?$", views.PhoneNumberListView.as_view(), name="api-phone-numbers"),

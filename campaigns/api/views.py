@@ -68,10 +68,39 @@ class CampaignListCreateView(ApiView):
 
 
 class CampaignDetailView(ApiView):
-    @extend_schema(responses=serializers.CampaignSerializer)
+    @extend_schema(responses=serializers.CampaignDetailSerializer)
     def get(self, request, campaign_id):
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
-        return success(serializers.CampaignSerializer(campaign).data)
+        return success(serializers.CampaignDetailSerializer(campaign).data)
+
+
+class CampaignCancelView(ApiView):
+    @extend_schema(request=None, responses=serializers.CampaignSerializer)
+    def post(self, request, campaign_id):
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        campaign = services.campaign_cancel(campaign=campaign)
+        return success(serializers.CampaignSerializer(campaign).data, message="Campaign cancelled")
+
+
+class CampaignRetryView(ApiView):
+    @extend_schema(request=None, responses=serializers.CampaignSerializer)
+    def post(self, request, campaign_id):
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        result = services.campaign_retry(campaign=campaign)
+        data = {**serializers.CampaignSerializer(result.campaign).data, "retried_calls": result.retried_calls}
+        return success(data, message=f"Retrying {result.retried_calls} calls")
+
+
+class CampaignRecipientsView(ApiView):
+    @extend_schema(
+        parameters=[serializers.RecipientFilterSerializer], responses=serializers.RecipientSerializer(many=True)
+    )
+    def get(self, request, campaign_id):
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        filters = serializers.RecipientFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        recipients = selectors.recipient_list(campaign=campaign, **filters.validated_data)
+        return self.paginate(recipients, serializers.RecipientSerializer)
 
 
 class AgentListView(ApiView):

@@ -62,3 +62,13 @@ def campaign_form(agent, phone_number):
         return {key: value for key, value in form.items() if value is not None}
 
     return build
+
+
+@pytest.fixture
+def sandbox_live(live_server, settings):
+    """ElevenLabs played by the sandbox app, over real HTTP on the live test server."""
+    settings.ELEVENLABS_SANDBOX = True
+    settings.ELEVENLABS_API_KEY = settings.ELEVENLABS_SANDBOX_API_KEY
+    settings.ELEVENLABS_BASE_URL = f"{live_server.url}/sandbox/elevenlabs"
+    settings.SANDBOX_WEBHOOK_URL = ""
+    return live_server

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from campaigns.models import Agent, ApiKey, PhoneNumber
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run(*args) -> str:
@@ -33,14 +33,23 @@ def test_create_api_key_refuses_an_unknown_user():
         run("create_api_key", "ghost")
 
 
+@pytest.fixture(autouse=True)
+def _workspace(request):
+    if "bootstrap" in request.node.name:
+        request.getfixturevalue("sandbox_live")
+
+
 def test_bootstrap_demo_json_has_what_a_first_request_needs():
     facts = json.loads(run("bootstrap_demo", "--json"))
 
     assert {"username", "password", "api_key", "agent_id", "phone_number_id"} <= facts.keys()
     user = get_user_model().objects.get(username=facts["username"])
     assert user.is_staff and user.check_password(facts["password"])
-    assert Agent.objects.get(user=user).elevenlabs_agent_id == facts["agent_id"]
-    assert PhoneNumber.objects.get(user=user).pk == facts["phone_number_id"]
+    # the workspace's agents and numbers (the sandbox's demo workspace)
+    assert Agent.objects.filter(user=user).count() == 3
+    assert PhoneNumber.objects.filter(user=user).count() == 2
+    assert Agent.objects.filter(user=user, elevenlabs_agent_id=facts["agent_id"]).exists()
+    assert PhoneNumber.objects.get(pk=facts["phone_number_id"]).user == user
     assert APIClient().get("/api/v1/agents", HTTP_X_API_KEY=facts["api_key"]).status_code == 200
 
 
@@ -49,7 +58,7 @@ def test_bootstrap_demo_is_idempotent_and_only_the_newest_key_works():
     second = json.loads(run("bootstrap_demo", "--json"))
 
     assert get_user_model().objects.count() == 1
-    assert Agent.objects.count() == 1 and PhoneNumber.objects.count() == 1
+    assert Agent.objects.count() == 3 and PhoneNumber.objects.count() == 2
     assert (first["agent_id"], first["phone_number_id"]) == (second["agent_id"], second["phone_number_id"])
     client = APIClient()
     assert client.get("/api/v1/agents", HTTP_X_API_KEY=first["api_key"]).status_code == 401
@@ -62,3 +71,19 @@ def test_bootstrap_demo_prints_a_ready_to_paste_curl_line():
     assert 'curl -X POST "http://127.0.0.1:8000/api/v1/campaigns"' in output
     assert key.prefix in output
     assert "recipients_file=@examples/recipients.csv" in output
+
+
+def test_bootstrap_demo_explains_an_unreachable_elevenlabs(settings):
+    settings.ELEVENLABS_BASE_URL = "http://127.0.0.1:9/nowhere"
+    with pytest.raises(CommandError, match="Could not read the ElevenLabs workspace"):
+        run("bootstrap_demo")
+
+
+def test_sync_elevenlabs_imports_the_workspace(sandbox_live, user):
+    output = run("sync_elevenlabs", user.username)
+    assert output.strip() == "Synced 3 agents and 2 phone numbers for alice."
+    assert set(Agent.objects.filter(user=user).values_list("elevenlabs_agent_id", flat=True)) == {
+        "agent_demo_reminders",
+        "agent_demo_survey",
+        "agent_demo_collections",
+    }

@@ -1,14 +1,16 @@
 import json
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from campaigns import services
+from campaigns.errors import ApplicationError
 
 
 class Command(BaseCommand):
     help = (
-        "Create (or refresh) a demo staff user with an API key, an agent and a phone number, "
-        "and print what a first request needs."
+        "Create (or refresh) a demo staff user with an API key, import the ElevenLabs workspace's "
+        "agents and phone numbers, and print what a first request needs."
     )
 
     def add_arguments(self, parser):
@@ -17,7 +19,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         host = options["host"]
-        demo = services.demo_bootstrap()
+        try:
+            demo = services.demo_bootstrap()
+        except ApplicationError as exc:
+            raise CommandError(f"{exc} (ElevenLabs at {settings.ELEVENLABS_BASE_URL})") from None
         facts = {
             "username": demo.username,
             "password": demo.password,
@@ -39,7 +44,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             "\nVoiceable Campaigns is ready.\n\n"
-            f"  Web sign-in:  {host}/admin/   user {demo.username}   password {demo.password}\n"
+            f"  Admin:        {host}/admin/   user {demo.username}   password {demo.password}\n"
             f"  API key:      {demo.api_key}\n"
             f"  Agent:        {demo.agent.name} (agent_id {demo.agent.elevenlabs_agent_id})\n"
             f"  Phone number: {demo.phone_number.phone_number} (phone_number_id {demo.phone_number.pk})\n"

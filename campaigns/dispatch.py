@@ -1,0 +1,294 @@
+"""Submitting campaigns to ElevenLabs, exactly once.
+
+A campaign is claimed by one conditional UPDATE (only one worker can win it), split into
+batches of at most ELEVENLABS_BATCH_MAX_RECIPIENTS, and each batch is claimed again before
+it is submitted. Every batch carries a token in its call_name: a worker that died after
+ElevenLabs accepted a batch but before its id was saved leaves a claim behind, and the
+next attempt looks for that token in ElevenLabs' workspace list before anything is sent
+again. Transient failures are retried later by the beat sweep, never by resending blindly.
+"""
+
+import datetime as dt
+import logging
+import math
+import secrets
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from campaigns import elevenlabs, tracking
+from campaigns.models import Campaign, CampaignBatch, Recipient
+
+logger = logging.getLogger(__name__)
+
+# How far into the workspace's batch list (newest first) to look for a batch of ours.
+RECONCILE_SCAN_LIMIT = 1_000
+OVERRIDE_PATHS = {
+    "language": ("agent", "language"),
+    "first_message": ("agent", "first_message"),
+    "system_prompt": ("agent", "prompt", "prompt"),
+    "voice_id": ("tts", "voice_id"),
+}
+
+
+def _client(client):
+    return client or elevenlabs.client_from_settings()
+
+
+def campaign_claim(*, campaign_id: int, now: dt.datetime | None = None) -> bool:
+    """Win the right to submit a campaign that is due, and split it into batches.
+
+    One conditional UPDATE decides: whatever the number of workers, beat sweeps and
+    immediate triggers racing, exactly one call returns True for a campaign.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        won = (
+            Campaign.objects.filter(pk=campaign_id, dispatch_claimed_at__isnull=True)
+            .filter(Q(status=Campaign.Status.PENDING) | Q(status=Campaign.Status.SCHEDULED, scheduled_at__lte=now))
+            .update(dispatch_claimed_at=now, status=Campaign.Status.PENDING, updated_at=now)
+        )
+        if not won:
+            return False
+        count = Recipient.objects.filter(campaign_id=campaign_id).count()
+        limit = settings.ELEVENLABS_BATCH_MAX_RECIPIENTS
+        CampaignBatch.objects.bulk_create(
+            CampaignBatch(
+                campaign_id=campaign_id,
+                part=part,
+                size=min(limit, count - (part - 1) * limit),
+                token=f"vc-{campaign_id}-{part}-{secrets.token_hex(6)}",
+            )
+            for part in range(1, math.ceil(count / limit) + 1)
+        )
+    logger.info("Claimed campaign %s for dispatch", campaign_id)
+    return True
+
+
+def campaign_dispatch(*, campaign_id: int, client=None) -> None:
+    """Claim the campaign if it is due and unclaimed, then submit every batch this worker can claim."""
+    campaign_claim(campaign_id=campaign_id)
+    waiting = CampaignBatch.objects.filter(campaign_id=campaign_id, elevenlabs_batch_call_id__isnull=True)
+    for batch_id in waiting.values_list("pk", flat=True):
+        batch_submit(batch_id=batch_id, client=client)
+
+
+def batch_submit(*, batch_id: int, client=None) -> None:
+    """Submit one batch, if this worker can claim it. Safe to call any number of times."""
+    now = timezone.now()
+    claimed = (
+        CampaignBatch.objects.filter(
+            pk=batch_id,
+            elevenlabs_batch_call_id__isnull=True,
+            submit_started_at__isnull=True,
+            campaign__status=Campaign.Status.PENDING,
+        )
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(submit_started_at=now, submit_attempts=F("submit_attempts") + 1)
+    )
+    if not claimed:
+        return
+    batch = CampaignBatch.objects.select_related("campaign__agent", "campaign__phone_number").get(pk=batch_id)
+    client = _client(client)
+
+    if batch.submit_attempts > 1:
+        # An earlier attempt may have reached ElevenLabs: look before sending again.
+        try:
+            remote = batch_find_remote(batch=batch, client=client)
+        except elevenlabs.ElevenLabsError as exc:
+            _attempt_failed(batch, f"Could not check ElevenLabs for an earlier submission: {exc}", now=now)
+            return
+        if remote is not None:
+            _batch_submitted(batch, remote)
+            return
+
+    try:
+        remote = client.submit_batch(**batch_payload(batch=batch))
+    except elevenlabs.ElevenLabsError as exc:
+        _submit_failed(batch, exc, client=client, now=now)
+        return
+    _batch_submitted(batch, remote)
+
+
+def batch_payload(*, batch: CampaignBatch) -> dict:
+    """The submit body for one batch: its slice of the campaign's recipients, in id order."""
+    campaign = batch.campaign
+    limit = settings.ELEVENLABS_BATCH_MAX_RECIPIENTS
+    rows = (
+        Recipient.objects.filter(campaign_id=campaign.pk)
+        .order_by("pk")
+        .values_list("pk", "phone_number", "variables", "overrides")[(batch.part - 1) * limit : batch.part * limit]
+    )
+    payload = {
+        "call_name": f"{campaign.name} [{batch.token}]",
+        "agent_id": campaign.agent.elevenlabs_agent_id,
+        "agent_phone_number_id": campaign.phone_number.elevenlabs_phone_number_id,
+        "recipients": [_recipient_payload(*row) for row in rows],
+    }
+    if not campaign.send_immediately and campaign.scheduled_at:
+        payload["scheduled_time_unix"] = int(campaign.scheduled_at.timestamp())
+        payload["timezone"] = campaign.timezone
+    return payload
+
+
+def _recipient_payload(pk: int, phone_number: str, variables: dict, overrides: dict) -> dict:
+    recipient = {"id": str(pk), "phone_number": phone_number}
+    client_data = {}
+    if variables:
+        client_data["dynamic_variables"] = variables
+    if overrides:
+        config: dict = {}
+        for column, value in overrides.items():
+            *parents, leaf = OVERRIDE_PATHS[column]
+            node = config
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = value
+        client_data["conversation_config_override"] = config
+    if client_data:
+        recipient["conversation_initiation_client_data"] = client_data
+    return recipient
+
+
+def batch_find_remote(*, batch: CampaignBatch, client) -> "elevenlabs.BatchCall | None":
+    """Our batch in ElevenLabs' workspace list, recognised by the token in its name."""
+    marker = f"[{batch.token}]"
+    agent_id = batch.campaign.agent.elevenlabs_agent_id
+    for seen, remote in enumerate(client.iter_batches(agent_id=agent_id)):
+        if remote.name.endswith(marker):
+            return remote
+        if seen >= RECONCILE_SCAN_LIMIT:
+            break
+    return None
+
+
+def _batch_submitted(batch: CampaignBatch, remote) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        saved = CampaignBatch.objects.filter(pk=batch.pk, elevenlabs_batch_call_id__isnull=True).update(
+            elevenlabs_batch_call_id=remote.id,
+            status=remote.status,
+            submitted_at=now,
+            submit_started_at=None,
+            next_attempt_at=None,
+            last_error="",
+            calls_dispatched=remote.total_calls_dispatched,
+            calls_finished=remote.total_calls_finished,
+        )
+        if saved and batch.part == 1:
+            Campaign.objects.filter(pk=batch.campaign_id).update(elevenlabs_batch_call_id=remote.id, updated_at=now)
+    if saved:
+        logger.info("Campaign %s part %s submitted as %s", batch.campaign_id, batch.part, remote.id)
+        tracking.campaign_refresh(campaign_id=batch.campaign_id)
+
+
+def _submit_failed(batch: CampaignBatch, exc: "elevenlabs.ElevenLabsError", *, client, now) -> None:
+    if not (exc.retryable or isinstance(exc, elevenlabs.ElevenLabsBadResponse)):
+        # ElevenLabs said no (bad key, invalid payload, unknown agent): sending again won't help.
+        campaign_fail(campaign_id=batch.campaign_id, reason=f"ElevenLabs refused the campaign: {exc}")
+        _release(batch, error=str(exc), next_attempt_at=None)
+        return
+    # The request may have created the batch anyway (timeout, 5xx): look before retrying.
+    try:
+        remote = batch_find_remote(batch=batch, client=client)
+    except elevenlabs.ElevenLabsError:
+        logger.warning(
+            "Campaign %s part %s: submit failed (%s) and the check failed too", batch.campaign_id, batch.part, exc
+        )
+        return  # keep the claim: the stale-claim sweep reconciles before any resubmission
+    if remote is not None:
+        _batch_submitted(batch, remote)
+        return
+    _attempt_failed(batch, str(exc), now=now)
+
+
+def _attempt_failed(batch: CampaignBatch, error: str, *, now) -> None:
+    attempts = batch.submit_attempts
+    if attempts >= settings.DISPATCH_MAX_ATTEMPTS:
+        campaign_fail(
+            campaign_id=batch.campaign_id,
+            reason=f"ElevenLabs could not take the campaign after {attempts} attempts: {error}",
+        )
+        _release(batch, error=error, next_attempt_at=None)
+        return
+    wait = dt.timedelta(seconds=min(300, 5 * 2 ** (attempts - 1)))
+    logger.warning(
+        "Campaign %s part %s: attempt %s failed (%s); next in %s", batch.campaign_id, batch.part, attempts, error, wait
+    )
+    _release(batch, error=error, next_attempt_at=now + wait)
+
+
+def _release(batch: CampaignBatch, *, error: str, next_attempt_at) -> None:
+    CampaignBatch.objects.filter(pk=batch.pk, elevenlabs_batch_call_id__isnull=True).update(
+        submit_started_at=None, last_error=error[:2000], next_attempt_at=next_attempt_at
+    )
+
+
+def campaign_fail(*, campaign_id: int, reason: str) -> None:
+    """Mark a campaign failed with a reason the API shows, unless it already ended."""
+    Campaign.objects.filter(pk=campaign_id, status__in=tracking.ACTIVE_CAMPAIGN_STATUSES).update(
+        status=Campaign.Status.FAILED, error=reason[:2000], updated_at=timezone.now()
+    )
+    logger.warning("Campaign %s failed: %s", campaign_id, reason)
+
+
+def batch_recover(*, batch_id: int, client=None) -> None:
+    """Settle a batch whose submitting worker vanished: adopt ElevenLabs' batch or free the claim."""
+    stale_before = timezone.now() - dt.timedelta(seconds=settings.DISPATCH_STALE_AFTER_SECONDS)
+    batch = (
+        CampaignBatch.objects.select_related("campaign__agent")
+        .filter(pk=batch_id, elevenlabs_batch_call_id__isnull=True, submit_started_at__lt=stale_before)
+        .first()
+    )
+    if batch is None:
+        return
+    # Take over the stale claim; a concurrent recoverer loses this UPDATE.
+    if not CampaignBatch.objects.filter(pk=batch.pk, submit_started_at=batch.submit_started_at).update(
+        submit_started_at=timezone.now()
+    ):
+        return
+    try:
+        remote = batch_find_remote(batch=batch, client=_client(client))
+    except elevenlabs.ElevenLabsError as exc:
+        logger.warning("Campaign %s part %s: reconciliation failed: %s", batch.campaign_id, batch.part, exc)
+        return  # still claimed: tried again once it is stale again
+    if remote is not None:
+        _batch_submitted(batch, remote)
+    else:
+        _release(
+            batch,
+            error="The submitting worker stopped before ElevenLabs accepted the batch.",
+            next_attempt_at=timezone.now(),
+        )
+
+
+def campaigns_due(*, now: dt.datetime | None = None) -> list[int]:
+    """Campaigns a dispatch should be queued for now (the beat sweep's work list)."""
+    now = now or timezone.now()
+    lost_after = now - dt.timedelta(seconds=30)
+    due = Campaign.objects.filter(
+        # scheduled and due
+        Q(status=Campaign.Status.SCHEDULED, scheduled_at__lte=now, dispatch_claimed_at__isnull=True)
+        # immediate, but its on-commit message never arrived (broker down at the time)
+        | Q(status=Campaign.Status.PENDING, dispatch_claimed_at__isnull=True, created_at__lte=lost_after)
+        # claimed, with a batch waiting for its next attempt
+        | Q(
+            status=Campaign.Status.PENDING,
+            batches__elevenlabs_batch_call_id__isnull=True,
+            batches__submit_started_at__isnull=True,
+            batches__next_attempt_at__lte=now,
+        )
+    )
+    return list(due.values_list("pk", flat=True).distinct())
+
+
+def batches_stale(*, now: dt.datetime | None = None) -> list[int]:
+    now = now or timezone.now()
+    stale_before = now - dt.timedelta(seconds=settings.DISPATCH_STALE_AFTER_SECONDS)
+    return list(
+        CampaignBatch.objects.filter(
+            elevenlabs_batch_call_id__isnull=True, submit_started_at__lt=stale_before
+        ).values_list("pk", flat=True)
+    )
