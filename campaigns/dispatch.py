@@ -267,7 +267,7 @@ def batch_recover(*, batch_id: int, client=None) -> None:
 def campaigns_due(*, now: dt.datetime | None = None) -> list[int]:
     """Campaigns a dispatch should be queued for now (the beat sweep's work list)."""
     now = now or timezone.now()
-    lost_after = now - dt.timedelta(seconds=30)
+    lost_after = now - dt.timedelta(seconds=settings.DISPATCH_LOST_AFTER_SECONDS)
     due = Campaign.objects.filter(
         # scheduled and due
         Q(status=Campaign.Status.SCHEDULED, scheduled_at__lte=now, dispatch_claimed_at__isnull=True)

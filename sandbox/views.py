@@ -6,7 +6,9 @@ Plain Django views answering as ElevenLabs' FastAPI server does: its status code
 
 import functools
 import hmac
+import time
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -56,6 +58,11 @@ def not_found(request, *args, **kwargs):
 def batch_submit(request):
     body = validation.submit_body_parse(raw=request.body, content_type=request.headers.get("content-type"))
     batch = services.batch_submit(payload=validation.submit_body_validate(body))
+    # Optional latency after the batch is stored: lets tests lose a worker while ElevenLabs
+    # has accepted a batch but not yet answered.
+    delay = getattr(settings, "SANDBOX_SUBMIT_DELAY_SECONDS", 0)
+    if delay:
+        time.sleep(delay)
     return _json(serializers.batch_to_json(batch))
 
 

@@ -183,6 +183,7 @@ ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS = env.int("ELEVENLABS_WEBHOOK_TOLERANCE_SEC
 SANDBOX_WEBHOOK_URL = env.str("SANDBOX_WEBHOOK_URL", default=f"{SITE_URL}/webhooks/elevenlabs")
 SANDBOX_CALL_SPACING_SECONDS = env.float("SANDBOX_CALL_SPACING_SECONDS", default=0.5)
 SANDBOX_STEP_SECONDS = env.float("SANDBOX_STEP_SECONDS", default=2.0)
+SANDBOX_SUBMIT_DELAY_SECONDS = env.float("SANDBOX_SUBMIT_DELAY_SECONDS", default=0)
 
 # --- Celery ------------------------------------------------------------------------------
 # Kombu's filesystem transport needs no server; production and CI use Redis.
@@ -208,7 +209,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # picks up anything whose message was never sent.
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
-CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "var" / "celerybeat-schedule")
+)
 
 # How often beat runs each periodic task (seconds).
 DISPATCH_DUE_EVERY = env.float("DISPATCH_DUE_EVERY", default=5.0)
@@ -216,13 +219,16 @@ POLL_ACTIVE_EVERY = env.float("POLL_ACTIVE_EVERY", default=10.0)
 # A submit that started this long ago without saving a batch id is presumed dead and reconciled.
 DISPATCH_STALE_AFTER_SECONDS = env.int("DISPATCH_STALE_AFTER_SECONDS", default=120)
 DISPATCH_MAX_ATTEMPTS = env.int("DISPATCH_MAX_ATTEMPTS", default=5)
+# An immediate campaign still unclaimed this long after creation lost its message (broker down).
+DISPATCH_LOST_AFTER_SECONDS = env.int("DISPATCH_LOST_AFTER_SECONDS", default=30)
+SANDBOX_TICK_EVERY = env.float("SANDBOX_TICK_EVERY", default=2.0)
 
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-campaigns": {"task": "campaigns.tasks.campaigns_dispatch_due", "schedule": DISPATCH_DUE_EVERY},
     "poll-active-campaigns": {"task": "campaigns.tasks.campaigns_poll_active", "schedule": POLL_ACTIVE_EVERY},
 }
 if ELEVENLABS_SANDBOX:
-    CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": 2.0}
+    CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": SANDBOX_TICK_EVERY}
 
 LOGGING = {
     "version": 1,

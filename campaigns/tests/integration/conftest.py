@@ -1,0 +1,166 @@
+"""Real processes for integration tests: gunicorn (API + sandbox), Celery workers and beat,
+on the real PostgreSQL test database and a real Redis broker.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from celery import Celery
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[3]
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+BROKER_DB = 11  # a Redis database of its own, flushed before each test
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], *, timeout: float, message: str, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"Timed out after {timeout:.0f} s waiting until {message}")
+
+
+@dataclass
+class Stack:
+    """The service's processes, started on demand and stopped at the end of the test."""
+
+    env: dict
+    tmp: Path
+    url: str
+    broker_url: str
+    processes: dict = field(default_factory=dict)
+
+    def start(self, name: str, *command: str, **env_overrides) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**self.env, **{k: str(v) for k, v in env_overrides.items()}},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a kill reaches prefork children too
+        )
+        self.processes[name] = process
+        return process
+
+    def web(self, **env):
+        self.start(
+            "web",
+            sys.executable, "-m", "gunicorn", "voiceable.wsgi", "--bind", self.url.removeprefix("http://"),
+            "--workers", "2", "--threads", "8", "--timeout", "60",
+            **env,
+        )  # fmt: skip
+        wait_until(lambda: _answers(self.url), timeout=30, message="the web server answers")
+
+    def worker(self, name: str = "worker", **env):
+        process = self.start(
+            name,
+            sys.executable, "-m", "celery", "-A", "voiceable", "worker", "--loglevel", "INFO",
+            "--concurrency", "2", "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
+            **env,
+        )  # fmt: skip
+        wait_until(lambda: " ready." in self.log(name), timeout=30, message=f"{name} is ready")
+        return process
+
+    def beat(self, **env):
+        self.start(
+            "beat",
+            sys.executable, "-m", "celery", "-A", "voiceable", "beat", "--loglevel", "INFO",
+            "--schedule", str(self.tmp / "celerybeat-schedule"),
+            **env,
+        )  # fmt: skip
+
+    def kill(self, name: str, sig=signal.SIGKILL):
+        process = self.processes.pop(name)
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+
+    def stop_all(self):
+        for name in list(self.processes):
+            self.kill(name, signal.SIGTERM if name == "web" else signal.SIGKILL)
+
+    def log(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def send(self, task: str, *args):
+        """Publish a task to the broker the workers read, as another process would."""
+        app = Celery("integration-tests", broker=self.broker_url)
+        with app.connection_for_write() as conn:
+            app.send_task(task, args=list(args), connection=conn)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/api/v1/openapi.json", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture
+def stack(transactional_db, tmp_path, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("integration tests run against PostgreSQL (set DATABASE_URL)")
+    try:
+        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=BROKER_DB, socket_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        pytest.skip(f"integration tests need Redis at {REDIS_HOST}:{REDIS_PORT}: {exc}")
+
+    db = connection.settings_dict
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{BROKER_DB}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "CONN_MAX_AGE": "0",
+        "CELERY_BROKER_URL": broker_url,
+        "DEBUG": "false",
+        "SECRET_KEY": "integration-tests",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SITE_URL": url,
+        "ELEVENLABS_SANDBOX": "true",
+        "ELEVENLABS_API_KEY": "",
+        "ELEVENLABS_WEBHOOK_SECRET": "integration-webhook-secret",
+        "SANDBOX_CALL_SPACING_SECONDS": "0.05",
+        "SANDBOX_STEP_SECONDS": "0.3",
+        "SANDBOX_TICK_EVERY": "0.5",
+        "DISPATCH_DUE_EVERY": "1",
+        "POLL_ACTIVE_EVERY": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    # This process talks to the same sandbox, through the web server it starts.
+    settings.ELEVENLABS_SANDBOX = True
+    settings.ELEVENLABS_API_KEY = settings.ELEVENLABS_SANDBOX_API_KEY
+    settings.ELEVENLABS_BASE_URL = f"{url}/sandbox/elevenlabs"
+    running = Stack(env=env, tmp=tmp_path, url=url, broker_url=broker_url)
+    yield running
+    running.stop_all()
