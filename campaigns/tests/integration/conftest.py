@@ -2,6 +2,7 @@
 on the real PostgreSQL test database and a real Redis broker.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -97,10 +98,8 @@ class Stack:
 
     def kill(self, name: str, sig=signal.SIGKILL):
         process = self.processes.pop(name)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=30)
 
     def stop_all(self):
