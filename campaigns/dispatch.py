@@ -9,12 +9,13 @@ again. Transient failures are retried later by the beat sweep, never by resendin
 """
 
 import datetime as dt
+import json
 import logging
 import math
 import secrets
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -58,6 +59,7 @@ def campaign_claim(*, campaign_id: int, now: dt.datetime | None = None) -> bool:
             CampaignBatch(
                 campaign_id=campaign_id,
                 part=part,
+                offset=(part - 1) * limit,
                 size=min(limit, count - (part - 1) * limit),
                 token=f"vc-{campaign_id}-{part}-{secrets.token_hex(6)}",
             )
@@ -113,19 +115,13 @@ def batch_submit(*, batch_id: int, client=None) -> None:
 
 
 def batch_payload(*, batch: CampaignBatch) -> dict:
-    """The submit body for one batch: its slice of the campaign's recipients, in id order."""
+    """The submit body for one batch; `recipients` comes pre-encoded as a JSON array (bytes)."""
     campaign = batch.campaign
-    limit = settings.ELEVENLABS_BATCH_MAX_RECIPIENTS
-    rows = (
-        Recipient.objects.filter(campaign_id=campaign.pk)
-        .order_by("pk")
-        .values_list("pk", "phone_number", "variables", "overrides")[(batch.part - 1) * limit : batch.part * limit]
-    )
     payload = {
         "call_name": f"{campaign.name} [{batch.token}]",
         "agent_id": campaign.agent.elevenlabs_agent_id,
         "agent_phone_number_id": campaign.phone_number.elevenlabs_phone_number_id,
-        "recipients": [_recipient_payload(*row) for row in rows],
+        "recipients": _recipients_json(batch),
     }
     if not campaign.send_immediately and campaign.scheduled_at:
         payload["scheduled_time_unix"] = int(campaign.scheduled_at.timestamp())
@@ -133,23 +129,44 @@ def batch_payload(*, batch: CampaignBatch) -> dict:
     return payload
 
 
-def _recipient_payload(pk: int, phone_number: str, variables: dict, overrides: dict) -> dict:
-    recipient = {"id": str(pk), "phone_number": phone_number}
-    client_data = {}
-    if variables:
-        client_data["dynamic_variables"] = variables
-    if overrides:
-        config: dict = {}
-        for column, value in overrides.items():
-            *parents, leaf = OVERRIDE_PATHS[column]
-            node = config
-            for key in parents:
-                node = node.setdefault(key, {})
-            node[leaf] = value
-        client_data["conversation_config_override"] = config
-    if client_data:
-        recipient["conversation_initiation_client_data"] = client_data
-    return recipient
+def _recipients_json(batch: CampaignBatch) -> bytes:
+    """The batch's recipients as ElevenLabs' JSON, built from the stored JSON text.
+
+    The variables are already JSON in the database: splicing that text in, rather than
+    decoding and re-encoding 10,000 objects, keeps a submit close to the cost of its upload.
+    """
+    meta = Recipient._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, phone_number, variables, overrides FROM {meta.db_table} "
+            "WHERE campaign_id = %s ORDER BY id LIMIT %s OFFSET %s",
+            [batch.campaign_id, batch.size, batch.offset],
+        )
+        rows = cursor.fetchall()
+    items = []
+    for pk, phone_number, variables, overrides in rows:
+        client_data = []
+        if variables not in ("{}", None):
+            client_data.append(f'"dynamic_variables":{variables}')
+        if overrides not in ("{}", None):
+            config = _override_config(json.loads(overrides))
+            client_data.append(f'"conversation_config_override":{json.dumps(config)}')
+        extra = f',"conversation_initiation_client_data":{{{",".join(client_data)}}}' if client_data else ""
+        # Ids are integers and numbers are E.164 (digits and "+"): nothing to escape.
+        items.append(f'{{"id":"{pk}","phone_number":"{phone_number}"{extra}}}')
+    return f"[{','.join(items)}]".encode()
+
+
+def _override_config(overrides: dict) -> dict:
+    """language/first_message/system_prompt/voice_id as ElevenLabs' conversation_config_override."""
+    config: dict = {}
+    for column, value in overrides.items():
+        *parents, leaf = OVERRIDE_PATHS[column]
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return config
 
 
 def batch_find_remote(*, batch: CampaignBatch, client) -> "elevenlabs.BatchCall | None":

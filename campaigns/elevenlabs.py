@@ -11,6 +11,7 @@ created or changed a batch; the caller reconciles against the batch list before 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -428,20 +429,25 @@ class ElevenLabsClient:
         *,
         call_name: str,
         agent_id: str,
-        recipients: list[dict],
+        recipients: list[dict] | bytes,
         agent_phone_number_id: str | None = None,
         scheduled_time_unix: int | None = None,
         timezone: str | None = None,
     ) -> BatchCall:
         """Create a batch call (``POST /submit``). Never retried: on any error, reconcile before resubmitting."""
-        body: dict[str, Any] = {"call_name": call_name, "agent_id": agent_id, "recipients": list(recipients)}
+        body: dict[str, Any] = {"call_name": call_name, "agent_id": agent_id}
         optional = {
             "agent_phone_number_id": agent_phone_number_id,
             "scheduled_time_unix": scheduled_time_unix,
             "timezone": timezone,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
-        response = self._request("POST", f"{BATCH_CALLING}/submit", json_body=body)
+        if isinstance(recipients, bytes):
+            # Already a JSON array: spliced in as it is rather than decoded and encoded again.
+            encoded = json.dumps(body)[:-1].encode() + b', "recipients": ' + recipients + b"}"
+        else:
+            encoded = json.dumps({**body, "recipients": list(recipients)}).encode()
+        response = self._request("POST", f"{BATCH_CALLING}/submit", body=encoded)
         return _parse_batch(self._json(response), response.status_code)
 
     def get_batch(self, batch_id: str) -> BatchCallDetail:
@@ -537,11 +543,13 @@ class ElevenLabsClient:
         path: str,
         *,
         params: dict[str, Any] | None = None,
-        json_body: dict[str, Any] | None = None,
+        body: bytes | None = None,
     ) -> requests.Response:
         # Only reads are safe to repeat; a repeated POST could create a second batch.
         attempts = 1 + (self.max_retries if method == "GET" else 0)
         headers = {"xi-api-key": self._api_key, "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         url = self.base_url + path
         attempt = 0
         while True:
@@ -552,7 +560,7 @@ class ElevenLabsClient:
                     method,
                     url,
                     params=params,
-                    json=json_body,
+                    data=body,
                     headers=headers,
                     timeout=self.timeout,
                     # requests would resend xi-api-key to any host a redirect points at.

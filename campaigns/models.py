@@ -107,7 +107,9 @@ class CampaignBatch(models.Model):
     """One ElevenLabs batch call carrying a slice of a campaign's recipients (ordered by id)."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="batches")
-    part = models.PositiveSmallIntegerField(help_text="1-based; part n carries recipients (n-1)*limit onwards.")
+    part = models.PositiveSmallIntegerField(help_text="1-based.")
+    # The batch carries the campaign's recipients [offset, offset + size) in id order.
+    offset = models.PositiveIntegerField()
     size = models.PositiveIntegerField()
     # Written into call_name so the batch can be recognised in ElevenLabs' workspace list
     # when a worker died between ElevenLabs accepting it and the id being saved here.

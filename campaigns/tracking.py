@@ -1,10 +1,11 @@
 """Keeping campaigns and recipients in step with ElevenLabs: polls and post-call webhooks.
 
 Statuses only move forward. Recipients are updated in bulk: one read of the batch's
-current state, then one UPDATE ... FROM (VALUES ...) per chunk of changed rows, guarded by
-the status that was read, so a late or repeated report never undoes a newer one.
+current state, then one UPDATE of every changed row, guarded by the status that was read,
+so a late or repeated report never undoes a newer one.
 """
 
+import json
 import logging
 from collections import Counter
 
@@ -34,7 +35,6 @@ RECIPIENT_RANK = {
 }
 OPEN_RECIPIENT_STATUSES = (R.PENDING, R.DISPATCHED, R.INITIATED, R.IN_PROGRESS)
 TERMINAL_BATCH = ("completed", "failed", "cancelled")
-UPDATE_CHUNK = 5_000
 
 
 # --- Campaign status from its batches ------------------------------------------------------
@@ -73,43 +73,55 @@ def campaign_refresh(*, campaign_id: int) -> None:
 # --- Recipients in bulk --------------------------------------------------------------------
 
 
-def recipients_apply(*, campaign_id: int, reports: list[tuple[str, str, str]]) -> int:
-    """Apply (phone_number, status, conversation_id) reports to a campaign's recipients.
+def recipients_apply(*, campaign_id: int, current, reports) -> int:
+    """Apply (phone_number, status, conversation_id) reports to recipients read as `current`.
 
-    Unknown statuses and backward moves are ignored. Returns how many rows changed.
+    `current` is (phone_number, status, conversation_id) as read from the database. Unknown
+    statuses and backward moves are ignored. Returns how many rows changed.
     """
     by_phone = {phone: (status, conversation_id) for phone, status, conversation_id in reports if phone}
-    current = Recipient.objects.filter(campaign_id=campaign_id, phone_number__in=list(by_phone)).values_list(
-        "phone_number", "status", "conversation_id"
-    )
     changes = []
     for phone, status, conversation_id in current:
-        reported, reported_conversation = by_phone[phone]
+        report = by_phone.get(phone)
+        if report is None:
+            continue
+        reported, reported_conversation = report
         new_status = reported if RECIPIENT_RANK.get(reported, -1) > RECIPIENT_RANK[status] else status
         new_conversation = conversation_id or (reported_conversation or "")
         if (new_status, new_conversation) != (status, conversation_id):
             changes.append((phone, status, new_status, new_conversation))
-    _recipients_update(campaign_id=campaign_id, changes=changes)
+    if changes:
+        _recipients_update(campaign_id=campaign_id, changes=changes)
     return len(changes)
 
 
 def _recipients_update(*, campaign_id: int, changes: list[tuple[str, str, str, str]]) -> None:
-    """One UPDATE per chunk; each row changes only if its status is still the one read."""
+    """One UPDATE for all rows; each changes only if its status is still the one read.
+
+    The rows travel as one JSON parameter: thousands of placeholders would hit SQLite's
+    limit and slow PostgreSQL's planner.
+    """
     table = Recipient._meta.db_table
-    now = timezone.now()
+    if connection.vendor == "postgresql":
+        rows = "jsonb_array_elements(%s::jsonb) AS e"
+        field = "e->>{}"
+    else:
+        rows = "json_each(%s)"
+        field = "json_extract(value, '$[{}]')"
+    columns = ", ".join(
+        f"{field.format(i)} AS {name}"
+        for i, name in enumerate(("phone_number", "old_status", "new_status", "conversation_id"))
+    )
     with connection.cursor() as cursor:
-        for start in range(0, len(changes), UPDATE_CHUNK):
-            chunk = changes[start : start + UPDATE_CHUNK]
-            values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
-            params = [value for change in chunk for value in change]
-            cursor.execute(
-                f"UPDATE {table} SET status = v.new_status, conversation_id = v.conversation_id, "
-                f"status_updated_at = %s "
-                f"FROM (VALUES {values}) AS v(phone_number, old_status, new_status, conversation_id) "
-                f"WHERE {table}.campaign_id = %s AND {table}.phone_number = v.phone_number "
-                f"AND {table}.status = v.old_status",
-                [now, *params, campaign_id],
-            )
+        # MATERIALIZED: SQLite would otherwise rescan the JSON for every recipient row.
+        cursor.execute(
+            f"WITH v AS MATERIALIZED (SELECT {columns} FROM {rows}) "
+            f"UPDATE {table} SET status = v.new_status, conversation_id = v.conversation_id, "
+            f"status_updated_at = %s FROM v "
+            f"WHERE {table}.campaign_id = %s AND {table}.phone_number = v.phone_number "
+            f"AND {table}.status = v.old_status",
+            [json.dumps(changes), timezone.now(), campaign_id],
+        )
 
 
 # --- Polling -------------------------------------------------------------------------------
@@ -140,8 +152,15 @@ def campaign_poll(*, campaign_id: int, client=None) -> None:
 
 
 def batch_apply(*, batch: CampaignBatch, remote) -> None:
+    """Bring the batch's recipients and counters in step with ElevenLabs' report of it."""
+    current = (
+        Recipient.objects.filter(campaign_id=batch.campaign_id)
+        .order_by("pk")
+        .values_list("phone_number", "status", "conversation_id")[batch.offset : batch.offset + batch.size]
+    )
     recipients_apply(
         campaign_id=batch.campaign_id,
+        current=current,
         reports=[(r.phone_number, r.status, r.conversation_id) for r in remote.recipients],
     )
     CampaignBatch.objects.filter(pk=batch.pk).update(
