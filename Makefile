@@ -40,6 +40,7 @@ lint: install
 bench: export SECRET_KEY ?= bench-only-secret-key
 bench: install
 	$(BIN)/python bench/create_campaign.py
+	$(BIN)/python bench/dispatch.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 var staticfiles
