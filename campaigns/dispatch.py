@@ -103,7 +103,7 @@ def batch_submit(*, batch_id: int, client=None) -> None:
             _attempt_failed(batch, f"Could not check ElevenLabs for an earlier submission: {exc}", now=now)
             return
         if remote is not None:
-            _batch_submitted(batch, remote)
+            _batch_submitted(batch, remote, client=client)
             return
 
     try:
@@ -111,7 +111,7 @@ def batch_submit(*, batch_id: int, client=None) -> None:
     except elevenlabs.ElevenLabsError as exc:
         _submit_failed(batch, exc, client=client, now=now)
         return
-    _batch_submitted(batch, remote)
+    _batch_submitted(batch, remote, client=client)
 
 
 def batch_payload(*, batch: CampaignBatch) -> dict:
@@ -181,7 +181,7 @@ def batch_find_remote(*, batch: CampaignBatch, client) -> "elevenlabs.BatchCall 
     return None
 
 
-def _batch_submitted(batch: CampaignBatch, remote) -> None:
+def _batch_submitted(batch: CampaignBatch, remote, *, client) -> None:
     now = timezone.now()
     with transaction.atomic():
         saved = CampaignBatch.objects.filter(pk=batch.pk, elevenlabs_batch_call_id__isnull=True).update(
@@ -196,9 +196,25 @@ def _batch_submitted(batch: CampaignBatch, remote) -> None:
         )
         if saved and batch.part == 1:
             Campaign.objects.filter(pk=batch.campaign_id).update(elevenlabs_batch_call_id=remote.id, updated_at=now)
-    if saved:
-        logger.info("Campaign %s part %s submitted as %s", batch.campaign_id, batch.part, remote.id)
-        tracking.campaign_refresh(campaign_id=batch.campaign_id)
+    if not saved:
+        return
+    logger.info("Campaign %s part %s submitted as %s", batch.campaign_id, batch.part, remote.id)
+    if Campaign.objects.filter(pk=batch.campaign_id, status=Campaign.Status.CANCELLED).exists():
+        # Cancelled while this submit was in flight: stop the calls it started.
+        _batch_cancel_late(batch=batch, batch_call_id=remote.id, client=client)
+        return
+    tracking.campaign_refresh(campaign_id=batch.campaign_id)
+
+
+def _batch_cancel_late(*, batch: CampaignBatch, batch_call_id: str, client) -> None:
+    try:
+        client.cancel_batch(batch_call_id)
+    except elevenlabs.ElevenLabsError as exc:
+        # Left active, so the poll keeps an eye on it; the error says what happened.
+        CampaignBatch.objects.filter(pk=batch.pk).update(last_error=f"Could not cancel at ElevenLabs: {exc}")
+        logger.error("Campaign %s was cancelled but batch %s could not be: %s", batch.campaign_id, batch_call_id, exc)
+        return
+    CampaignBatch.objects.filter(pk=batch.pk).update(status="cancelled")
 
 
 def _submit_failed(batch: CampaignBatch, exc: "elevenlabs.ElevenLabsError", *, client, now) -> None:
@@ -216,7 +232,7 @@ def _submit_failed(batch: CampaignBatch, exc: "elevenlabs.ElevenLabsError", *, c
         )
         return  # keep the claim: the stale-claim sweep reconciles before any resubmission
     if remote is not None:
-        _batch_submitted(batch, remote)
+        _batch_submitted(batch, remote, client=client)
         return
     _attempt_failed(batch, str(exc), now=now)
 
@@ -266,13 +282,14 @@ def batch_recover(*, batch_id: int, client=None) -> None:
         submit_started_at=timezone.now()
     ):
         return
+    client = _client(client)
     try:
-        remote = batch_find_remote(batch=batch, client=_client(client))
+        remote = batch_find_remote(batch=batch, client=client)
     except elevenlabs.ElevenLabsError as exc:
         logger.warning("Campaign %s part %s: reconciliation failed: %s", batch.campaign_id, batch.part, exc)
         return  # still claimed: tried again once it is stale again
     if remote is not None:
-        _batch_submitted(batch, remote)
+        _batch_submitted(batch, remote, client=client)
     else:
         _release(
             batch,
@@ -290,15 +307,17 @@ def campaigns_due(*, now: dt.datetime | None = None) -> list[int]:
         Q(status=Campaign.Status.SCHEDULED, scheduled_at__lte=now, dispatch_claimed_at__isnull=True)
         # immediate, but its on-commit message never arrived (broker down at the time)
         | Q(status=Campaign.Status.PENDING, dispatch_claimed_at__isnull=True, created_at__lte=lost_after)
-        # claimed, with a batch waiting for its next attempt
+        # claimed, with a batch waiting for its next attempt, or never tried (the task that
+        # claimed it stopped early)
         | Q(
+            Q(batches__next_attempt_at__lte=now)
+            | Q(batches__next_attempt_at__isnull=True, dispatch_claimed_at__lte=lost_after),
             status=Campaign.Status.PENDING,
             batches__elevenlabs_batch_call_id__isnull=True,
             batches__submit_started_at__isnull=True,
-            batches__next_attempt_at__lte=now,
         )
     )
-    return list(due.values_list("pk", flat=True).distinct())
+    return list(due.order_by().values_list("pk", flat=True).distinct())
 
 
 def batches_stale(*, now: dt.datetime | None = None) -> list[int]:

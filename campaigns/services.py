@@ -305,8 +305,14 @@ def campaign_retry(*, campaign: Campaign, client=None) -> RetryResult:
     now = timezone.now()
     with transaction.atomic():
         # An explicit retry is the one move back: those calls are placed again.
+        # The new call gets a new conversation: forget the old call's outcome and link.
         retried = to_retry.update(
-            status=Recipient.Status.PENDING, call_successful="", failure_reason="", status_updated_at=now
+            status=Recipient.Status.PENDING,
+            conversation_id="",
+            call_successful="",
+            failure_reason="",
+            summary="",
+            status_updated_at=now,
         )
         Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.IN_PROGRESS, error="", updated_at=now)
     campaign.refresh_from_db()

@@ -134,6 +134,7 @@ def campaigns_active() -> list[int]:
             elevenlabs_batch_call_id__isnull=False, campaign__status__in=ACTIVE_CAMPAIGN_STATUSES
         )
         .exclude(status__in=TERMINAL_BATCH)
+        .order_by()  # the default ordering would add `part` to the DISTINCT
         .values_list("campaign_id", flat=True)
         .distinct()
     )
