@@ -1,0 +1,674 @@
+"""Submitting campaigns to ElevenLabs exactly once: campaigns/dispatch.py against a played ElevenLabs."""
+
+import datetime as dt
+import json
+import queue
+
+import pytest
+import requests
+import responses
+from django.utils import timezone
+
+from campaigns import dispatch
+from campaigns.elevenlabs import ElevenLabsClient
+from campaigns.models import Campaign, CampaignBatch
+from voiceable.celery import app
+
+from .factories import CampaignFactory, RecipientFactory
+
+pytestmark = pytest.mark.django_db
+
+BASE = "https://api.elevenlabs.test"
+BATCHES = f"{BASE}/v1/convai/batch-calling"
+SUBMIT = f"{BATCHES}/submit"
+WORKSPACE = f"{BATCHES}/workspace"
+
+
+def remote_batch(batch_id="btcal_1", *, name="Campaign", status="pending", **changes):
+    """A batch as ElevenLabs describes it (BatchCallResponse)."""
+    payload = {
+        "id": batch_id,
+        "name": name,
+        "agent_id": "agent_abc123",
+        "created_at_unix": 1785000000,
+        "scheduled_time_unix": 1785000000,
+        "total_calls_dispatched": 0,
+        "total_calls_scheduled": 1,
+        "total_calls_finished": 0,
+        "last_updated_at_unix": 1785000000,
+        "status": status,
+        "retry_count": 0,
+        "telephony_call_config": {"ringing_timeout_secs": 60},
+        "agent_name": "Reminder agent",
+        "phone_number_id": "phnum_main",
+        "phone_provider": "twilio",
+    }
+    payload.update(changes)
+    return payload
+
+
+def workspace_page(*batches):
+    return {"batch_calls": list(batches), "next_doc": None, "has_more": False}
+
+
+@pytest.fixture(autouse=True)
+def elevenlabs_settings(settings):
+    settings.ELEVENLABS_BASE_URL = BASE
+    settings.ELEVENLABS_API_KEY = "k"
+    settings.DISPATCH_MAX_ATTEMPTS = 5
+    settings.DISPATCH_STALE_AFTER_SECONDS = 120
+    settings.DISPATCH_LOST_AFTER_SECONDS = 30
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 10_000
+    return settings
+
+
+@pytest.fixture
+def http():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def client():
+    return ElevenLabsClient(base_url=BASE, api_key="k", sleep=lambda seconds: None)
+
+
+@pytest.fixture
+def campaign(user, agent, phone_number):
+    """An immediate campaign of two recipients, due now."""
+    campaign = CampaignFactory(user=user, agent=agent, phone_number=phone_number, name="Spring reminders")
+    RecipientFactory(campaign=campaign, phone_number="+12125550100")
+    RecipientFactory(campaign=campaign, phone_number="+14155550123")
+    return campaign
+
+
+def submitted_bodies(http):
+    return [json.loads(call.request.body) for call in http.calls if call.request.url == SUBMIT]
+
+
+def requests_made(http):
+    return [(call.request.method, call.request.url.split("?")[0]) for call in http.calls]
+
+
+def the_batch(campaign):
+    return CampaignBatch.objects.get(campaign=campaign)
+
+
+def let_the_retry_wait_pass(campaign):
+    """Move the batch's next attempt into the past, as the clock would."""
+    CampaignBatch.objects.filter(campaign=campaign).update(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+
+
+# --- The submit payload -----------------------------------------------------------------
+
+
+def test_the_submit_payload_names_the_batch_agent_number_and_every_recipient(http, client, user, agent, phone_number):
+    # Given recipients with variables, with overrides, and with neither
+    campaign = CampaignFactory(user=user, agent=agent, phone_number=phone_number, name="Spring reminders")
+    ana = RecipientFactory(
+        campaign=campaign,
+        phone_number="+12125550100",
+        variables={"first_name": "Ana", "balance": "12.50"},
+        overrides={
+            "language": "es",
+            "first_message": "Hola Ana",
+            "system_prompt": "Speak Spanish.",
+            "voice_id": "voice_42",
+        },
+    )
+    ben = RecipientFactory(campaign=campaign, phone_number="+442079460958", variables={"first_name": "Ben"})
+    cleo = RecipientFactory(campaign=campaign, phone_number="+14155550123")
+    dan = RecipientFactory(campaign=campaign, phone_number="+12125550199", overrides={"voice_id": "voice_7"})
+    http.post(SUBMIT, json=remote_batch())
+
+    # When the campaign is dispatched
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    # Then one batch carries the campaign's name and its token, the agent, the number and the rows
+    [body] = submitted_bodies(http)
+    assert http.calls[0].request.headers["xi-api-key"] == "k"
+    token = the_batch(campaign).token
+    assert body["call_name"] == f"Spring reminders [{token}]"
+    assert body["agent_id"] == "agent_abc123"
+    assert body["agent_phone_number_id"] == phone_number.elevenlabs_phone_number_id
+    assert "scheduled_time_unix" not in body
+    assert "timezone" not in body
+    assert body["recipients"] == [
+        {
+            "id": str(ana.pk),
+            "phone_number": "+12125550100",
+            "conversation_initiation_client_data": {
+                "dynamic_variables": {"first_name": "Ana", "balance": "12.50"},
+                "conversation_config_override": {
+                    "agent": {"language": "es", "first_message": "Hola Ana", "prompt": {"prompt": "Speak Spanish."}},
+                    "tts": {"voice_id": "voice_42"},
+                },
+            },
+        },
+        {
+            "id": str(ben.pk),
+            "phone_number": "+442079460958",
+            "conversation_initiation_client_data": {"dynamic_variables": {"first_name": "Ben"}},
+        },
+        {"id": str(cleo.pk), "phone_number": "+14155550123"},
+        {
+            "id": str(dan.pk),
+            "phone_number": "+12125550199",
+            "conversation_initiation_client_data": {"conversation_config_override": {"tts": {"voice_id": "voice_7"}}},
+        },
+    ]
+
+
+def test_a_scheduled_campaign_is_submitted_with_its_utc_instant_and_time_zone(http, client, user, agent, phone_number):
+    # Given a campaign scheduled in Berlin time whose moment has just come
+    scheduled_at = (timezone.now() - dt.timedelta(seconds=5)).replace(microsecond=0)
+    campaign = CampaignFactory(
+        user=user,
+        agent=agent,
+        phone_number=phone_number,
+        status=Campaign.Status.SCHEDULED,
+        send_immediately=False,
+        scheduled_at=scheduled_at,
+        timezone="Europe/Berlin",
+    )
+    RecipientFactory(campaign=campaign, phone_number="+12125550100")
+    http.post(SUBMIT, json=remote_batch())
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    [body] = submitted_bodies(http)
+    assert body["scheduled_time_unix"] == int(scheduled_at.astimezone(dt.UTC).timestamp())
+    assert body["timezone"] == "Europe/Berlin"
+
+
+# --- Success ----------------------------------------------------------------------------
+
+
+def test_a_submitted_campaign_stores_elevenlabs_batch_id_and_shows_it_in_the_api(http, client, api, campaign):
+    http.post(SUBMIT, json=remote_batch("btcal_abc"))
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    campaign.refresh_from_db()
+    assert campaign.elevenlabs_batch_call_id == "btcal_abc"
+    batch = the_batch(campaign)
+    assert batch.elevenlabs_batch_call_id == "btcal_abc"
+    assert batch.submitted_at is not None
+    assert batch.submit_started_at is None
+    data = api.get(f"/api/v1/campaigns/{campaign.pk}").json()["data"]
+    assert data["elevenlabs_batch_call_id"] == "btcal_abc"
+    assert data["status"] == "pending"
+    assert data["error"] is None
+
+
+@pytest.mark.parametrize("remote_status", ["pending", "in_progress"])
+def test_the_campaign_status_follows_the_status_elevenlabs_gives_the_batch(http, client, campaign, remote_status):
+    http.post(SUBMIT, json=remote_batch(status=remote_status))
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    campaign.refresh_from_db()
+    assert campaign.status == remote_status
+    assert the_batch(campaign).status == remote_status
+
+
+# --- Split ------------------------------------------------------------------------------
+
+
+def test_a_campaign_larger_than_the_batch_limit_goes_out_as_several_batches_in_id_order(
+    http, client, settings, user, agent, phone_number
+):
+    # Given a limit of 2 recipients per batch and a campaign of 5
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 2
+    campaign = CampaignFactory(user=user, agent=agent, phone_number=phone_number)
+    recipients = [RecipientFactory(campaign=campaign, phone_number=f"+1212555010{n}") for n in range(5)]
+    for n in range(1, 4):
+        http.post(SUBMIT, json=remote_batch(f"btcal_part{n}"))
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    # Then three batches of 2, 2 and 1 recipients, in id order, nobody twice
+    bodies = submitted_bodies(http)
+    sent = [[recipient["id"] for recipient in body["recipients"]] for body in bodies]
+    assert sent == [
+        [str(recipients[0].pk), str(recipients[1].pk)],
+        [str(recipients[2].pk), str(recipients[3].pk)],
+        [str(recipients[4].pk)],
+    ]
+    batches = list(CampaignBatch.objects.filter(campaign=campaign).order_by("part"))
+    assert [(batch.part, batch.size) for batch in batches] == [(1, 2), (2, 2), (3, 1)]
+    assert [batch.elevenlabs_batch_call_id for batch in batches] == ["btcal_part1", "btcal_part2", "btcal_part3"]
+    # each batch is recognisable by its own token
+    assert [body["call_name"] for body in bodies] == [f"{campaign.name} [{batch.token}]" for batch in batches]
+    campaign.refresh_from_db()
+    assert campaign.elevenlabs_batch_call_id == "btcal_part1"
+
+
+# --- Exactly once -----------------------------------------------------------------------
+
+
+def test_dispatching_a_campaign_twice_submits_it_once(http, client, campaign):
+    http.post(SUBMIT, json=remote_batch())
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    assert len(submitted_bodies(http)) == 1
+    assert CampaignBatch.objects.filter(campaign=campaign).count() == 1
+
+
+def test_only_the_first_claim_of_a_campaign_wins(campaign):
+    assert dispatch.campaign_claim(campaign_id=campaign.pk) is True
+    assert dispatch.campaign_claim(campaign_id=campaign.pk) is False
+
+    assert CampaignBatch.objects.filter(campaign=campaign).count() == 1
+
+
+def test_a_campaign_scheduled_in_the_future_is_neither_claimed_nor_submitted(http, client, user, agent, phone_number):
+    campaign = CampaignFactory(
+        user=user,
+        agent=agent,
+        phone_number=phone_number,
+        status=Campaign.Status.SCHEDULED,
+        send_immediately=False,
+        scheduled_at=timezone.now() + dt.timedelta(hours=1),
+    )
+    RecipientFactory(campaign=campaign)
+
+    assert dispatch.campaign_claim(campaign_id=campaign.pk) is False
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    assert len(http.calls) == 0
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SCHEDULED
+    assert campaign.dispatch_claimed_at is None
+    assert not CampaignBatch.objects.filter(campaign=campaign).exists()
+
+
+def test_a_cancelled_campaign_is_not_submitted(http, client, campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.CANCELLED)
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    assert len(http.calls) == 0
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.CANCELLED
+    assert campaign.elevenlabs_batch_call_id is None
+
+
+def test_a_campaign_cancelled_while_its_submit_is_in_flight_is_cancelled_at_elevenlabs_too(http, client, api, campaign):
+    # Given the user cancels the campaign while ElevenLabs is still answering the submit
+    def accept_after_the_user_cancelled(request):
+        assert api.post(f"/api/v1/campaigns/{campaign.pk}/cancel").status_code == 200
+        return 200, {}, json.dumps(remote_batch("btcal_late"))
+
+    http.add_callback(responses.POST, SUBMIT, callback=accept_after_the_user_cancelled)
+    http.post(f"{BATCHES}/btcal_late/cancel", json=remote_batch("btcal_late", status="cancelled"))
+
+    # When the dispatch finishes
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    # Then the campaign stays cancelled and ElevenLabs is told to cancel the batch it accepted
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.CANCELLED
+    assert ("POST", f"{BATCHES}/btcal_late/cancel") in requests_made(http)
+
+
+# --- ElevenLabs says no ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (401, {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}, "Invalid API key"),
+        (
+            422,
+            {
+                "detail": [
+                    {
+                        "loc": ["body", "recipients", 0, "phone_number"],
+                        "msg": "value is not a valid phone number",
+                        "type": "value_error",
+                    }
+                ]
+            },
+            "value is not a valid phone number",
+        ),
+    ],
+    ids=["401", "422"],
+)
+def test_a_campaign_elevenlabs_refuses_fails_with_its_reason_and_is_never_sent_again(
+    http, client, api, campaign, status, body, message
+):
+    http.post(SUBMIT, status=status, json=body)
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    # one request, no reconciliation: a refusal is definitive
+    assert requests_made(http) == [("POST", SUBMIT)]
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.FAILED
+    assert message in campaign.error
+    data = api.get(f"/api/v1/campaigns/{campaign.pk}").json()["data"]
+    assert data["status"] == "failed"
+    assert message in data["error"]
+    # and no later attempt
+    later = timezone.now() + dt.timedelta(hours=1)
+    assert campaign.pk not in dispatch.campaigns_due(now=later)
+    assert dispatch.batches_stale(now=later) == []
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    assert len(http.calls) == 1
+
+
+# --- Ambiguous failures: the batch may exist anyway --------------------------------------
+
+AMBIGUOUS_FAILURES = {
+    "500": {"status": 500, "json": {"detail": {"status": "internal_error", "message": "Something broke"}}},
+    "timeout": {"body": requests.exceptions.ReadTimeout("read timed out")},
+    "malformed 200": {"status": 200, "body": '{"id": "btcal_', "content_type": "application/json"},
+}
+
+
+@pytest.mark.parametrize("failure", AMBIGUOUS_FAILURES.values(), ids=AMBIGUOUS_FAILURES.keys())
+def test_after_an_ambiguous_failure_the_batch_elevenlabs_created_is_adopted(http, client, campaign, failure):
+    # Given the submit fails in a way that says nothing about whether ElevenLabs took it
+    dispatch.campaign_claim(campaign_id=campaign.pk)
+    token = the_batch(campaign).token
+    http.add(responses.POST, SUBMIT, **failure)
+    # and ElevenLabs' list shows the batch, recognisable by its token
+    http.get(
+        WORKSPACE,
+        json=workspace_page(
+            remote_batch("btcal_other", name="Someone else's campaign [vc-1-1-000000000000]"),
+            remote_batch("btcal_ours", name=f"{campaign.name} [{token}]", status="in_progress"),
+        ),
+    )
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    # Then it is adopted, without a second submit
+    assert len(submitted_bodies(http)) == 1
+    assert ("GET", WORKSPACE) in requests_made(http)
+    campaign.refresh_from_db()
+    assert campaign.elevenlabs_batch_call_id == "btcal_ours"
+    assert the_batch(campaign).elevenlabs_batch_call_id == "btcal_ours"
+    assert campaign.status == Campaign.Status.IN_PROGRESS
+
+
+@pytest.mark.parametrize("failure", AMBIGUOUS_FAILURES.values(), ids=AMBIGUOUS_FAILURES.keys())
+def test_after_an_ambiguous_failure_with_no_batch_at_elevenlabs_the_campaign_waits_for_a_later_attempt(
+    http, client, campaign, failure
+):
+    http.add(responses.POST, SUBMIT, **failure)
+    http.get(WORKSPACE, json=workspace_page(remote_batch("btcal_other", name="Another campaign [vc-9-1-abc]")))
+    before = timezone.now()
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    assert requests_made(http) == [("POST", SUBMIT), ("GET", WORKSPACE)]
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PENDING
+    assert campaign.elevenlabs_batch_call_id is None
+    assert campaign.error == ""
+    batch = the_batch(campaign)
+    assert batch.submit_started_at is None
+    assert batch.next_attempt_at > before
+    assert batch.last_error
+    # not due yet, due once the wait is over
+    assert campaign.pk not in dispatch.campaigns_due(now=before)
+    assert campaign.pk in dispatch.campaigns_due(now=timezone.now() + dt.timedelta(minutes=10))
+
+
+def test_the_next_attempt_adopts_a_batch_that_appeared_in_the_list_meanwhile(http, client, campaign):
+    # Given a first attempt that failed and found nothing in the list
+    http.post(SUBMIT, status=503, body="upstream connect error")
+    http.get(WORKSPACE, json=workspace_page())
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    token = the_batch(campaign).token
+    # and the batch shows up in ElevenLabs' list afterwards
+    http.get(WORKSPACE, json=workspace_page(remote_batch("btcal_late", name=f"{campaign.name} [{token}]")))
+    let_the_retry_wait_pass(campaign)
+
+    # When the next attempt runs
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    # Then it looks before sending, and adopts instead of submitting again
+    assert requests_made(http) == [("POST", SUBMIT), ("GET", WORKSPACE), ("GET", WORKSPACE)]
+    campaign.refresh_from_db()
+    assert campaign.elevenlabs_batch_call_id == "btcal_late"
+
+
+def test_the_next_attempt_submits_again_only_after_checking_the_list(http, client, campaign):
+    http.post(SUBMIT, status=500, json={"detail": "Internal Server Error"})
+    http.post(SUBMIT, json=remote_batch("btcal_second"))
+    http.get(WORKSPACE, json=workspace_page())
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    let_the_retry_wait_pass(campaign)
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    assert requests_made(http) == [("POST", SUBMIT), ("GET", WORKSPACE), ("GET", WORKSPACE), ("POST", SUBMIT)]
+    campaign.refresh_from_db()
+    assert campaign.elevenlabs_batch_call_id == "btcal_second"
+    assert the_batch(campaign).submit_attempts == 2
+
+
+def test_an_attempt_before_the_retry_wait_is_over_sends_nothing(http, client, campaign):
+    http.post(SUBMIT, status=500, json={"detail": "Internal Server Error"})
+    http.get(WORKSPACE, json=workspace_page())
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    assert requests_made(http) == [("POST", SUBMIT), ("GET", WORKSPACE)]
+
+
+def test_when_the_check_after_a_failed_submit_fails_too_the_claim_is_kept_for_the_stale_sweep(
+    http, client, campaign, settings
+):
+    http.post(SUBMIT, status=502, body="Bad gateway")
+    http.get(WORKSPACE, status=503, body="Service unavailable")
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    batch = the_batch(campaign)
+    assert batch.submit_started_at is not None
+    later = timezone.now() + dt.timedelta(seconds=settings.DISPATCH_STALE_AFTER_SECONDS + 1)
+    assert dispatch.batches_stale(now=later) == [batch.pk]
+    # nobody resubmits blindly in the meantime
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    assert len(submitted_bodies(http)) == 1
+
+
+def test_a_campaign_rate_limited_on_every_attempt_fails_after_the_last_attempt(http, client, settings, campaign):
+    settings.DISPATCH_MAX_ATTEMPTS = 3
+    http.post(
+        SUBMIT,
+        status=429,
+        json={"detail": {"status": "too_many_concurrent_requests", "message": "Too many concurrent requests"}},
+    )
+    http.get(WORKSPACE, json=workspace_page())
+
+    for attempt in range(1, 4):
+        dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+        campaign.refresh_from_db()
+        expected = Campaign.Status.FAILED if attempt == 3 else Campaign.Status.PENDING
+        assert campaign.status == expected, f"after attempt {attempt}"
+        let_the_retry_wait_pass(campaign)
+
+    assert len(submitted_bodies(http)) == 3
+    assert "Too many concurrent requests" in campaign.error
+    assert campaign.pk not in dispatch.campaigns_due(now=timezone.now() + dt.timedelta(hours=1))
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    assert len(submitted_bodies(http)) == 3
+
+
+# --- A worker that stopped mid-submit ---------------------------------------------------
+
+
+def leave_a_claim_behind(campaign, *, age_seconds):
+    """What a worker killed during its submit leaves: a claimed batch, an attempt counted, no id."""
+    dispatch.campaign_claim(campaign_id=campaign.pk)
+    CampaignBatch.objects.filter(campaign=campaign).update(
+        submit_started_at=timezone.now() - dt.timedelta(seconds=age_seconds), submit_attempts=1
+    )
+    return the_batch(campaign)
+
+
+def test_a_claim_older_than_the_stale_limit_without_a_batch_id_is_listed_as_stale(campaign, settings):
+    batch = leave_a_claim_behind(campaign, age_seconds=settings.DISPATCH_STALE_AFTER_SECONDS + 5)
+
+    assert dispatch.batches_stale() == [batch.pk]
+
+
+def test_recovering_a_stale_claim_adopts_the_batch_elevenlabs_accepted_without_submitting(
+    http, client, campaign, settings
+):
+    batch = leave_a_claim_behind(campaign, age_seconds=settings.DISPATCH_STALE_AFTER_SECONDS + 5)
+    http.get(WORKSPACE, json=workspace_page(remote_batch("btcal_found", name=f"{campaign.name} [{batch.token}]")))
+
+    dispatch.batch_recover(batch_id=batch.pk, client=client)
+
+    assert submitted_bodies(http) == []
+    batch.refresh_from_db()
+    campaign.refresh_from_db()
+    assert batch.elevenlabs_batch_call_id == "btcal_found"
+    assert campaign.elevenlabs_batch_call_id == "btcal_found"
+    assert dispatch.batches_stale() == []
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    assert submitted_bodies(http) == []
+
+
+def test_recovering_a_stale_claim_with_nothing_at_elevenlabs_frees_it_for_exactly_one_submit(
+    http, client, campaign, settings
+):
+    batch = leave_a_claim_behind(campaign, age_seconds=settings.DISPATCH_STALE_AFTER_SECONDS + 5)
+    http.get(WORKSPACE, json=workspace_page())
+    http.post(SUBMIT, json=remote_batch("btcal_new"))
+
+    dispatch.batch_recover(batch_id=batch.pk, client=client)
+
+    assert submitted_bodies(http) == []
+    batch.refresh_from_db()
+    assert batch.submit_started_at is None
+    assert batch.elevenlabs_batch_call_id is None
+    assert campaign.pk in dispatch.campaigns_due()
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    assert len(submitted_bodies(http)) == 1
+    campaign.refresh_from_db()
+    assert campaign.elevenlabs_batch_call_id == "btcal_new"
+
+
+def test_a_fresh_claim_is_left_alone(http, client, campaign):
+    batch = leave_a_claim_behind(campaign, age_seconds=5)
+    started = batch.submit_started_at
+
+    assert dispatch.batches_stale() == []
+    dispatch.batch_recover(batch_id=batch.pk, client=client)
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    assert len(http.calls) == 0
+    batch.refresh_from_db()
+    assert batch.submit_started_at == started
+
+
+# --- The beat sweep's work list ---------------------------------------------------------
+
+
+def test_campaigns_due_lists_a_scheduled_campaign_whose_time_has_come(user, agent, phone_number):
+    campaign = CampaignFactory(
+        user=user,
+        agent=agent,
+        phone_number=phone_number,
+        status=Campaign.Status.SCHEDULED,
+        send_immediately=False,
+        scheduled_at=timezone.now() + dt.timedelta(minutes=5),
+    )
+
+    assert campaign.pk not in dispatch.campaigns_due()
+    assert campaign.pk in dispatch.campaigns_due(now=timezone.now() + dt.timedelta(minutes=6))
+
+
+def test_campaigns_due_lists_an_immediate_campaign_whose_message_was_lost(campaign):
+    # created just now: its on-commit message is on its way
+    assert campaign.pk not in dispatch.campaigns_due()
+    # unclaimed for over 30 s: the message never arrived
+    assert campaign.pk in dispatch.campaigns_due(now=timezone.now() + dt.timedelta(seconds=31))
+
+
+def test_campaigns_due_does_not_list_a_claimed_or_ended_campaign(user, agent, phone_number, campaign):
+    dispatch.campaign_claim(campaign_id=campaign.pk)
+    ended = [
+        CampaignFactory(user=user, agent=agent, phone_number=phone_number, status=status)
+        for status in (Campaign.Status.COMPLETED, Campaign.Status.FAILED, Campaign.Status.CANCELLED)
+    ]
+    CampaignBatch.objects.filter(campaign=campaign).update(submit_started_at=timezone.now())
+
+    due = dispatch.campaigns_due(now=timezone.now() + dt.timedelta(minutes=5))
+
+    assert campaign.pk not in due
+    assert not {c.pk for c in ended} & set(due)
+
+
+def test_campaigns_due_lists_a_claimed_campaign_whose_batches_were_never_attempted(campaign):
+    # Given a worker that claimed the campaign and stopped before submitting any batch
+    assert dispatch.campaign_claim(campaign_id=campaign.pk)
+    batch = the_batch(campaign)
+    assert (batch.submit_started_at, batch.next_attempt_at, batch.elevenlabs_batch_call_id) == (None, None, None)
+
+    # Then a later sweep picks it up again
+    later = timezone.now() + dt.timedelta(minutes=5)
+    assert campaign.pk in dispatch.campaigns_due(now=later)
+
+
+# --- Queued on commit -------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_queue():
+    """Celery's default queue on the test broker, emptied first."""
+    with app.connection_for_read() as connection:
+        simple = connection.SimpleQueue("celery")
+        while True:
+            try:
+                simple.get(block=False).ack()
+            except queue.Empty:
+                break
+        yield simple
+        simple.close()
+
+
+def test_creating_an_immediate_campaign_queues_its_dispatch_once_committed(
+    api, campaign_form, broker_queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/campaigns", campaign_form(), format="multipart")
+        assert response.status_code == 201, response.content
+        campaign_id = response.json()["data"]["id"]
+        # nothing leaves before the commit
+        with pytest.raises(queue.Empty):
+            broker_queue.get(block=False)
+
+    message = broker_queue.get(timeout=1)
+    message.ack()
+    assert message.headers["task"] == "campaigns.tasks.campaign_dispatch"
+    assert message.headers["argsrepr"] == f"({campaign_id},)"
+    args, kwargs, _ = message.decode()
+    assert (args, kwargs) == ([campaign_id], {})
+    with pytest.raises(queue.Empty):
+        broker_queue.get(block=False)
+
+
+def test_creating_a_scheduled_campaign_queues_nothing(
+    api, campaign_form, broker_queue, django_capture_on_commit_callbacks
+):
+    form = campaign_form(send_immediately="false", schedule_date="2099-02-01", schedule_time="10:00")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/campaigns", form, format="multipart")
+    assert response.status_code == 201, response.content
+
+    with pytest.raises(queue.Empty):
+        broker_queue.get(timeout=0.2)
