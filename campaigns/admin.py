@@ -1,15 +1,56 @@
-"""Django admin over every model. Changelists load related rows up front (no query per row)."""
+"""Django admin over every model.
+
+Changelists load related rows up front (no query per row). Actions are thin: each calls a
+service for every selected row and tells the user what it did and what it skipped, and why.
+"""
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from campaigns import services
-from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient
+from campaigns import elevenlabs, services, tracking
+from campaigns.errors import ApplicationError
+from campaigns.models import Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _skipped(noun: str, skipped: list[tuple[object, str]]) -> str:
+    # One line per row: the reasons are sentences of their own.
+    reasons = format_html_join(mark_safe("<br>"), "“{}”: {}", skipped)
+    return format_html("Skipped {}:<br>{}", _plural(len(skipped), noun), reasons)
+
+
+class ElevenLabsSyncAdminMixin:
+    """The action that imports agents and phone numbers for the owners of the selected rows."""
+
+    actions = ["sync_from_elevenlabs"]
+
+    @admin.action(description="Sync agents and phone numbers from ElevenLabs")
+    def sync_from_elevenlabs(self, request, queryset):
+        owners = get_user_model().objects.filter(pk__in=queryset.values("user_id")).order_by("pk")
+        for owner in owners:
+            try:
+                result = services.elevenlabs_sync(user=owner)
+            except ApplicationError as exc:
+                self.message_user(request, f"Could not sync {owner}: {exc}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"Synced {_plural(result.agents, 'agent')} and {_plural(result.phone_numbers, 'phone number')} "
+                f"for {owner}.",
+                messages.SUCCESS,
+            )
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(ElevenLabsSyncAdminMixin, admin.ModelAdmin):
     list_display = ["name", "elevenlabs_agent_id", "user", "updated_at"]
     list_select_related = ["user"]
     search_fields = ["name", "elevenlabs_agent_id"]
@@ -17,11 +58,53 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(PhoneNumber)
-class PhoneNumberAdmin(admin.ModelAdmin):
+class PhoneNumberAdmin(ElevenLabsSyncAdminMixin, admin.ModelAdmin):
     list_display = ["phone_number", "label", "provider", "elevenlabs_phone_number_id", "user"]
     list_select_related = ["user"]
     search_fields = ["phone_number", "label", "elevenlabs_phone_number_id"]
     raw_id_fields = ["user"]
+
+
+class CampaignTypeFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        return [("immediate", "Immediate"), ("scheduled", "Scheduled")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("immediate", "scheduled"):
+            return queryset.filter(send_immediately=self.value() == "immediate")
+        return queryset
+
+
+class CampaignBatchInline(admin.TabularInline):
+    """The campaign's ElevenLabs batches (a handful per campaign), as the workers left them."""
+
+    model = CampaignBatch
+    fields = [
+        "part",
+        "size",
+        "elevenlabs_batch_call_id",
+        "status",
+        "calls_dispatched",
+        "calls_finished",
+        "retry_count",
+        "submit_attempts",
+        "submitted_at",
+        "next_attempt_at",
+        "polled_at",
+        "last_error",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Campaign)
@@ -33,22 +116,139 @@ class CampaignAdmin(admin.ModelAdmin):
         "agent",
         "phone_number",
         "recipients_link",
-        "scheduled_at",
+        "schedule",
         "elevenlabs_batch_call_id",
         "created_at",
     ]
-    list_filter = ["status", "send_immediately", "created_at"]
+    list_filter = ["status", CampaignTypeFilter, "created_at", "scheduled_at"]
     list_select_related = ["user", "agent", "phone_number"]
     search_fields = ["name", "elevenlabs_batch_call_id"]
     date_hierarchy = "created_at"
     raw_id_fields = ["user", "agent", "phone_number"]
-    readonly_fields = ["recipients_link", "created_at", "updated_at", "import_errors"]
+    # Status and progress are written by the services and workers; the actions move them.
+    readonly_fields = [
+        "recipients_link",
+        "status",
+        "elevenlabs_batch_call_id",
+        "dispatch_claimed_at",
+        "calls_dispatched",
+        "calls_finished",
+        "error",
+        "recipients_count",
+        "duplicates_merged",
+        "invalid_rows_skipped",
+        "import_errors",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "user", "agent", "phone_number", "recipients_link"]}),
+        ("Schedule", {"fields": ["send_immediately", "scheduled_at", "timezone"]}),
+        (
+            "Progress",
+            {
+                "fields": [
+                    "status",
+                    "elevenlabs_batch_call_id",
+                    "dispatch_claimed_at",
+                    "calls_dispatched",
+                    "calls_finished",
+                    "error",
+                ]
+            },
+        ),
+        ("Import", {"fields": ["recipients_count", "duplicates_merged", "invalid_rows_skipped", "import_errors"]}),
+        ("Dates", {"fields": ["created_at", "updated_at"]}),
+    ]
+    inlines = [CampaignBatchInline]
+    actions = ["dispatch_now", "cancel", "sync_status", "retry_failed_calls"]
+
+    def has_add_permission(self, request):
+        # A campaign is created with its recipients by services.campaign_create (API or staff form).
+        return False
 
     @admin.display(description="Recipients", ordering="recipients_count")
     def recipients_link(self, campaign):
         # A link to the filtered recipient list: an inline of thousands of rows would not load.
         url = reverse("admin:campaigns_recipient_changelist") + f"?campaign__id__exact={campaign.pk}"
         return format_html('<a href="{}">{}</a>', url, f"{campaign.recipients_count:,}")
+
+    @admin.display(description="Schedule", ordering="scheduled_at")
+    def schedule(self, campaign):
+        return "Immediately" if campaign.send_immediately else campaign.scheduled_at
+
+    def _report(self, request, done: str | None, skipped: list[tuple[Campaign, str]]) -> None:
+        if done:
+            self.message_user(request, done, messages.SUCCESS)
+        if skipped:
+            self.message_user(request, _skipped("campaign", skipped), messages.WARNING)
+
+    @admin.action(description="Dispatch selected campaigns now")
+    def dispatch_now(self, request, queryset):
+        queued, skipped = [], []
+        for campaign in queryset:
+            try:
+                services.campaign_dispatch_now(campaign=campaign)
+            except ApplicationError as exc:
+                skipped.append((campaign, str(exc)))
+            else:
+                queued.append(campaign)
+        done = f"Queued {_plural(len(queued), 'campaign')} for dispatch now." if queued else None
+        self._report(request, done, skipped)
+
+    @admin.action(description="Cancel selected campaigns")
+    def cancel(self, request, queryset):
+        cancelled, skipped = [], []
+        for campaign in queryset:
+            try:
+                services.campaign_cancel(campaign=campaign)
+            except ApplicationError as exc:
+                skipped.append((campaign, str(exc)))
+            else:
+                cancelled.append(campaign)
+        done = f"Cancelled {_plural(len(cancelled), 'campaign')}." if cancelled else None
+        self._report(request, done, skipped)
+
+    @admin.action(description="Sync status from ElevenLabs")
+    def sync_status(self, request, queryset):
+        sent = set(
+            CampaignBatch.objects.filter(campaign__in=queryset, elevenlabs_batch_call_id__isnull=False)
+            .values_list("campaign_id", flat=True)
+            .distinct()
+        )
+        synced, skipped = [], []
+        for campaign in queryset:
+            if campaign.pk not in sent:
+                skipped.append((campaign, "it has not been sent to ElevenLabs yet."))
+                continue
+            try:
+                tracking.campaign_poll(campaign_id=campaign.pk)
+            except elevenlabs.ElevenLabsError as exc:
+                skipped.append((campaign, f"ElevenLabs could not report its status: {exc}"))
+            else:
+                synced.append(campaign.pk)
+        done = None
+        if synced:
+            polled = Campaign.objects.filter(pk__in=synced).order_by("name", "pk")
+            statuses = ", ".join(f"“{campaign}” is {campaign.get_status_display().lower()}" for campaign in polled)
+            done = f"Synced {_plural(len(synced), 'campaign')} with ElevenLabs: {statuses}."
+        self._report(request, done, skipped)
+
+    @admin.action(description="Retry failed calls of selected campaigns")
+    def retry_failed_calls(self, request, queryset):
+        retried_calls, retried, skipped = 0, [], []
+        for campaign in queryset:
+            try:
+                result = services.campaign_retry(campaign=campaign)
+            except ApplicationError as exc:
+                skipped.append((campaign, str(exc)))
+            else:
+                retried.append(campaign)
+                retried_calls += result.retried_calls
+        done = None
+        if retried:
+            done = f"Retrying {_plural(retried_calls, 'call')} in {_plural(len(retried), 'campaign')}."
+        self._report(request, done, skipped)
 
 
 class CampaignFilter(admin.SimpleListFilter):
@@ -65,6 +265,20 @@ class CampaignFilter(admin.SimpleListFilter):
         return queryset.filter(campaign_id=self.value()) if self.value() else queryset
 
 
+class CappedCountPaginator(Paginator):
+    """Counts at most `count_cap` rows, so a page of a huge table never waits for a full COUNT(*).
+
+    The count runs over a LIMITed subquery: exact below the cap, `count_cap` above it (the
+    pages past the cap are then out of reach; filter or search to get there).
+    """
+
+    count_cap = 10_001
+
+    @cached_property
+    def count(self):
+        return self.object_list[: self.count_cap].count()
+
+
 @admin.register(Recipient)
 class RecipientAdmin(admin.ModelAdmin):
     list_display = ["phone_number", "campaign", "status", "call_successful", "failure_reason", "line"]
@@ -73,6 +287,7 @@ class RecipientAdmin(admin.ModelAdmin):
     search_fields = ["=phone_number"]
     raw_id_fields = ["campaign"]
     show_full_result_count = False
+    paginator = CappedCountPaginator
 
 
 @admin.register(ApiKey)
@@ -103,9 +318,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request, queryset):
-        for api_key in queryset.filter(revoked_at__isnull=True):
+        keys = list(queryset)
+        active = [api_key for api_key in keys if api_key.is_active]
+        already = [(api_key, "it was already revoked.") for api_key in keys if not api_key.is_active]
+        for api_key in active:
             services.api_key_revoke(api_key=api_key)
-        self.message_user(request, "Revoked the selected keys.")
+        if active:
+            self.message_user(request, f"Revoked {_plural(len(active), 'API key')}.", messages.SUCCESS)
+        if already:
+            self.message_user(request, _skipped("API key", already), messages.WARNING)
 
 
 admin.site.register(Profile)

@@ -416,3 +416,34 @@ def demo_bootstrap(*, client=None) -> Demo:
     return Demo(
         username=user.username, password=DEMO_PASSWORD, api_key=created.raw_key, agent=agent, phone_number=phone_number
     )
+
+
+# --- Dispatching on demand -----------------------------------------------------------------
+
+
+def campaign_dispatch_now(*, campaign: Campaign) -> Campaign:
+    """Make a campaign that no worker has claimed yet due now, and queue its dispatch.
+
+    A scheduled campaign's `scheduled_at` moves to now (an instant already past is kept), so
+    the beat sweep sends it even if the queued message is lost. Raises Conflict when the
+    campaign is already being sent or has ended.
+    """
+    now = timezone.now()
+    waiting_statuses = (Campaign.Status.SCHEDULED, Campaign.Status.PENDING)
+    with transaction.atomic():
+        waiting = Campaign.objects.filter(pk=campaign.pk, status__in=waiting_statuses, dispatch_claimed_at__isnull=True)
+        if not waiting.exists():
+            campaign.refresh_from_db()
+            if campaign.status in waiting_statuses:
+                raise Conflict("The campaign is already being sent.")
+            raise Conflict(
+                f"The campaign is {campaign.get_status_display().lower()}; only a scheduled or pending "
+                "campaign can be dispatched."
+            )
+        waiting.filter(status=Campaign.Status.SCHEDULED).exclude(scheduled_at__lte=now).update(
+            scheduled_at=now, updated_at=now
+        )
+        # robust: as in campaign_create, a broker that is down leaves the work to the beat sweep.
+        transaction.on_commit(functools.partial(tasks.campaign_dispatch.delay, campaign.pk), robust=True)
+    campaign.refresh_from_db()
+    return campaign

@@ -1,13 +1,22 @@
 """Django admin: every model reachable, no query per row, API keys shown once."""
 
+import datetime as dt
+import queue
+
 import pytest
+import responses
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from campaigns.models import ApiKey
+from campaigns import dispatch, elevenlabs, services
+from campaigns.admin import CappedCountPaginator
+from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Recipient
+from voiceable.celery import app as celery_app
 
 from .factories import AgentFactory, CampaignFactory, PhoneNumberFactory, RecipientFactory, UserFactory
+from .test_tracking import BASE, BATCHES, campaign_submitted, remote_batch, remote_detail, remote_recipient
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +81,443 @@ def test_adding_an_api_key_shows_it_once_and_stores_only_its_hash(admin_client):
     change_page = admin_client.get(reverse("admin:campaigns_apikey_change", args=[key.pk])).content.decode()
     assert raw not in change_page
     assert 'name="key_hash"' not in change_page
+
+
+# --- Helpers for the actions ---------------------------------------------------------------
+
+
+@pytest.fixture
+def elevenlabs_settings(settings):
+    # The actions build their client from settings: point it at the played ElevenLabs.
+    settings.ELEVENLABS_BASE_URL = BASE
+    settings.ELEVENLABS_API_KEY = "k"
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 10_000
+    return settings
+
+
+@pytest.fixture
+def http(elevenlabs_settings):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def broker_queue():
+    """Celery's default queue on the test broker, emptied first."""
+    with celery_app.connection_for_read() as broker:
+        simple = broker.SimpleQueue("celery")
+        while True:
+            try:
+                simple.get(block=False).ack()
+            except queue.Empty:
+                break
+        yield simple
+        simple.close()
+
+
+def queued_dispatches(broker_queue) -> list[int]:
+    ids = []
+    while True:
+        try:
+            message = broker_queue.get(timeout=0.2)
+        except queue.Empty:
+            return sorted(ids)
+        message.ack()
+        assert message.headers["task"] == "campaigns.tasks.campaign_dispatch"
+        args, _, _ = message.decode()
+        ids.extend(args)
+
+
+def act(client, action, rows, model="campaign"):
+    """Run an admin action on `rows` from their changelist, as the action dropdown does."""
+    return client.post(
+        reverse(f"admin:campaigns_{model}_changelist"),
+        {"action": action, "_selected_action": [row.pk for row in rows]},
+        follow=True,
+    )
+
+
+def shown(response) -> list[str]:
+    """The messages the user sees after an action, one string each, lines split on <br>."""
+    assert response.status_code == 200
+    return [str(message).replace("<br>", "\n") for message in response.context["messages"]]
+
+
+def scheduled(name, *, in_hours=2, **fields):
+    return CampaignFactory(
+        name=name,
+        status=Campaign.Status.SCHEDULED,
+        send_immediately=False,
+        scheduled_at=timezone.now() + dt.timedelta(hours=in_hours),
+        **fields,
+    )
+
+
+# --- Campaign actions ----------------------------------------------------------------------
+
+
+def test_cancel_cancels_what_it_can_and_names_each_campaign_it_could_not_with_the_reason(admin_client, http):
+    # Given a scheduled campaign, one that has ended, and one sent to an ElevenLabs that fails to cancel
+    waiting = scheduled("Spring reminders")
+    RecipientFactory(campaign=waiting, phone_number="+12125550100")
+    ended = CampaignFactory(name="Winter survey", status=Campaign.Status.COMPLETED)
+    sent = campaign_submitted(
+        name="Autumn follow-up",
+        numbers=["+12125550101"],
+        status=Campaign.Status.IN_PROGRESS,
+        batch_status="in_progress",
+    )
+    http.post(f"{BATCHES}/btcal_1/cancel", status=500, json={"detail": "internal error"})
+
+    # When all three are cancelled from the list
+    response = act(admin_client, "cancel", [waiting, ended, sent])
+    messages = shown(response)
+
+    # Then the one that could be is cancelled, and the others are named with their reason
+    assert messages[0] == "Cancelled 1 campaign."
+    skipped = messages[1].splitlines()
+    assert skipped[0] == "Skipped 2 campaigns:"
+    assert sorted(skipped[1:]) == [
+        "“Autumn follow-up”: ElevenLabs could not cancel the campaign: ElevenLabs answered 500: internal error",
+        "“Winter survey”: The campaign is completed; only an active campaign can be cancelled.",
+    ]
+    assert len(messages) == 2
+    assert "Skipped 2 campaigns:<br>“" in response.content.decode()  # one line each, on the page too
+    statuses = dict(Campaign.objects.values_list("name", "status"))
+    assert statuses == {
+        "Spring reminders": "cancelled",
+        "Winter survey": "completed",
+        "Autumn follow-up": "in_progress",
+    }
+    assert Recipient.objects.get(campaign=waiting).status == Recipient.Status.CANCELLED
+
+
+def test_dispatch_now_makes_waiting_campaigns_due_queues_them_and_names_those_it_skipped(
+    admin_client, broker_queue, django_capture_on_commit_callbacks
+):
+    # Given a campaign scheduled for next week, an immediate one not yet claimed, one being sent and one ended
+    later = scheduled("Next week", in_hours=24 * 7)
+    RecipientFactory(campaign=later)
+    waiting = CampaignFactory(name="Waiting")
+    RecipientFactory(campaign=waiting)
+    sending = CampaignFactory(name="Sending")
+    RecipientFactory(campaign=sending)
+    assert dispatch.campaign_claim(campaign_id=sending.pk)
+    ended = CampaignFactory(name="Done", status=Campaign.Status.COMPLETED)
+    assert later.pk not in dispatch.campaigns_due()
+
+    # When they are dispatched now
+    with django_capture_on_commit_callbacks(execute=True):
+        messages = shown(act(admin_client, "dispatch_now", [later, waiting, sending, ended]))
+
+    # Then the two waiting ones are due and queued, and the others are named with their reason
+    assert messages[0] == "Queued 2 campaigns for dispatch now."
+    assert sorted(messages[1].splitlines()) == sorted(
+        [
+            "Skipped 2 campaigns:",
+            "“Sending”: The campaign is already being sent.",
+            "“Done”: The campaign is completed; only a scheduled or pending campaign can be dispatched.",
+        ]
+    )
+    later.refresh_from_db()
+    assert later.status == Campaign.Status.SCHEDULED
+    assert abs(later.scheduled_at - timezone.now()) < dt.timedelta(seconds=30)
+    assert later.pk in dispatch.campaigns_due()
+    assert queued_dispatches(broker_queue) == sorted([later.pk, waiting.pk])
+
+
+def test_dispatch_now_keeps_a_schedule_that_is_already_past(
+    admin_client, broker_queue, django_capture_on_commit_callbacks
+):
+    overdue = scheduled("Overdue", in_hours=-1)
+    was_due_at = overdue.scheduled_at
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert shown(act(admin_client, "dispatch_now", [overdue])) == ["Queued 1 campaign for dispatch now."]
+
+    overdue.refresh_from_db()
+    assert overdue.scheduled_at == was_due_at
+    assert queued_dispatches(broker_queue) == [overdue.pk]
+
+
+def test_sync_status_brings_sent_campaigns_in_step_and_names_the_ones_it_could_not(admin_client, http):
+    # Given a campaign whose calls have finished at ElevenLabs, one ElevenLabs no longer knows, one never sent
+    running = campaign_submitted(name="Running", numbers=["+12125550100", "+12125550101"])
+    lost = campaign_submitted(name="Lost", numbers=["+12125550102"], batch_ids=("btcal_2",))
+    unsent = CampaignFactory(name="Unsent")
+    http.get(
+        f"{BATCHES}/btcal_1",
+        json=remote_detail(
+            "btcal_1",
+            status="completed",
+            recipients=[
+                remote_recipient("+12125550100", "completed", "conv_100"),
+                remote_recipient("+12125550101", "failed"),
+            ],
+        ),
+    )
+    http.get(f"{BATCHES}/btcal_2", status=404, json={"detail": {"status": "not_found", "message": "Batch not found"}})
+
+    # When their status is synced from the list
+    messages = shown(act(admin_client, "sync_status", [running, lost, unsent]))
+
+    # Then the first is in step, and the others are named with their reason
+    assert messages[0] == "Synced 1 campaign with ElevenLabs: “Running” is completed."
+    assert sorted(messages[1].splitlines()) == sorted(
+        [
+            "Skipped 2 campaigns:",
+            "“Lost”: ElevenLabs could not report its status: ElevenLabs answered 404: Batch not found",
+            "“Unsent”: it has not been sent to ElevenLabs yet.",
+        ]
+    )
+    assert dict(Recipient.objects.filter(campaign=running).values_list("phone_number", "status")) == {
+        "+12125550100": "completed",
+        "+12125550101": "failed",
+    }
+    running.refresh_from_db()
+    assert (running.status, running.calls_finished) == (Campaign.Status.COMPLETED, 2)
+    lost.refresh_from_db()
+    assert lost.status == Campaign.Status.PENDING
+
+
+def test_retry_with_nothing_to_retry_says_why_and_changes_nothing(admin_client, http):
+    answered = campaign_submitted(
+        name="All answered", numbers=["+12125550100"], status=Campaign.Status.COMPLETED, batch_status="completed"
+    )
+    Recipient.objects.filter(campaign=answered).update(status=Recipient.Status.COMPLETED)
+    unsent = CampaignFactory(name="Not sent")
+
+    messages = shown(act(admin_client, "retry_failed_calls", [answered, unsent]))
+
+    assert len(messages) == 1
+    assert sorted(messages[0].splitlines()) == sorted(
+        [
+            "Skipped 2 campaigns:",
+            "“All answered”: There are no failed or unanswered calls to retry once the batch has finished.",
+            "“Not sent”: The campaign is pending; only a campaign that is calling or completed can retry calls.",
+        ]
+    )
+    assert len(http.calls) == 0
+    assert Recipient.objects.get(campaign=answered).status == Recipient.Status.COMPLETED
+
+
+def test_retry_calls_failed_recipients_again_and_counts_them(admin_client, http):
+    finished = campaign_submitted(
+        name="Some failed",
+        numbers=["+12125550100", "+12125550101", "+12125550102"],
+        status=Campaign.Status.COMPLETED,
+        batch_status="completed",
+    )
+    for number, status in (("+12125550100", "completed"), ("+12125550101", "failed"), ("+12125550102", "voicemail")):
+        Recipient.objects.filter(campaign=finished, phone_number=number).update(status=status)
+    http.post(f"{BATCHES}/btcal_1/retry", json=remote_batch("btcal_1", status="pending"))
+
+    messages = shown(act(admin_client, "retry_failed_calls", [finished]))
+
+    assert messages == ["Retrying 2 calls in 1 campaign."]
+    assert [(call.request.method, call.request.url) for call in http.calls] == [("POST", f"{BATCHES}/btcal_1/retry")]
+    finished.refresh_from_db()
+    assert finished.status == Campaign.Status.IN_PROGRESS
+    assert dict(Recipient.objects.filter(campaign=finished).values_list("phone_number", "status")) == {
+        "+12125550100": "completed",
+        "+12125550101": "pending",
+        "+12125550102": "pending",
+    }
+
+
+# --- Agents and phone numbers --------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("model, factory", [("agent", AgentFactory), ("phonenumber", PhoneNumberFactory)])
+def test_sync_from_elevenlabs_imports_the_workspace_once_for_each_owner_of_the_selection(
+    sandbox_live, admin_client, model, factory
+):
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    rows = [factory(user=alice), factory(user=alice), factory(user=bob)]
+    try:
+        messages = shown(act(admin_client, "sync_from_elevenlabs", rows, model=model))
+    finally:
+        # no idle keep-alive connection left for the live server's thread to wait on
+        elevenlabs.client_from_settings().session.close()
+
+    assert messages == [
+        "Synced 3 agents and 2 phone numbers for alice.",
+        "Synced 3 agents and 2 phone numbers for bob.",
+    ]
+    for owner in (alice, bob):
+        assert {"agent_demo_reminders", "agent_demo_survey", "agent_demo_collections"} <= set(
+            Agent.objects.filter(user=owner).values_list("elevenlabs_agent_id", flat=True)
+        )
+        assert PhoneNumber.objects.filter(user=owner, elevenlabs_phone_number_id="phnum_demo_main").exists()
+
+
+def test_sync_from_elevenlabs_reports_an_elevenlabs_that_refuses_the_key(admin_client, http):
+    agent = AgentFactory(user=UserFactory(username="carol"))
+    http.get(
+        f"{BASE}/v1/convai/agents", status=401, json={"detail": {"status": "invalid_api_key", "message": "Bad key"}}
+    )
+
+    messages = shown(act(admin_client, "sync_from_elevenlabs", [agent], model="agent"))
+
+    assert messages == [
+        "Could not sync carol: Could not read the ElevenLabs workspace: ElevenLabs answered 401: Bad key"
+    ]
+    assert Agent.objects.count() == 1
+
+
+# --- Recipients on a big table -------------------------------------------------------------
+
+
+def test_the_recipients_of_a_campaign_are_listed_without_a_full_count_of_the_table(admin_client):
+    # Given a campaign with 300 recipients, and another campaign's recipient
+    campaign = CampaignFactory(recipients_count=300)
+    Recipient.objects.bulk_create(
+        Recipient(campaign=campaign, phone_number=f"+1212555{n:04d}", line=n + 2) for n in range(300)
+    )
+    RecipientFactory(phone_number="+14155550123")
+    table = Recipient._meta.db_table
+    changelist = reverse("admin:campaigns_recipient_changelist")
+
+    for url in (changelist, f"{changelist}?campaign__id__exact={campaign.pk}"):
+        # When the list is opened
+        with CaptureQueriesContext(connection) as queries:
+            response = admin_client.get(url)
+
+        # Then every count over the recipients is a LIMITed one, and the first page of rows shows
+        assert response.status_code == 200
+        counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and table in q["sql"]]
+        assert counts, "the paginator counts the rows"
+        assert all(" LIMIT " in sql.upper() for sql in counts), counts
+        page = response.content.decode()
+        assert "+12125550000" in page and "+12125550099" in page
+        assert "+12125550100" not in page  # on page 2
+
+    assert "300 recipients" in page
+    assert "+14155550123" not in page
+    page_3 = admin_client.get(f"{changelist}?campaign__id__exact={campaign.pk}&p=3").content.decode()
+    assert "+12125550299" in page_3 and "+12125550199" not in page_3
+
+
+def test_the_recipients_count_stops_at_the_cap():
+    campaign = CampaignFactory()
+    Recipient.objects.bulk_create(
+        Recipient(campaign=campaign, phone_number=f"+1212555{n:04d}", line=n + 2) for n in range(30)
+    )
+
+    class SmallCap(CappedCountPaginator):
+        count_cap = 21
+
+    assert SmallCap(Recipient.objects.all(), 10).count == 21
+    assert SmallCap(Recipient.objects.filter(pk__lte=Recipient.objects.order_by("pk")[4].pk), 10).count == 5
+
+
+def test_the_recipient_list_filters_by_status_and_finds_a_number(admin_client):
+    campaign = CampaignFactory()
+    RecipientFactory(campaign=campaign, phone_number="+12125550100", status=Recipient.Status.FAILED)
+    RecipientFactory(campaign=campaign, phone_number="+12125550101", status=Recipient.Status.COMPLETED)
+    changelist = reverse("admin:campaigns_recipient_changelist")
+
+    failed = admin_client.get(f"{changelist}?status__exact=failed").content.decode()
+    found = admin_client.get(changelist, {"q": "+12125550101"}).content.decode()
+
+    assert "+12125550100" in failed and "+12125550101" not in failed
+    assert "+12125550101" in found and "+12125550100" not in found
+
+
+# --- Campaign list and page ----------------------------------------------------------------
+
+
+def test_the_campaign_list_filters_by_status_type_and_date_and_finds_a_batch_id(admin_client):
+    CampaignFactory(name="Immediate one")
+    scheduled("Scheduled one")
+    old = CampaignFactory(name="Old one", status=Campaign.Status.COMPLETED, elevenlabs_batch_call_id="btcal_old")
+    Campaign.objects.filter(pk=old.pk).update(created_at=dt.datetime(2020, 1, 15, tzinfo=dt.UTC))
+    changelist = reverse("admin:campaigns_campaign_changelist")
+
+    def listed(query):
+        page = admin_client.get(changelist + query).content.decode()
+        return {name for name in ("Immediate one", "Scheduled one", "Old one") if name in page}
+
+    assert listed("") == {"Immediate one", "Scheduled one", "Old one"}
+    assert listed("?status__exact=scheduled") == {"Scheduled one"}
+    assert listed("?type=immediate") == {"Immediate one", "Old one"}
+    assert listed("?type=scheduled") == {"Scheduled one"}
+    assert listed("?created_at__year=2020") == {"Old one"}
+    assert listed("?q=btcal_old") == {"Old one"}
+
+
+def test_the_filtered_campaign_list_runs_the_same_number_of_queries_for_1_or_20_rows(admin_client):
+    url = reverse("admin:campaigns_campaign_changelist") + f"?type=immediate&created_at__year={timezone.now().year}"
+
+    make_rows(1)
+    with CaptureQueriesContext(connection) as few:
+        assert admin_client.get(url).status_code == 200
+    make_rows(19)
+    with CaptureQueriesContext(connection) as many:
+        response = admin_client.get(url)
+    assert response.status_code == 200
+    assert response.content.decode().count('name="_selected_action"') == 20
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_a_campaign_page_shows_its_batches_error_and_counters_and_none_can_be_edited(admin_client):
+    campaign = campaign_submitted(name="Sent", numbers=["+12125550100", "+12125550101"], status=Campaign.Status.FAILED)
+    Campaign.objects.filter(pk=campaign.pk).update(error="ElevenLabs refused the campaign: bad agent", calls_finished=1)
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+
+    page = admin_client.get(url).content.decode()
+
+    assert "btcal_1" in page and "ElevenLabs refused the campaign: bad agent" in page
+    for field in ("error", "status", "calls_dispatched", "calls_finished", "recipients_count", "batches-0-status"):
+        assert f'name="{field}"' not in page
+    assert 'name="name"' in page
+
+    # Saving the form renames the campaign; the error, counters and batches stay as the workers left them
+    form = {
+        "name": "Renamed",
+        "user": campaign.user_id,
+        "agent": campaign.agent_id,
+        "phone_number": campaign.phone_number_id,
+        "send_immediately": "on",
+        "timezone": "UTC",
+        "error": "edited",
+        "calls_finished": "99",
+        "batches-TOTAL_FORMS": "1",
+        "batches-INITIAL_FORMS": "1",
+        "batches-MIN_NUM_FORMS": "0",
+        "batches-MAX_NUM_FORMS": "0",
+        "batches-0-id": campaign.batches.get().pk,
+        "batches-0-campaign": campaign.pk,
+        "batches-0-status": "edited",
+    }
+    assert admin_client.post(url, form).status_code == 302
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.error, campaign.calls_finished) == (
+        "Renamed",
+        "ElevenLabs refused the campaign: bad agent",
+        1,
+    )
+    assert campaign.batches.get().status == "pending"
+
+
+def test_campaigns_are_not_added_in_the_admin(admin_client):
+    # They are created with their recipients, by the API or the staff upload form.
+    assert admin_client.get(reverse("admin:campaigns_campaign_add")).status_code == 403
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+
+def test_revoking_keys_revokes_the_active_ones_and_names_those_already_revoked(admin_client):
+    owner = UserFactory(username="dave")
+    active = services.api_key_create(user=owner, name="zapier").api_key
+    old = services.api_key_create(user=owner, name="old").api_key
+    services.api_key_revoke(api_key=old)
+    revoked_at = ApiKey.objects.get(pk=old.pk).revoked_at
+
+    messages = shown(act(admin_client, "revoke", [active, old], model="apikey"))
+
+    assert messages == ["Revoked 1 API key.", f"Skipped 1 API key:\n“{old}”: it was already revoked."]
+    assert ApiKey.objects.get(pk=active.pk).revoked_at is not None
+    assert ApiKey.objects.get(pk=old.pk).revoked_at == revoked_at
