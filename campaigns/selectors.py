@@ -1,9 +1,12 @@
 """Every non-trivial read. All of them are scoped to the user who asks."""
 
+from collections.abc import Iterator
+
 from django.db.models import QuerySet
 
 from campaigns.errors import NotFound
-from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Recipient
+from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient
+from campaigns.recipients import OVERRIDE_COLUMNS
 
 
 def campaign_list(*, user) -> QuerySet[Campaign]:
@@ -58,3 +61,76 @@ def recipient_list(*, campaign: Campaign, status: str | None = None, search: str
         digits = "".join(ch for ch in search if ch.isdigit())
         recipients = recipients.filter(phone_number__contains=digits) if digits else recipients.none()
     return recipients
+
+
+# --- Staff pages ---------------------------------------------------------------------------
+
+# The call record columns of an export; the recipient's variables and overrides follow them.
+EXPORT_COLUMNS = (
+    "phone_number",
+    "line",
+    "status",
+    "call_successful",
+    "failure_reason",
+    "summary",
+    "conversation_id",
+    "status_updated_at",
+)
+
+
+def campaign_list_search(*, user, status: str | None = None, search: str | None = None) -> QuerySet[Campaign]:
+    """The user's campaigns, newest first, optionally only one status or names containing `search`."""
+    campaigns = campaign_list(user=user)
+    if status:
+        campaigns = campaigns.filter(status=status)
+    if search and search.strip():
+        campaigns = campaigns.filter(name__icontains=search.strip())
+    return campaigns
+
+
+def campaign_batch_ids(*, campaign: Campaign) -> list[str]:
+    """The ElevenLabs batch ids the campaign was submitted as, in part order."""
+    return list(
+        campaign.batches.filter(elevenlabs_batch_call_id__isnull=False)
+        .order_by("part")
+        .values_list("elevenlabs_batch_call_id", flat=True)
+    )
+
+
+def user_timezone(*, user) -> str:
+    """The user's profile time zone, the one a schedule is read in when none is given."""
+    profile = Profile.objects.filter(user=user).only("timezone").first()
+    return profile.timezone if profile else "UTC"
+
+
+def recipient_export(*, campaign: Campaign, chunk_size: int = 2000) -> tuple[list[str], Iterator[list]]:
+    """A campaign's recipients with their call outcomes, variables and overrides: a header and rows.
+
+    Rows stream from the database `chunk_size` at a time, in file order. Every recipient of a
+    campaign has the same variables (the columns of its file), so the first one names them;
+    they are sorted by name, as PostgreSQL's jsonb does not keep the file's column order.
+    """
+    first = Recipient.objects.filter(campaign=campaign).order_by("pk").values_list("variables", flat=True).first()
+    variable_names = sorted(first or {})
+    taken = {*EXPORT_COLUMNS, *OVERRIDE_COLUMNS}
+    header = [
+        *EXPORT_COLUMNS,
+        *(f"variable_{name}" if name in taken else name for name in variable_names),
+        *OVERRIDE_COLUMNS,
+    ]
+    values = (
+        Recipient.objects.filter(campaign=campaign)
+        .order_by("pk")
+        .values_list(*EXPORT_COLUMNS, "variables", "overrides")
+        .iterator(chunk_size=chunk_size)
+    )
+
+    def rows():
+        for *record, variables, overrides in values:
+            yield [
+                *record,
+                *(variables.get(name, "") for name in variable_names),
+                *(overrides.get(name, "") for name in OVERRIDE_COLUMNS),
+            ]
+
+    return header, rows()

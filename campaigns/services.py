@@ -447,3 +447,100 @@ def campaign_dispatch_now(*, campaign: Campaign) -> Campaign:
         transaction.on_commit(functools.partial(tasks.campaign_dispatch.delay, campaign.pk), robust=True)
     campaign.refresh_from_db()
     return campaign
+
+
+# --- Previewing a campaign before it is created --------------------------------------------
+
+PREVIEW_SAMPLE_SIZE = 5
+
+
+@dataclass(frozen=True)
+class CampaignPreview:
+    agent: Agent
+    phone_number: PhoneNumber
+    timezone_name: str
+    scheduled_at: dt.datetime | None  # UTC; None when sent immediately
+    rows_read: int
+    recipients_count: int
+    duplicates_merged: int
+    invalid_rows_total: int
+    invalid_rows: list  # RowError, the first MAX_REPORTED_ERRORS
+    columns: list[str]  # the variables every recipient gets
+    sample: list  # ParsedRecipient, the first PREVIEW_SAMPLE_SIZE
+    skip_invalid_rows: bool
+
+    @property
+    def can_create(self) -> bool:
+        """Whether campaign_create would accept the same inputs (as long as the schedule is still ahead)."""
+        return self.recipients_count > 0 and (self.invalid_rows_total == 0 or self.skip_invalid_rows)
+
+
+def campaign_preview(
+    *,
+    user,
+    agent_id: str,
+    phone_number_id,
+    recipients_file,
+    send_immediately: bool,
+    schedule_date: dt.date | None = None,
+    schedule_time: dt.time | None = None,
+    timezone_name: str | None = None,
+    default_country: str | None = None,
+    skip_invalid_rows: bool = False,
+) -> CampaignPreview:
+    """What campaign_create would make of these inputs, storing nothing.
+
+    Makes the same checks and raises the same errors as campaign_create, except that invalid
+    rows and a file without valid numbers are reported in the result (`can_create` is then
+    false) rather than raised, so they can be shown before anything is created.
+    """
+    agent = selectors.agent_get(user=user, agent_id=agent_id)
+    phone_number = selectors.phone_number_get(user=user, phone_number_id=phone_number_id)
+
+    zone_name = (timezone_name or "").strip() or _user_timezone(user)
+    zone_get(zone_name)
+    scheduled_at = _schedule_resolve(
+        send_immediately=send_immediately,
+        schedule_date=schedule_date,
+        schedule_time=schedule_time,
+        zone_name=zone_name,
+    )
+
+    max_bytes = settings.RECIPIENTS_MAX_FILE_BYTES
+    if recipients_file.size > max_bytes:
+        raise PayloadTooLarge(
+            f"The recipients file is {recipients_file.size / 1_048_576:.1f} MB; the limit is "
+            f"{max_bytes / 1_048_576:.0f} MB. Split it into several campaigns."
+        )
+    try:
+        reader = RecipientsReader(
+            recipients_file,
+            filename=recipients_file.name or "",
+            default_country=(default_country or "").strip() or None,
+            max_recipients=settings.RECIPIENTS_MAX_PER_CAMPAIGN,
+        )
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="default_country") from None
+
+    sample = []
+    try:
+        for recipient in reader:
+            if len(sample) < PREVIEW_SAMPLE_SIZE:
+                sample.append(recipient)
+    except RecipientsFileError as exc:
+        raise ValidationFailed(f"{exc}", field="recipients_file") from None
+
+    return CampaignPreview(
+        agent=agent,
+        phone_number=phone_number,
+        timezone_name=zone_name,
+        scheduled_at=scheduled_at,
+        rows_read=reader.rows_read,
+        recipients_count=reader.recipients_count,
+        duplicates_merged=reader.duplicates_merged,
+        invalid_rows_total=reader.error_count,
+        invalid_rows=list(reader.errors),
+        columns=list(reader.columns),
+        sample=sample,
+        skip_invalid_rows=skip_invalid_rows,
+    )

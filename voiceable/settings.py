@@ -125,6 +125,9 @@ RECIPIENTS_MAX_PER_CAMPAIGN = env.int("RECIPIENTS_MAX_PER_CAMPAIGN", default=100
 # Django keeps uploads above this size in a temporary file rather than in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# Recipients files kept between the staff form's preview and its create step (one day at most).
+WEB_UPLOADS_DIR = Path(env.str("WEB_UPLOADS_DIR", default=str(BASE_DIR / "var" / "uploads")))
+
 # --- API ---------------------------------------------------------------------------------
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")
 

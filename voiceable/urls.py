@@ -12,6 +12,8 @@ urlpatterns = [
     path("sandbox/elevenlabs/", include("sandbox.urls")),
     # Unknown paths under /api/ answer in the JSON error envelope, never an HTML page.
     re_path(r"^api/", ApiNotFoundView.as_view()),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("campaigns.web.urls")),
 ]
 
 handler500 = "campaigns.api.handlers.server_error"

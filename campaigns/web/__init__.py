@@ -1,0 +1,1 @@
+"""Staff web pages: sign-in, campaigns, agents and phone numbers, API keys."""

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.campaign_list, name="campaign_list"),
+    path("campaigns/new", views.campaign_new, name="campaign_new"),
+    path("campaigns/template.csv", views.campaign_template, name="campaign_template"),
+    path("campaigns/<int:campaign_id>", views.campaign_detail, name="campaign_detail"),
+    path("campaigns/<int:campaign_id>/progress.json", views.campaign_progress, name="campaign_progress"),
+    path("campaigns/<int:campaign_id>/cancel", views.campaign_cancel, name="campaign_cancel"),
+    path("campaigns/<int:campaign_id>/retry", views.campaign_retry, name="campaign_retry"),
+    path("campaigns/<int:campaign_id>/export.csv", views.campaign_export, name="campaign_export"),
+    path("agents", views.agent_list, name="agent_list"),
+    path("agents/sync", views.agent_sync, name="agent_sync"),
+    path("api-keys", views.api_key_list, name="api_key_list"),
+    path("api-keys/<int:key_id>/revoke", views.api_key_revoke, name="api_key_revoke"),
+]

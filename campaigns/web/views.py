@@ -1,0 +1,270 @@
+"""Thin staff pages: check the login, read the form, call a service or selector, render."""
+
+import functools
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from campaigns import selectors, services, tracking
+from campaigns.errors import ApplicationError, NotFound
+from campaigns.models import Campaign, Recipient
+
+from . import exports
+from .forms import ApiKeyForm, CampaignFilterForm, CampaignForm, RecipientFilterForm
+
+CAMPAIGNS_PER_PAGE = 25
+RECIPIENTS_PER_PAGE = 50
+RETRYABLE_RECIPIENT_STATUSES = (Recipient.Status.FAILED, Recipient.Status.VOICEMAIL)
+TEMPLATE_CSV = (
+    "phone_number,first_name,language,first_message\r\n"
+    '+12125550100,Alice,en,"Hi Alice, this is a reminder of your appointment tomorrow at 10am."\r\n'
+    '+442079460958,Oliver,en,"Hello Oliver, I am calling about the order you placed last week."\r\n'
+)
+
+
+def staff_required(view):
+    """Signed in (else to the sign-in page) and staff (else a page that says so)."""
+
+    @functools.wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            return render(request, "campaigns/not_staff.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class KnownCountPaginator(Paginator):
+    """A paginator told its total, so no COUNT runs over a large table."""
+
+    def __init__(self, object_list, per_page, *, count: int | None, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self._known_count = count
+
+    @property
+    def count(self):
+        if self._known_count is None:
+            self._known_count = super().count
+        return self._known_count
+
+
+def _campaign_or_404(request, campaign_id) -> Campaign:
+    try:
+        return selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+    except NotFound as exc:
+        raise Http404(exc.error) from None
+
+
+def _progress(campaign: Campaign) -> dict:
+    """What the progress region shows, for the page and for its JSON refresh alike."""
+    return {
+        "id": campaign.pk,
+        "status": campaign.status,
+        "status_display": campaign.get_status_display(),
+        "final": campaign.status not in tracking.ACTIVE_CAMPAIGN_STATUSES,
+        "recipients_count": campaign.recipients_count,
+        "calls_dispatched": campaign.calls_dispatched,
+        "calls_finished": campaign.calls_finished,
+        "percent": min(100, round(100 * campaign.calls_finished / campaign.recipients_count))
+        if campaign.recipients_count
+        else 0,
+        "counts": tracking.outcome_counts(campaign_id=campaign.pk),
+        "error": campaign.error,
+    }
+
+
+# --- Campaigns -------------------------------------------------------------------------------
+
+
+@require_safe
+@staff_required
+def campaign_list(request):
+    filter_form = CampaignFilterForm(request.GET)
+    filters = filter_form.filters()
+    campaigns = selectors.campaign_list_search(user=request.user, **filters)
+    page = Paginator(campaigns, CAMPAIGNS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"page": page, "filter_form": filter_form, "filtered": any(filters.values())}
+    if not page.object_list and not context["filtered"]:
+        context["has_agents"] = selectors.agent_list(user=request.user).exists()
+        context["has_phone_numbers"] = selectors.phone_number_list(user=request.user).exists()
+    return render(request, "campaigns/campaign_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def campaign_new(request):
+    form = CampaignForm(request.POST or None, request.FILES or None, user=request.user)
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            if request.POST.get("action") == "create":
+                campaign = form.create()
+                messages.success(request, _created_message(campaign))
+                return redirect("web:campaign_detail", campaign_id=campaign.pk)
+            preview = form.preview()
+        except ApplicationError as exc:
+            form.add_service_error(exc)
+    context = {"form": form, "preview": preview, "max_file_bytes": settings.RECIPIENTS_MAX_FILE_BYTES}
+    return render(request, "campaigns/campaign_form.html", context)
+
+
+def _created_message(campaign: Campaign) -> str:
+    recipients = f"{campaign.recipients_count:,} recipient{'s' if campaign.recipients_count != 1 else ''}"
+    if campaign.send_immediately:
+        return f"Campaign “{campaign.name}” created with {recipients}. It is being sent now."
+    return f"Campaign “{campaign.name}” created with {recipients}. It will be sent at its scheduled time."
+
+
+@require_safe
+@staff_required
+def campaign_template(request):
+    response = HttpResponse(TEMPLATE_CSV, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="recipients-template.csv"'
+    return response
+
+
+@require_safe
+@staff_required
+def campaign_detail(request, campaign_id):
+    campaign = _campaign_or_404(request, campaign_id)
+    progress = _progress(campaign)
+    counts = progress["counts"]
+    filter_form = RecipientFilterForm(request.GET)
+    filters = filter_form.filters()
+    # The outcome counts already hold the total and each status's share: only a search needs a COUNT.
+    if filters.get("search"):
+        total = None
+    elif filters.get("status"):
+        total = counts.get(filters["status"], 0)
+    else:
+        total = sum(counts.values())
+    recipients = selectors.recipient_list(campaign=campaign, **filters)
+    page = KnownCountPaginator(recipients, RECIPIENTS_PER_PAGE, count=total).get_page(request.GET.get("page"))
+    context = {
+        "campaign": campaign,
+        "progress": progress,
+        "outcomes": [(value, label, counts.get(value, 0)) for value, label in Recipient.Status.choices],
+        "outcomes_total": sum(counts.values()),
+        "batch_ids": selectors.campaign_batch_ids(campaign=campaign),
+        "page": page,
+        "filter_form": filter_form,
+        "filtered": any(filters.values()),
+        "can_cancel": campaign.status in tracking.ACTIVE_CAMPAIGN_STATUSES,
+        "can_retry": campaign.status in (Campaign.Status.IN_PROGRESS, Campaign.Status.COMPLETED)
+        and any(counts.get(status) for status in RETRYABLE_RECIPIENT_STATUSES),
+    }
+    return render(request, "campaigns/campaign_detail.html", context)
+
+
+@require_safe
+@staff_required
+def campaign_progress(request, campaign_id):
+    response = JsonResponse(_progress(_campaign_or_404(request, campaign_id)))
+    add_never_cache_headers(response)
+    return response
+
+
+@require_POST
+@staff_required
+def campaign_cancel(request, campaign_id):
+    campaign = _campaign_or_404(request, campaign_id)
+    try:
+        services.campaign_cancel(campaign=campaign)
+    except ApplicationError as exc:
+        messages.error(request, exc.error)
+    else:
+        messages.success(request, f"Campaign “{campaign.name}” cancelled. No further calls will be placed.")
+    return redirect("web:campaign_detail", campaign_id=campaign.pk)
+
+
+@require_POST
+@staff_required
+def campaign_retry(request, campaign_id):
+    campaign = _campaign_or_404(request, campaign_id)
+    try:
+        result = services.campaign_retry(campaign=campaign)
+    except ApplicationError as exc:
+        messages.error(request, exc.error)
+    else:
+        calls = f"{result.retried_calls:,} call{'s' if result.retried_calls != 1 else ''}"
+        messages.success(request, f"Retrying {calls} that failed or reached voicemail.")
+    return redirect("web:campaign_detail", campaign_id=campaign.pk)
+
+
+@require_safe
+@staff_required
+def campaign_export(request, campaign_id):
+    campaign = _campaign_or_404(request, campaign_id)
+    header, rows = selectors.recipient_export(campaign=campaign)
+    response = StreamingHttpResponse(exports.csv_lines(header, rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-recipients.csv"'
+    add_never_cache_headers(response)
+    return response
+
+
+# --- Agents and phone numbers ---------------------------------------------------------------
+
+
+@require_safe
+@staff_required
+def agent_list(request):
+    context = {
+        "agents": selectors.agent_list(user=request.user),
+        "phone_numbers": selectors.phone_number_list(user=request.user),
+    }
+    return render(request, "campaigns/agent_list.html", context)
+
+
+@require_POST
+@staff_required
+def agent_sync(request):
+    try:
+        result = services.elevenlabs_sync(user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.error)
+    else:
+        messages.success(
+            request,
+            f"Synced {result.agents} agent{'s' if result.agents != 1 else ''} and {result.phone_numbers} "
+            f"phone number{'s' if result.phone_numbers != 1 else ''} from ElevenLabs.",
+        )
+    return redirect("web:agent_list")
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def api_key_list(request):
+    form = ApiKeyForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        # Shown in this response only: the raw key is stored nowhere, not even in the session.
+        created = services.api_key_create(user=request.user, name=form.cleaned_data["name"])
+        messages.success(request, "API key created. Copy it now: it will not be shown again.")
+        form = ApiKeyForm()
+    context = {"form": form, "created": created, "api_keys": selectors.api_key_list(user=request.user)}
+    response = render(request, "campaigns/api_key_list.html", context)
+    if created:
+        add_never_cache_headers(response)
+    return response
+
+
+@require_POST
+@staff_required
+def api_key_revoke(request, key_id):
+    api_key = get_object_or_404(selectors.api_key_list(user=request.user), pk=key_id)
+    if api_key.revoked_at is not None:
+        messages.info(request, f"The key {api_key.prefix}… was already revoked.")
+    else:
+        services.api_key_revoke(api_key=api_key)
+        messages.success(request, f"Key {api_key.prefix}… revoked: requests using it are now refused.")
+    return redirect("web:api_key_list")
