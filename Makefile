@@ -41,6 +41,7 @@ bench: export SECRET_KEY ?= bench-only-secret-key
 bench: install
 	$(BIN)/python bench/create_campaign.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/pages.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 var staticfiles
