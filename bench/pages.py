@@ -54,14 +54,14 @@ def measure(count: int) -> dict:
     for _ in range(20):
         CampaignFactory(user=user)
 
-    client = Client()
+    client = Client(HTTP_HOST="localhost")
     client.force_login(user)
     pages = {
         "campaigns list": "/",
         "campaign page": f"/campaigns/{campaign.pk}",
         "recipients page 100": f"/campaigns/{campaign.pk}?page=100",
         "recipients failed": f"/campaigns/{campaign.pk}?status=failed",
-        "recipients search": f"/campaigns/{campaign.pk}?search=1234",
+        "recipients search": f"/campaigns/{campaign.pk}?q=1234",
         "progress.json": f"/campaigns/{campaign.pk}/progress.json",
     }
     results = {}
