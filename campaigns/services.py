@@ -144,27 +144,22 @@ def _recipients_insert(*, campaign: Campaign, reader: RecipientsReader, skip_inv
                 cursor.executemany(f"INSERT INTO {meta.db_table} ({', '.join(columns)}) VALUES ({placeholders})", chunk)
 
 
-@transaction.atomic
-def campaign_create(
+def _campaign_inputs(
     *,
     user,
-    name: str,
-    agent_id: str,
+    agent_id,
     phone_number_id,
     recipients_file,
-    send_immediately: bool,
-    schedule_date: dt.date | None = None,
-    schedule_time: dt.time | None = None,
-    timezone_name: str | None = None,
-    default_country: str | None = None,
-    skip_invalid_rows: bool = False,
-) -> Campaign:
-    """Create a campaign and its recipients from an uploaded file, all or nothing.
+    send_immediately,
+    schedule_date,
+    schedule_time,
+    timezone_name,
+    default_country,
+) -> tuple[Agent, PhoneNumber, str, dt.datetime | None, RecipientsReader]:
+    """The checks campaign_create and campaign_preview share, in the order errors are reported.
 
-    An immediate campaign is stored `pending`, a scheduled one `scheduled` with its UTC
-    instant. Raises NotFound for an agent or phone number outside the user's account,
-    ValidationFailed for any problem with the schedule or the file (nothing is stored),
-    PayloadTooLarge for a file above the configured size.
+    Returns the agent, the phone number, the time zone's name, the UTC schedule and a reader
+    of the file (not read yet).
     """
     agent = selectors.agent_get(user=user, agent_id=agent_id)
     phone_number = selectors.phone_number_get(user=user, phone_number_id=phone_number_id)
@@ -193,6 +188,42 @@ def campaign_create(
         )
     except ValueError as exc:
         raise ValidationFailed(str(exc), field="default_country") from None
+    return agent, phone_number, zone_name, scheduled_at, reader
+
+
+@transaction.atomic
+def campaign_create(
+    *,
+    user,
+    name: str,
+    agent_id: str,
+    phone_number_id,
+    recipients_file,
+    send_immediately: bool,
+    schedule_date: dt.date | None = None,
+    schedule_time: dt.time | None = None,
+    timezone_name: str | None = None,
+    default_country: str | None = None,
+    skip_invalid_rows: bool = False,
+) -> Campaign:
+    """Create a campaign and its recipients from an uploaded file, all or nothing.
+
+    An immediate campaign is stored `pending`, a scheduled one `scheduled` with its UTC
+    instant. Raises NotFound for an agent or phone number outside the user's account,
+    ValidationFailed for any problem with the schedule or the file (nothing is stored),
+    PayloadTooLarge for a file above the configured size.
+    """
+    agent, phone_number, zone_name, scheduled_at, reader = _campaign_inputs(
+        user=user,
+        agent_id=agent_id,
+        phone_number_id=phone_number_id,
+        recipients_file=recipients_file,
+        send_immediately=send_immediately,
+        schedule_date=schedule_date,
+        schedule_time=schedule_time,
+        timezone_name=timezone_name,
+        default_country=default_country,
+    )
 
     campaign = Campaign.objects.create(
         user=user,
@@ -494,33 +525,17 @@ def campaign_preview(
     rows and a file without valid numbers are reported in the result (`can_create` is then
     false) rather than raised, so they can be shown before anything is created.
     """
-    agent = selectors.agent_get(user=user, agent_id=agent_id)
-    phone_number = selectors.phone_number_get(user=user, phone_number_id=phone_number_id)
-
-    zone_name = (timezone_name or "").strip() or _user_timezone(user)
-    zone_get(zone_name)
-    scheduled_at = _schedule_resolve(
+    agent, phone_number, zone_name, scheduled_at, reader = _campaign_inputs(
+        user=user,
+        agent_id=agent_id,
+        phone_number_id=phone_number_id,
+        recipients_file=recipients_file,
         send_immediately=send_immediately,
         schedule_date=schedule_date,
         schedule_time=schedule_time,
-        zone_name=zone_name,
+        timezone_name=timezone_name,
+        default_country=default_country,
     )
-
-    max_bytes = settings.RECIPIENTS_MAX_FILE_BYTES
-    if recipients_file.size > max_bytes:
-        raise PayloadTooLarge(
-            f"The recipients file is {recipients_file.size / 1_048_576:.1f} MB; the limit is "
-            f"{max_bytes / 1_048_576:.0f} MB. Split it into several campaigns."
-        )
-    try:
-        reader = RecipientsReader(
-            recipients_file,
-            filename=recipients_file.name or "",
-            default_country=(default_country or "").strip() or None,
-            max_recipients=settings.RECIPIENTS_MAX_PER_CAMPAIGN,
-        )
-    except ValueError as exc:
-        raise ValidationFailed(str(exc), field="default_country") from None
 
     sample = []
     try:
