@@ -183,29 +183,25 @@ class CampaignAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(request, _skipped("campaign", skipped), messages.WARNING)
 
-    @admin.action(description="Dispatch selected campaigns now")
-    def dispatch_now(self, request, queryset):
-        queued, skipped = [], []
+    def _each(self, queryset, service) -> tuple[list, list[tuple[Campaign, str]]]:
+        """Run a service on each campaign; collect what it returned and why any were skipped."""
+        results, skipped = [], []
         for campaign in queryset:
             try:
-                services.campaign_dispatch_now(campaign=campaign)
+                results.append(service(campaign=campaign))
             except ApplicationError as exc:
                 skipped.append((campaign, str(exc)))
-            else:
-                queued.append(campaign)
+        return results, skipped
+
+    @admin.action(description="Dispatch selected campaigns now")
+    def dispatch_now(self, request, queryset):
+        queued, skipped = self._each(queryset, services.campaign_dispatch_now)
         done = f"Queued {_plural(len(queued), 'campaign')} for dispatch now." if queued else None
         self._report(request, done, skipped)
 
     @admin.action(description="Cancel selected campaigns")
     def cancel(self, request, queryset):
-        cancelled, skipped = [], []
-        for campaign in queryset:
-            try:
-                services.campaign_cancel(campaign=campaign)
-            except ApplicationError as exc:
-                skipped.append((campaign, str(exc)))
-            else:
-                cancelled.append(campaign)
+        cancelled, skipped = self._each(queryset, services.campaign_cancel)
         done = f"Cancelled {_plural(len(cancelled), 'campaign')}." if cancelled else None
         self._report(request, done, skipped)
 
@@ -236,18 +232,11 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry failed calls of selected campaigns")
     def retry_failed_calls(self, request, queryset):
-        retried_calls, retried, skipped = 0, [], []
-        for campaign in queryset:
-            try:
-                result = services.campaign_retry(campaign=campaign)
-            except ApplicationError as exc:
-                skipped.append((campaign, str(exc)))
-            else:
-                retried.append(campaign)
-                retried_calls += result.retried_calls
+        results, skipped = self._each(queryset, services.campaign_retry)
         done = None
-        if retried:
-            done = f"Retrying {_plural(retried_calls, 'call')} in {_plural(len(retried), 'campaign')}."
+        if results:
+            calls = sum(result.retried_calls for result in results)
+            done = f"Retrying {_plural(calls, 'call')} in {_plural(len(results), 'campaign')}."
         self._report(request, done, skipped)
 
 
