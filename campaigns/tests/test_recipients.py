@@ -1,0 +1,663 @@
+"""Reading uploaded recipients files: plain pytest, no database and no Django needed."""
+
+import datetime as dt
+import io
+
+import openpyxl
+import phonenumbers
+import pytest
+
+from campaigns.recipients import (
+    MAX_REPORTED_ERRORS,
+    OVERRIDE_COLUMNS,
+    ParsedRecipient,
+    RecipientsFileError,
+    RecipientsReader,
+    RowError,
+)
+
+NO_COUNTRY_CODE = "has no country code: write it as +<country code><number>, or send default_country"
+MORE_CELLS_THAN_HEADER = "has more cells than the header has columns"
+MORE_CELLS_THAN_FIRST_LINE = "has more cells than the first line of the file"
+LIMIT_HINT = "the most one campaign can hold. Split it into several campaigns."
+PHONE_HEADERS = ["Phone", "PhoneNumber", "Number", "Phone No.", "Mobile", "Telephone", "MSISDN"]
+SCIENTIFIC = (
+    "was converted to scientific notation by a spreadsheet, so digits are lost; "
+    "format the column as text and export again"
+)
+
+
+def read(data: bytes | str, **kwargs) -> tuple[list[ParsedRecipient], RecipientsReader]:
+    if isinstance(data, str):
+        data = data.encode()
+    reader = RecipientsReader(io.BytesIO(data), **kwargs)
+    return list(reader), reader
+
+
+def numbers(recipients: list[ParsedRecipient]) -> list[str]:
+    return [recipient.phone_number for recipient in recipients]
+
+
+def messages(reader: RecipientsReader) -> list[str]:
+    return [str(error) for error in reader.errors]
+
+
+def file_error(data: bytes | str, **kwargs) -> str:
+    with pytest.raises(RecipientsFileError) as raised:
+        read(data, **kwargs)
+    return str(raised.value)
+
+
+def xlsx(rows: list[list]) -> bytes:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+# --- Header or not ---------------------------------------------------------------------------
+
+
+def test_it_reads_numbers_under_a_phone_number_header_as_e164():
+    recipients, reader = read("phone_number\n+1 (415) 555-2671\n+44 20 7946 0958\n")
+
+    assert numbers(recipients) == ["+14155552671", "+442079460958"]
+    assert [recipient.line for recipient in recipients] == [2, 3]
+    assert (reader.rows_read, reader.recipients_count, reader.error_count) == (2, 2, 0)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "+14155552671",
+        "+1 212 555 1234",
+        "+390212345678",
+        "+44 20 7946 0958",
+        "+33 1 42 68 53 00",
+        "+49 30 901820",
+    ],
+)
+def test_the_e164_number_is_the_one_phonenumbers_formats(written):
+    recipients, _ = read(f"phone_number\n{written}\n")
+
+    expected = phonenumbers.format_number(phonenumbers.parse(written), phonenumbers.PhoneNumberFormat.E164)
+    assert numbers(recipients) == [expected]
+
+
+def test_the_italian_leading_zero_is_kept():
+    recipients, _ = read("phone_number\n+39 02 1234 5678\n")
+
+    assert numbers(recipients) == ["+390212345678"]
+
+
+def test_it_accepts_a_file_without_header_one_number_per_line():
+    recipients, reader = read("+14155552671\n+442079460958\n")
+
+    assert numbers(recipients) == ["+14155552671", "+442079460958"]
+    assert [recipient.line for recipient in recipients] == [1, 2]
+    assert reader.rows_read == 2
+    assert reader.columns == []
+
+
+def test_a_headerless_file_names_its_further_columns_column_2_and_up():
+    recipients, reader = read("+14155552671,Ada,London\n+442079460958,Bob,Paris\n")
+
+    assert reader.columns == ["column_2", "column_3"]
+    assert [recipient.variables for recipient in recipients] == [
+        {"column_2": "Ada", "column_3": "London"},
+        {"column_2": "Bob", "column_3": "Paris"},
+    ]
+
+
+def test_a_headerless_row_with_more_cells_than_the_first_line_is_an_error():
+    recipients, reader = read("+14155552671,Ada\n+14155552672,Bob,extra\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert messages(reader) == [f"Line 2: '+14155552672,Bob,extra' {MORE_CELLS_THAN_FIRST_LINE}"]
+
+
+@pytest.mark.parametrize("name", PHONE_HEADERS)
+def test_it_accepts_common_names_for_the_phone_column(name):
+    recipients, reader = read(f"{name},first_name\n+14155552671,Ada\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert reader.columns == ["first_name"]
+
+
+@pytest.mark.parametrize("name", [" Phone Number ", "PHONE-NUMBER", "phone.number", "'phone_number'"])
+def test_the_phone_number_header_is_found_whatever_its_case_spacing_or_quotes(name):
+    recipients, _ = read(f"{name}\n+14155552671\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+
+
+def test_a_phone_number_column_wins_over_an_alias_which_becomes_a_variable():
+    recipients, reader = read("mobile,phone_number\n+14155550000,+14155552671\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert recipients[0].variables == {"mobile": "+14155550000"}
+    assert reader.columns == ["mobile"]
+
+
+def test_a_file_without_a_phone_column_is_refused_naming_the_columns_it_has():
+    message = file_error("Name,Email\nAda,ada@example.com\n")
+
+    assert message == (
+        "The file has no phone_number column. Its first row has: 'Name', 'Email'. Add a header row "
+        "with a column named phone_number, or upload a file with one phone number per line."
+    )
+
+
+def test_duplicate_header_names_are_refused_naming_them():
+    message = file_error("phone_number,First Name,first_name\n+14155552671,Ada,Ada\n")
+
+    assert message == (
+        "The header names the column 'first_name' more than once (after ignoring case, spaces, dashes "
+        "and dots). Give every column a different name."
+    )
+
+
+# --- CSV dialect -----------------------------------------------------------------------------
+
+
+def test_it_strips_a_utf8_byte_order_mark_before_the_header():
+    recipients, reader = read(b"\xef\xbb\xbfphone_number,name\n+14155552671,Ada\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert reader.columns == ["name"]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"], ids=["comma", "semicolon", "tab"])
+def test_it_accepts_comma_semicolon_and_tab_separated_files(delimiter):
+    text = delimiter.join(["phone_number", "first_name", "city"]) + "\n"
+    text += delimiter.join(["+14155552671", "Ada", "London, UK" if delimiter != "," else "London"]) + "\n"
+
+    recipients, _ = read(text)
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert recipients[0].variables["first_name"] == "Ada"
+
+
+def test_it_accepts_semicolon_separated_files_whose_values_contain_commas():
+    recipients, _ = read("phone_number;name;note\n+14155552671;Lovelace, Ada;a, b, c\n")
+
+    assert recipients[0].variables == {"name": "Lovelace, Ada", "note": "a, b, c"}
+
+
+def test_quoted_fields_keep_delimiters_quotes_and_newlines_and_line_numbers_stay_physical():
+    text = (
+        "phone_number,note\n"
+        '+14155552671,"Smith, John said ""hi""\non two lines"\n'
+        "+14155552672,plain\n"
+        "4155552673,unknown country\n"
+    )
+
+    recipients, reader = read(text)
+
+    assert recipients[0].variables == {"note": 'Smith, John said "hi"\non two lines'}
+    assert [recipient.line for recipient in recipients] == [3, 4]
+    assert messages(reader) == [f"Line 5: '4155552673' {NO_COUNTRY_CODE}"]
+
+
+def test_it_accepts_crlf_line_endings():
+    recipients, reader = read(b"phone_number,name\r\n+14155552671,Ada\r\n4155552672,Bob\r\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert recipients[0].variables == {"name": "Ada"}
+    assert messages(reader) == [f"Line 3: '4155552672' {NO_COUNTRY_CODE}"]
+
+
+def test_blank_lines_are_skipped_silently_and_still_count_as_lines():
+    text = "\n  \nphone_number,name\n\n+14155552671,Ada\n , \n,,\n\t\n+14155552672,Bob\n\n"
+
+    recipients, reader = read(text)
+
+    assert numbers(recipients) == ["+14155552671", "+14155552672"]
+    assert [recipient.line for recipient in recipients] == [5, 9]
+    assert (reader.rows_read, reader.error_count) == (2, 0)
+
+
+def test_a_trailing_delimiter_on_every_line_is_fine():
+    recipients, reader = read("phone_number,name,\n+14155552671,Ada,\n+14155552672,Bob,\n")
+
+    assert numbers(recipients) == ["+14155552671", "+14155552672"]
+    assert recipients[0].variables == {"name": "Ada"}
+    assert reader.columns == ["name"]
+    assert reader.error_count == 0
+
+
+def test_a_column_without_a_header_name_is_ignored():
+    recipients, reader = read("phone_number,,name\n+14155552671,scribble,Ada\n")
+
+    assert recipients[0].variables == {"name": "Ada"}
+    assert reader.columns == ["name"]
+
+
+def test_an_unclosed_quote_is_reported_instead_of_swallowing_the_file():
+    text = 'phone_number,note\n+14155552671,"never closed\n' + "+14155552672,x\n" * 10_000
+
+    message = file_error(text)
+
+    assert message == (
+        'Line 2 has a quote (") that opens a value which is never closed. '
+        "Remove the stray quote or close it, and upload the file again."
+    )
+
+
+# --- What spreadsheets do to phone numbers ---------------------------------------------------
+
+
+def test_the_excel_text_prefix_apostrophe_is_removed():
+    recipients, _ = read("phone_number\n'+14155552671\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+
+
+def test_excel_formula_quoting_is_removed():
+    recipients, _ = read('phone_number,name\n="+14155552671",Ada\n"=""+442079460958""",Bob\n')
+
+    assert numbers(recipients) == ["+14155552671", "+442079460958"]
+
+
+def test_a_00_international_prefix_is_read_as_a_plus():
+    recipients, _ = read("phone_number\n0044 20 7946 0958\n0014155552671\n")
+
+    assert numbers(recipients) == ["+442079460958", "+14155552671"]
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("phone_number\n1.41555E+10\n", "1.41555E+10"),
+        ("phone_number\n4.15555e11\n", "4.15555e11"),
+        ("phone_number;name\n1,41555E+10;Ada\n", "1,41555E+10"),
+        ("phone_number\n1,41555E+10\n", "1,41555E+10"),
+    ],
+)
+def test_scientific_notation_is_reported_and_never_guessed(text, value):
+    recipients, reader = read(text, default_country="US")
+
+    assert recipients == []
+    assert messages(reader) == [f"Line 2: '{value}' {SCIENTIFIC}"]
+
+
+def test_a_headerless_file_starting_with_scientific_notation_is_reported_per_line():
+    recipients, reader = read("1,41555E+10\n+14155552671\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert messages(reader) == [f"Line 1: '1,41555E+10' {SCIENTIFIC}"]
+
+
+# --- Country codes ---------------------------------------------------------------------------
+
+
+def test_a_number_without_country_code_is_refused_when_no_default_country_is_sent():
+    recipients, reader = read("phone_number\n(415) 555-2671\n")
+
+    assert recipients == []
+    assert messages(reader) == [f"Line 2: '(415) 555-2671' {NO_COUNTRY_CODE}"]
+
+
+def test_default_country_reads_numbers_without_country_code():
+    recipients, reader = read("phone_number\n(415) 555-2671\n+44 20 7946 0958\n", default_country="us")
+
+    assert numbers(recipients) == ["+14155552671", "+442079460958"]
+    assert reader.error_count == 0
+
+
+def test_default_country_reads_national_numbers_with_a_trunk_zero():
+    recipients, _ = read("phone_number\n020 7946 0958\n", default_country="GB")
+
+    assert numbers(recipients) == ["+442079460958"]
+
+
+def test_default_country_uk_means_the_united_kingdom():
+    recipients, _ = read("phone_number\n020 7946 0958\n", default_country="UK")
+
+    assert numbers(recipients) == ["+442079460958"]
+
+
+def test_an_unknown_default_country_is_refused():
+    with pytest.raises(ValueError) as raised:
+        RecipientsReader(io.BytesIO(b"phone_number\n+14155552671\n"), default_country="XX")
+
+    assert str(raised.value) == (
+        "Unknown default_country 'XX': use a two-letter ISO 3166 country code such as US or GB"
+    )
+
+
+# --- Invalid rows ----------------------------------------------------------------------------
+
+
+def test_invalid_numbers_are_reported_with_line_value_and_reason():
+    text = "phone_number\n+1 999 555 2671\n+1 212 555 123\n+44 20 7946 09581\ncall me\n+999 123456\n"
+
+    recipients, reader = read(text)
+
+    assert recipients == []
+    assert messages(reader) == [
+        "Line 2: '+1 999 555 2671' is not a valid phone number for country code +1",
+        "Line 3: '+1 212 555 123' is too short to be a valid phone number for country code +1",
+        "Line 4: '+44 20 7946 09581' is too long to be a valid phone number for country code +44",
+        "Line 5: 'call me' is not a phone number",
+        "Line 6: '+999 123456' has an unknown country code",
+    ]
+    assert (reader.rows_read, reader.error_count) == (5, 5)
+
+
+def test_an_invalid_national_number_names_the_default_country():
+    _, reader = read("phone_number\n999 555 2671\n", default_country="US")
+
+    assert messages(reader) == ["Line 2: '999 555 2671' is not a valid phone number for US"]
+
+
+def test_a_row_without_a_phone_number_is_reported_with_the_text_of_the_row():
+    _, reader = read("phone_number,name,city\n,Ada,London\n")
+
+    assert messages(reader) == ["Line 2: ',Ada,London' has no phone number"]
+
+
+def test_the_row_text_in_an_error_is_cut_to_80_characters():
+    _, reader = read("phone_number,note\n," + "x" * 200 + "\n")
+
+    assert reader.errors[0].value == "," + "x" * 78 + "…"
+    assert len(reader.errors[0].value) == 80
+
+
+def test_a_row_error_reads_as_a_sentence_and_as_a_dict():
+    error = RowError(line=7, value="4155552671", reason=NO_COUNTRY_CODE)
+
+    assert str(error) == f"Line 7: '4155552671' {NO_COUNTRY_CODE}"
+    assert error.as_dict() == {"line": 7, "value": "4155552671", "reason": NO_COUNTRY_CODE}
+
+
+def test_the_errors_list_is_capped_while_error_count_counts_every_bad_row():
+    text = "phone_number\n" + "".join(f"not a number {index}\n" for index in range(150)) + "+14155552671\n"
+
+    recipients, reader = read(text)
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert len(reader.errors) == MAX_REPORTED_ERRORS == 100
+    assert reader.error_count == 150
+    assert str(reader.errors[-1]) == "Line 101: 'not a number 99' is not a phone number"
+    assert reader.rows_read == 151
+
+
+# --- Duplicates ------------------------------------------------------------------------------
+
+
+def test_the_same_number_again_is_merged_and_the_first_row_wins():
+    text = "phone_number,name\n+14155552671,Ada\n+1 (415) 555-2671,Bob\n0014155552671,Cy\n+442079460958,Di\n"
+
+    recipients, reader = read(text)
+
+    assert numbers(recipients) == ["+14155552671", "+442079460958"]
+    assert recipients[0].variables == {"name": "Ada"}
+    assert reader.duplicates_merged == 2
+    assert (reader.rows_read, reader.recipients_count) == (4, 2)
+
+
+def test_a_number_without_country_code_matches_the_same_number_with_one_under_default_country():
+    recipients, reader = read("phone_number\n+14155552671\n(415) 555-2671\n", default_country="US")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert reader.duplicates_merged == 1
+
+
+def test_repeated_invalid_rows_are_errors_not_duplicates():
+    _, reader = read("phone_number\n4155552671\n4155552671\n")
+
+    assert reader.duplicates_merged == 0
+    assert reader.error_count == 2
+
+
+# --- Variables and overrides -----------------------------------------------------------------
+
+
+def test_extra_columns_become_variables_with_normalised_names():
+    text = " First Name ,Last-Name,Account.ID,PHONE NUMBER,Notes\n Ada , Lovelace ,42,+14155552671,\n"
+
+    recipients, reader = read(text)
+
+    assert reader.columns == ["first_name", "last_name", "account_id", "notes"]
+    assert recipients[0].variables == {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "account_id": "42",
+        "notes": "",
+    }
+
+
+def test_override_columns_are_overrides_only_when_filled():
+    text = (
+        "phone_number,Language,First Message,system_prompt,Voice-ID,city\n"
+        "+14155552671,es,Hola Ada,,voice123,Madrid\n"
+        "+14155552672,,,,,Paris\n"
+    )
+
+    recipients, reader = read(text)
+
+    assert set(OVERRIDE_COLUMNS) == {"language", "first_message", "system_prompt", "voice_id"}
+    assert reader.columns == ["city"]
+    assert recipients[0].overrides == {"language": "es", "first_message": "Hola Ada", "voice_id": "voice123"}
+    assert recipients[1].overrides == {}
+    assert [recipient.variables for recipient in recipients] == [{"city": "Madrid"}, {"city": "Paris"}]
+
+
+def test_missing_trailing_cells_are_empty_strings():
+    recipients, _ = read("phone_number,first_name,city\n+14155552671\n+14155552672,Bob\n")
+
+    assert [recipient.variables for recipient in recipients] == [
+        {"first_name": "", "city": ""},
+        {"first_name": "Bob", "city": ""},
+    ]
+
+
+def test_filled_cells_beyond_the_header_are_an_error_and_empty_ones_are_ignored():
+    recipients, reader = read("phone_number,name\n+14155552671,Ada,,\n+14155552672,Smith,John\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert messages(reader) == [f"Line 3: '+14155552672,Smith,John' {MORE_CELLS_THAN_HEADER}"]
+
+
+def test_the_columns_are_known_once_the_first_recipient_is_read():
+    reader = RecipientsReader(io.BytesIO(b"phone_number,first_name,language\n+14155552671,Ada,en\n"))
+    rows = iter(reader)
+
+    first = next(rows)
+
+    assert reader.columns == ["first_name"]
+    assert first.phone_number == "+14155552671"
+
+
+# --- Files that cannot be used ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "The file has no recipients: it is empty."),
+        (b"\xef\xbb\xbf", "The file has no recipients: it is empty."),
+        (b"\n \r\n\t\n", "The file has no recipients: it has only blank lines."),
+        (
+            b"phone_number,name\n",
+            "The file has no recipients: it has a header row but no phone numbers below it.",
+        ),
+        (
+            b"phone_number\n\n  \n",
+            "The file has no recipients: it has a header row but no phone numbers below it.",
+        ),
+    ],
+    ids=["empty", "bom-only", "blank-lines-only", "header-only", "header-and-blank-lines"],
+)
+def test_a_file_with_no_recipients_is_refused(data, message):
+    assert file_error(data) == message
+
+
+NOT_TEXT = (
+    "The file is not UTF-8 text, so it is neither a CSV file nor a spreadsheet this service can read. "
+    'Export it from your spreadsheet as "CSV UTF-8" or save it as .xlsx, and upload it again.'
+)
+
+
+def test_a_file_with_nul_bytes_is_refused_as_not_text():
+    assert file_error(b"phone_number\n+14155552671\x00\x00\n") == NOT_TEXT
+
+
+def test_a_latin_1_file_is_refused_as_not_utf8():
+    assert file_error("phone_number,name\n+14155552671,Müller\n".encode("latin-1")) == NOT_TEXT
+
+
+def test_invalid_utf8_far_into_the_file_is_refused_too():
+    text = "phone_number,name\n" + "+14155552671,Ada\n" * 2000 + "+14155552672,Müller\n"
+
+    assert file_error(text.encode("latin-1")) == NOT_TEXT
+
+
+def test_a_utf16_file_is_refused_with_a_hint():
+    message = file_error("phone_number\n+14155552671\n".encode("utf-16"))
+
+    assert message == (
+        'The file is UTF-16 text ("Unicode Text" in Excel), not UTF-8. Export it as "CSV UTF-8" '
+        "or save it as .xlsx, and upload it again."
+    )
+
+
+def test_an_old_xls_workbook_is_refused_with_a_hint():
+    message = file_error(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512, filename="list.xls")
+
+    assert message == (
+        "The file is an old-style Excel .xls workbook (or a password-protected one), which cannot be read. "
+        'Open it in Excel and save it as .xlsx or as "CSV UTF-8", without a password.'
+    )
+
+
+UNREADABLE_XLSX = (
+    "The file is not a readable .xlsx spreadsheet: it is damaged or another kind of file. "
+    'Open it in Excel and save it as .xlsx or as "CSV UTF-8", and upload it again.'
+)
+
+
+def test_a_corrupt_xlsx_is_refused():
+    assert file_error(b"PK\x03\x04" + b"not really a zip" * 10) == UNREADABLE_XLSX
+
+
+def test_a_truncated_xlsx_is_refused():
+    truncated = xlsx([["phone_number"], ["+14155552671"]])[:300]
+
+    assert file_error(truncated, filename="list.xlsx") == UNREADABLE_XLSX
+
+
+def test_a_file_named_xlsx_that_is_not_a_spreadsheet_is_refused():
+    assert file_error(b"phone_number\n+14155552671\n", filename="List.XLSX") == UNREADABLE_XLSX
+
+
+def test_more_recipients_than_the_limit_stops_the_file_at_once():
+    # Bytes that are not UTF-8 far below the limit would be reported if reading went on.
+    text = b"phone_number\n+14155552671\n+14155552672\n+14155552673\n" + b"+14155552674\n" * 2000 + b"\xff\n"
+
+    message = file_error(text, max_recipients=2)
+
+    assert message == f"The file has more than 2 recipients, {LIMIT_HINT}"
+
+
+def test_the_limit_is_written_with_thousands_separators():
+    text = "phone_number\n" + "".join(f"+1415555{n:04d}\n" for n in range(2000, 3002))
+
+    message = file_error(text, max_recipients=1000)
+
+    assert message == f"The file has more than 1,000 recipients, {LIMIT_HINT}"
+
+
+def test_repeated_numbers_do_not_count_towards_the_limit():
+    recipients, reader = read("phone_number\n+14155552671\n+14155552671\n+14155552672\n", max_recipients=2)
+
+    assert numbers(recipients) == ["+14155552671", "+14155552672"]
+    assert reader.duplicates_merged == 1
+
+
+def test_the_callers_file_is_left_open_after_reading_and_after_an_error():
+    good = io.BytesIO(b"phone_number\n+14155552671\n")
+    bad = io.BytesIO(b"phone_number\n+14155552671\n\xff\n")
+
+    assert numbers(list(RecipientsReader(good))) == ["+14155552671"]
+    with pytest.raises(RecipientsFileError):
+        list(RecipientsReader(bad))
+
+    assert (good.closed, bad.closed) == (False, False)
+
+
+def test_a_file_that_was_already_read_is_read_from_the_start():
+    upload = io.BytesIO(b"phone_number\n+14155552671\n")
+    upload.read()
+
+    assert numbers(list(RecipientsReader(upload))) == ["+14155552671"]
+
+
+# --- Spreadsheets ----------------------------------------------------------------------------
+
+
+def test_it_reads_an_xlsx_spreadsheet():
+    data = xlsx(
+        [
+            ["Phone Number", "First Name", "Visits", "Score", "VIP", "Since", "Language"],
+            [14155552671, "Ada", 3, 4.5, True, dt.datetime(2024, 1, 15, 10, 30), "en"],
+            [1.4155552671e20, "Bob", None, None, None, None, None],
+            ["+44 20 7946 0958", " Cy ", 7.0, None, False, dt.date(2023, 5, 1), None],
+            [],
+            [14155552672.0, "Di"],
+            ["'+14155552673", "Ed"],
+        ]
+    )
+
+    recipients, reader = read(data, filename="list.xlsx", default_country="US")
+
+    assert numbers(recipients) == ["+14155552671", "+442079460958", "+14155552672", "+14155552673"]
+    assert [recipient.line for recipient in recipients] == [2, 4, 6, 7]
+    assert reader.columns == ["first_name", "visits", "score", "vip", "since"]
+    assert recipients[0].variables == {
+        "first_name": "Ada",
+        "visits": "3",
+        "score": "4.5",
+        "vip": "true",
+        "since": "2024-01-15T10:30:00",
+    }
+    assert recipients[0].overrides == {"language": "en"}
+    assert recipients[1].variables == {
+        "first_name": "Cy",
+        "visits": "7",
+        "score": "",
+        "vip": "false",
+        "since": "2023-05-01",
+    }
+    assert messages(reader) == [f"Line 3: '1.4155552671E+20' {SCIENTIFIC}"]
+    assert (reader.rows_read, reader.recipients_count, reader.error_count) == (5, 4, 1)
+
+
+def test_an_xlsx_is_recognised_by_its_content_whatever_its_name():
+    recipients, _ = read(xlsx([["phone_number"], ["+14155552671"]]), filename="recipients.csv")
+
+    assert numbers(recipients) == ["+14155552671"]
+
+
+def test_a_spreadsheet_number_that_lost_its_plus_needs_a_default_country():
+    _, reader = read(xlsx([["phone_number"], [14155552671]]))
+
+    assert messages(reader) == [f"Line 2: '14155552671' {NO_COUNTRY_CODE}"]
+
+
+def test_a_spreadsheet_without_header_reads_the_first_column():
+    recipients, reader = read(xlsx([["+14155552671", "Ada"], ["+442079460958", "Bob"]]))
+
+    assert numbers(recipients) == ["+14155552671", "+442079460958"]
+    assert [recipient.variables for recipient in recipients] == [{"column_2": "Ada"}, {"column_2": "Bob"}]
+    assert reader.columns == ["column_2"]
+
+
+def test_a_spreadsheet_with_only_a_header_is_refused():
+    message = file_error(xlsx([["phone_number", "name"]]))
+
+    assert message == "The file has no recipients: it has a header row but no phone numbers below it."
