@@ -3,7 +3,8 @@
 For each database it prints the request's server time (the WSGI application handling a
 pre-encoded multipart request, so client-side encoding is not counted), the growth of the
 process's peak memory while handling it, and the time the `phonenumbers` library alone
-takes to parse and validate the same numbers, measured in the same run.
+takes to parse and validate the same numbers, measured in the same process just before
+each request. Two rounds; the best of each is compared.
 
     make bench                      # both databases (PostgreSQL at 127.0.0.1:5432)
     .venv/bin/python bench/create_campaign.py --rows 100000 --databases sqlite
@@ -107,16 +108,26 @@ def measure_request(csv_path: str) -> dict:
     # Warm up imports and connections with a small file.
     request("warm.csv", b"phone_number\n+12125550100\n", "warm-up")
     content = Path(csv_path).read_bytes()
-    # Reset the kernel's high-water mark so the peak seen is this request's own.
-    Path("/proc/self/clear_refs").write_text("5")
-    rss_before = _status_mb("VmRSS")
-    elapsed, status = request(csv_path, content, "benchmark")
-    peak_after = _status_mb("VmHWM")
-    campaign = Campaign.objects.filter(user=user, name="benchmark").first()
+    numbers = [line.split(b",", 1)[0].decode() for line in content.splitlines()[1:]]
+
+    # Side by side, twice: the library alone, then the request; the best of each counts.
+    # (This machine's speed drifts by tens of percent from one second to the next.)
+    floors, runs = [], []
+    for attempt in range(2):
+        floors.append(phonenumbers_floor(numbers))
+        # Reset the kernel's high-water mark so the peak seen is this request's own.
+        Path("/proc/self/clear_refs").write_text("5")
+        rss_before = _status_mb("VmRSS")
+        elapsed, status = request(csv_path, content, f"benchmark {attempt}")
+        runs.append({"seconds": elapsed, "status": status, "peak_growth_mb": _status_mb("VmHWM") - rss_before})
+    campaign = Campaign.objects.filter(user=user, name="benchmark 0").first()
     return {
-        "status": status,
-        "seconds": elapsed,
-        "peak_growth_mb": peak_after - rss_before,
+        "status": max(run["status"] for run in runs),
+        "seconds": min(run["seconds"] for run in runs),
+        "all_seconds": [run["seconds"] for run in runs],
+        "floor": min(floors),
+        "all_floors": floors,
+        "peak_growth_mb": max(run["peak_growth_mb"] for run in runs),
         "recipients": campaign.recipients.count() if campaign else 0,
     }
 
@@ -186,7 +197,6 @@ def main() -> int:
         else:
             url = f"sqlite:///{workdir / 'bench.sqlite3'}"
         env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "SECRET_KEY": os.environ.get("SECRET_KEY", "b")}
-        floor = phonenumbers_floor(values)
         child = subprocess.run(
             [sys.executable, __file__, "--child", str(csv_path)],
             env=env,
@@ -199,6 +209,7 @@ def main() -> int:
             print(child.stderr, file=sys.stderr)
             return 1
         result = json.loads(child.stdout.strip().splitlines()[-1])
+        floor = result["floor"]
         ratio = result["seconds"] / floor
         ok = result["status"] == 201 and result["recipients"] == args.rows
         ok = ok and ratio <= 1.5 and result["peak_growth_mb"] <= 150
@@ -206,7 +217,9 @@ def main() -> int:
         print(
             f"{database:8}  HTTP {result['status']}  recipients {result['recipients']:,}  "
             f"server {result['seconds']:.2f} s  phonenumbers {floor:.2f} s  ratio {ratio:.2f} (<= 1.5)  "
-            f"peak memory +{result['peak_growth_mb']:.0f} MB (<= 150)  {'ok' if ok else 'OVER TARGET'}"
+            f"peak memory +{result['peak_growth_mb']:.0f} MB (<= 150)  {'ok' if ok else 'OVER TARGET'}\n"
+            f"          (each run: server {', '.join(f'{s:.2f}' for s in result['all_seconds'])} s; "
+            f"phonenumbers {', '.join(f'{s:.2f}' for s in result['all_floors'])} s)"
         )
     return 1 if failed else 0
 

@@ -121,7 +121,7 @@ def _rows_error(reader: RecipientsReader) -> ValidationFailed:
 
 
 def _recipients_insert(*, campaign: Campaign, reader: RecipientsReader, skip_invalid_rows: bool) -> None:
-    """Stream the reader into the database in chunks; the caller's transaction makes it all-or-nothing.
+    """Stream the reader into the database; the caller's transaction makes it all-or-nothing.
 
     Rows go in as plain tuples (COPY on PostgreSQL, executemany elsewhere): building a model
     instance per recipient would cost more than reading the file.
@@ -129,19 +129,29 @@ def _recipients_insert(*, campaign: Campaign, reader: RecipientsReader, skip_inv
     meta = Recipient._meta
     columns = [meta.get_field(name).column for name in ("campaign", "phone_number", "line", "variables", "overrides")]
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    rows = ((campaign.pk, row.phone_number, row.line, encode(row.variables), encode(row.overrides)) for row in reader)
+    rows = (
+        (
+            campaign.pk,
+            row.phone_number,
+            row.line,
+            encode(row.variables) if row.variables else "{}",
+            encode(row.overrides) if row.overrides else "{}",  # most rows override nothing
+        )
+        for row in reader
+    )
+    # Once the file is known to be refused, keep reading to report every problem, stop writing.
+    writable = (values for values in rows if skip_invalid_rows or not reader.error_count)
     with connection.cursor() as cursor:
-        while chunk := list(itertools.islice(rows, INSERT_CHUNK)):
-            if reader.error_count and not skip_invalid_rows:
-                # The file will be refused: keep reading to report every problem, stop writing.
-                continue
-            if connection.vendor == "postgresql":
-                with cursor.copy(f"COPY {meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
-                    for values in chunk:
-                        copy.write_row(values)
-            else:
-                placeholders = ", ".join(["%s"] * len(columns))
-                cursor.executemany(f"INSERT INTO {meta.db_table} ({', '.join(columns)}) VALUES ({placeholders})", chunk)
+        if connection.vendor == "postgresql":
+            # One COPY for the whole file: the server stores rows while the next ones are read.
+            with cursor.copy(f"COPY {meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for values in writable:
+                    copy.write_row(values)
+            return
+        placeholders = ", ".join(["%s"] * len(columns))
+        sql = f"INSERT INTO {meta.db_table} ({', '.join(columns)}) VALUES ({placeholders})"
+        while chunk := list(itertools.islice(writable, INSERT_CHUNK)):
+            cursor.executemany(sql, chunk)
 
 
 def _campaign_inputs(

@@ -661,3 +661,32 @@ def test_a_spreadsheet_with_only_a_header_is_refused():
     message = file_error(xlsx([["phone_number", "name"]]))
 
     assert message == "The file has no recipients: it has a header row but no phone numbers below it."
+
+
+def _example_numbers() -> list[str]:
+    """Example numbers of every region and number type phonenumbers knows, in E.164, plus
+    variants that must go through the library's full parse (national prefix, leading zeros)."""
+    values = set()
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for kind in range(12):  # every PhoneNumberType
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                values.update({e164, e164[:-1], e164 + "9", "+" + str(example.country_code) + "0" + e164[1:]})
+    return sorted(values)
+
+
+def test_numbers_already_in_e164_read_exactly_as_the_library_parses_them():
+    # The reader takes a shortcut for +digits values; it must agree with parse() + is_valid_number
+    # on every example number of every region, and on near-misses of them.
+    values = _example_numbers()
+    expected = {}
+    for value in values:
+        number = phonenumbers.parse(value, None)
+        if phonenumbers.is_valid_number(number):
+            expected.setdefault(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), value)
+    reader = RecipientsReader(io.BytesIO(("phone_number\n" + "\n".join(values) + "\n").encode()))
+    got = {recipient.phone_number for recipient in reader}
+    assert len(values) > 3000
+    assert got == set(expected)
+    assert reader.error_count == len(values) - len(expected) - reader.duplicates_merged
