@@ -3,7 +3,7 @@ import io
 import pytest
 from rest_framework.test import APIClient
 
-from campaigns import services
+from campaigns import elevenlabs, services
 
 from .factories import AgentFactory, PhoneNumberFactory, UserFactory
 
@@ -71,4 +71,6 @@ def sandbox_live(live_server, settings):
     settings.ELEVENLABS_API_KEY = settings.ELEVENLABS_SANDBOX_API_KEY
     settings.ELEVENLABS_BASE_URL = f"{live_server.url}/sandbox/elevenlabs"
     settings.SANDBOX_WEBHOOK_URL = ""
-    return live_server
+    yield live_server
+    # Drop kept-alive connections before the live server stops, or its thread complains.
+    elevenlabs.client_from_settings().session.close()
