@@ -440,12 +440,13 @@ def demo_bootstrap(*, client=None) -> Demo:
     with transaction.atomic():
         user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
         user.is_staff = True
+        user.is_superuser = True  # so the demo can open the admin too
         user.is_active = True
         user.set_password(DEMO_PASSWORD)
         user.save()
     elevenlabs_sync(user=user, client=client)
-    # The first of each in the workspace's own order.
-    agent = selectors.agent_list(user=user).order_by("pk").first()
+    # The first agent by name, the first number in the workspace's own order.
+    agent = selectors.agent_list(user=user).first()
     phone_number = selectors.phone_number_list(user=user).order_by("pk").first()
     if agent is None or phone_number is None:
         raise ValidationFailed("The ElevenLabs workspace has no agent or no phone number to call with.")

@@ -44,7 +44,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             "\nVoiceable Campaigns is ready.\n\n"
-            f"  Admin:        {host}/admin/   user {demo.username}   password {demo.password}\n"
+            f"  Sign in:      {host}/   user {demo.username}   password {demo.password}   (admin: {host}/admin/)\n"
             f"  API key:      {demo.api_key}\n"
             f"  Agent:        {demo.agent.name} (agent_id {demo.agent.elevenlabs_agent_id})\n"
             f"  Phone number: {demo.phone_number.phone_number} (phone_number_id {demo.phone_number.pk})\n"
