@@ -15,14 +15,12 @@ Targets: server time <= 1.5 x the phonenumbers time; peak memory growth <= 150 M
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/voiceable_bench")
+from common import database_url, run_child
 
 
 def numbers(count: int) -> list[str]:
@@ -163,15 +161,6 @@ def _status_mb(field: str) -> float:
     return 0.0
 
 
-def recreate_postgres_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -191,24 +180,9 @@ def main() -> int:
 
     failed = False
     for database in args.databases.split(","):
-        if database == "postgres":
-            recreate_postgres_database(POSTGRES_URL)
-            url = POSTGRES_URL
-        else:
-            url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-        env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "SECRET_KEY": os.environ.get("SECRET_KEY", "b")}
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", str(csv_path)],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            print(child.stderr, file=sys.stderr)
+        result = run_child(__file__, [str(csv_path)], database_url(database, workdir))
+        if result is None:
             return 1
-        result = json.loads(child.stdout.strip().splitlines()[-1])
         floor = result["floor"]
         ratio = result["seconds"] / floor
         ok = result["status"] == 201 and result["recipients"] == args.rows
@@ -225,5 +199,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

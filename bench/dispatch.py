@@ -18,15 +18,14 @@ import argparse
 import json
 import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/voiceable_bench")
+from common import database_url, run_child
+
 SIZE = 10_000
 
 
@@ -167,15 +166,6 @@ def measure(size: int) -> dict:
     }
 
 
-def recreate_postgres_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--databases", default="sqlite,postgres")
@@ -189,20 +179,9 @@ def main() -> int:
     failed = False
     workdir = Path(tempfile.mkdtemp(prefix="voiceable-bench-"))
     for database in args.databases.split(","):
-        if database == "postgres":
-            recreate_postgres_database(POSTGRES_URL)
-            url = POSTGRES_URL
-        else:
-            url = f"sqlite:///{workdir / 'dispatch.sqlite3'}"
-        env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "SECRET_KEY": os.environ.get("SECRET_KEY", "b")}
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", "--size", str(args.size)],
-            env=env, cwd=ROOT, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if child.returncode != 0:
-            print(child.stderr, file=sys.stderr)
+        r = run_child(__file__, ["--size", str(args.size)], database_url(database, workdir))
+        if r is None:
             return 1
-        r = json.loads(child.stdout.strip().splitlines()[-1])
         ratio = r["submit"] / r["round_trip"]
         ok = ratio <= 2 and r["poll"] <= 1 and r["poll_queries"] == r["poll_queries_small"]
         ok = ok and r["completed"] == args.size and r["status"] == "completed"
@@ -217,5 +196,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

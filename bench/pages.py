@@ -11,14 +11,13 @@ Target: under 300 ms each.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/voiceable_bench")
+from common import database_url, run_child
+
 STATUSES = ["completed", "completed", "completed", "failed", "voicemail", "in_progress", "pending"]
 
 
@@ -77,15 +76,6 @@ def measure(count: int) -> dict:
     return results
 
 
-def recreate_postgres_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--databases", default="sqlite,postgres")
@@ -99,20 +89,10 @@ def main() -> int:
     failed = False
     workdir = Path(tempfile.mkdtemp(prefix="voiceable-bench-"))
     for database in args.databases.split(","):
-        if database == "postgres":
-            recreate_postgres_database(POSTGRES_URL)
-            url = POSTGRES_URL
-        else:
-            url = f"sqlite:///{workdir / 'pages.sqlite3'}"
-        env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "SECRET_KEY": os.environ.get("SECRET_KEY", "b")}
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", "--recipients", str(args.recipients)],
-            env=env, cwd=ROOT, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if child.returncode != 0:
-            print(child.stderr, file=sys.stderr)
+        result = run_child(__file__, ["--recipients", str(args.recipients)], database_url(database, workdir))
+        if result is None:
             return 1
-        for name, figures in json.loads(child.stdout.strip().splitlines()[-1]).items():
+        for name, figures in result.items():
             ok = figures["ms"] < 300
             failed |= not ok
             print(
@@ -123,5 +103,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())
