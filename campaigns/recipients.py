@@ -53,7 +53,9 @@ _SCIENTIFIC_REASON = (
     "was converted to scientific notation by a spreadsheet, so digits are lost; "
     "format the column as text and export again"
 )
-_NO_COUNTRY_CODE_REASON = "has no country code: write it as +<country code><number>, or send default_country"
+_NO_COUNTRY_CODE_REASON = (
+    "has no country code: write it as +<country code><number>, or give a default country (default_country)"
+)
 _COUNTRY_CODE_HINT = "use a two-letter ISO 3166 country code such as US or GB"
 _LIMIT_HINT = "the most one campaign can hold. Split it into several campaigns."
 _HEADER_ONLY_MESSAGE = "The file has no recipients: it has a header row but no phone numbers below it."

@@ -16,7 +16,9 @@ from campaigns.recipients import (
     RowError,
 )
 
-NO_COUNTRY_CODE = "has no country code: write it as +<country code><number>, or send default_country"
+NO_COUNTRY_CODE = (
+    "has no country code: write it as +<country code><number>, or give a default country (default_country)"
+)
 MORE_CELLS_THAN_HEADER = "has more cells than the header has columns"
 MORE_CELLS_THAN_FIRST_LINE = "has more cells than the first line of the file"
 LIMIT_HINT = "the most one campaign can hold. Split it into several campaigns."
