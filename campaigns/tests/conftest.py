@@ -1,9 +1,12 @@
 import io
+import queue
 
 import pytest
+import responses
 from rest_framework.test import APIClient
 
 from campaigns import elevenlabs, services
+from voiceable.celery import app as celery_app
 
 from .factories import AgentFactory, PhoneNumberFactory, UserFactory
 
@@ -74,3 +77,28 @@ def sandbox_live(live_server, settings):
     yield live_server
     # Drop kept-alive connections before the live server stops, or its thread complains.
     elevenlabs.client_from_settings().session.close()
+
+
+# Where tests that play ElevenLabs with the responses library point the client.
+BASE = "https://api.elevenlabs.test"
+
+
+@pytest.fixture
+def http():
+    """ElevenLabs, played by the responses library: register what it answers."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def broker_queue():
+    """Celery's default queue on the test broker, emptied first."""
+    with celery_app.connection_for_read() as connection:
+        simple = connection.SimpleQueue("celery")
+        while True:
+            try:
+                simple.get(block=False).ack()
+            except queue.Empty:
+                break
+        yield simple
+        simple.close()

@@ -4,7 +4,6 @@ import datetime as dt
 import queue
 
 import pytest
-import responses
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -13,7 +12,6 @@ from django.utils import timezone
 from campaigns import dispatch, elevenlabs, services
 from campaigns.admin import CappedCountPaginator
 from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Recipient
-from voiceable.celery import app as celery_app
 
 from .factories import AgentFactory, CampaignFactory, PhoneNumberFactory, RecipientFactory, UserFactory
 from .test_tracking import BASE, BATCHES, campaign_submitted, remote_batch, remote_detail, remote_recipient
@@ -96,23 +94,9 @@ def elevenlabs_settings(settings):
 
 
 @pytest.fixture
-def http(elevenlabs_settings):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def broker_queue():
-    """Celery's default queue on the test broker, emptied first."""
-    with celery_app.connection_for_read() as broker:
-        simple = broker.SimpleQueue("celery")
-        while True:
-            try:
-                simple.get(block=False).ack()
-            except queue.Empty:
-                break
-        yield simple
-        simple.close()
+def http(elevenlabs_settings, http):
+    # The actions read ElevenLabs' address from settings, so playing it needs both.
+    return http
 
 
 def queued_dispatches(broker_queue) -> list[int]:

@@ -3,7 +3,6 @@
 import datetime as dt
 
 import pytest
-import responses
 from django.utils import timezone
 
 from campaigns import dispatch
@@ -24,12 +23,6 @@ def elevenlabs_settings(settings):
     settings.ELEVENLABS_API_KEY = "k"
     settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 10_000
     return settings
-
-
-@pytest.fixture
-def http():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture

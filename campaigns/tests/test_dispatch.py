@@ -12,13 +12,12 @@ from django.utils import timezone
 from campaigns import dispatch
 from campaigns.elevenlabs import ElevenLabsClient
 from campaigns.models import Campaign, CampaignBatch
-from voiceable.celery import app
 
+from .conftest import BASE
 from .factories import CampaignFactory, RecipientFactory
 
 pytestmark = pytest.mark.django_db
 
-BASE = "https://api.elevenlabs.test"
 BATCHES = f"{BASE}/v1/convai/batch-calling"
 SUBMIT = f"{BATCHES}/submit"
 WORKSPACE = f"{BATCHES}/workspace"
@@ -60,12 +59,6 @@ def elevenlabs_settings(settings):
     settings.DISPATCH_LOST_AFTER_SECONDS = 30
     settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 10_000
     return settings
-
-
-@pytest.fixture
-def http():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture
@@ -625,20 +618,6 @@ def test_campaigns_due_lists_a_claimed_campaign_whose_batches_were_never_attempt
 
 
 # --- Queued on commit -------------------------------------------------------------------
-
-
-@pytest.fixture
-def broker_queue():
-    """Celery's default queue on the test broker, emptied first."""
-    with app.connection_for_read() as connection:
-        simple = connection.SimpleQueue("celery")
-        while True:
-            try:
-                simple.get(block=False).ack()
-            except queue.Empty:
-                break
-        yield simple
-        simple.close()
 
 
 def test_creating_an_immediate_campaign_queues_its_dispatch_once_committed(

@@ -11,9 +11,9 @@ from campaigns import dispatch, tracking
 from campaigns.elevenlabs import ElevenLabsClient
 from campaigns.models import Campaign, CampaignBatch, Recipient
 
+from .conftest import BASE
 from .factories import AgentFactory, CampaignFactory, PhoneNumberFactory, RecipientFactory
 
-BASE = "https://api.elevenlabs.test"
 BATCHES = f"{BASE}/v1/convai/batch-calling"
 
 
@@ -89,12 +89,6 @@ def campaign_submitted(
 
 def statuses(campaign):
     return dict(Recipient.objects.filter(campaign=campaign).values_list("phone_number", "status"))
-
-
-@pytest.fixture
-def http():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture
