@@ -29,6 +29,10 @@ class Agent(TimestampedModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agents")
     elevenlabs_agent_id = models.CharField(max_length=128)
     name = models.CharField(max_length=255)
+    # Which per-call overrides the agent accepts (platform_settings.overrides, read at sync):
+    # {"language": bool, "first_message": bool, "system_prompt": bool, "voice_id": bool}.
+    # NULL until read: a file's override columns are then not checked before submit.
+    override_permissions = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -48,6 +52,7 @@ class PhoneNumber(TimestampedModel):
     phone_number = models.CharField(max_length=32, help_text="E.164, as ElevenLabs reports it.")
     label = models.CharField(max_length=255, blank=True)
     provider = models.CharField(max_length=32, blank=True)
+    supports_outbound = models.BooleanField(default=True, help_text="ElevenLabs can place calls from it.")
 
     class Meta:
         ordering = ["label", "id"]
@@ -64,6 +69,8 @@ class Campaign(TimestampedModel):
         SCHEDULED = "scheduled", "Scheduled"
         PENDING = "pending", "Pending"
         IN_PROGRESS = "in_progress", "In progress"
+        # Cancel accepted; ElevenLabs has not yet confirmed it for every batch.
+        CANCELLING = "cancelling", "Cancelling"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
@@ -82,6 +89,8 @@ class Campaign(TimestampedModel):
 
     # Set once, atomically, by the worker that wins the right to submit the campaign.
     dispatch_claimed_at = models.DateTimeField(null=True, blank=True)
+    # Set once by the accepted cancel: from then on no batch is claimed or submitted.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     calls_dispatched = models.PositiveIntegerField(default=0)
     calls_finished = models.PositiveIntegerField(default=0)
 
@@ -115,7 +124,8 @@ class CampaignBatch(models.Model):
     # when a worker died between ElevenLabs accepting it and the id being saved here.
     token = models.CharField(max_length=40, unique=True)
     elevenlabs_batch_call_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
-    status = models.CharField(max_length=16, blank=True, help_text="As ElevenLabs reports it.")
+    # As ElevenLabs reports it (cut to the column: an unknown, longer value must not break a write).
+    status = models.CharField(max_length=32, blank=True, help_text="As ElevenLabs reports it.")
     submit_started_at = models.DateTimeField(null=True, blank=True, help_text="A worker is submitting it.")
     submit_attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -125,6 +135,11 @@ class CampaignBatch(models.Model):
     calls_finished = models.PositiveIntegerField(default=0)
     retry_count = models.PositiveSmallIntegerField(default=0)
     polled_at = models.DateTimeField(null=True, blank=True)
+    poll_failures = models.PositiveSmallIntegerField(default=0, help_text="Failed polls in a row.")
+    # ElevenLabs confirmed the cancel (or the batch was never sent, or had already ended).
+    cancel_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # ElevenLabs reports the batch and every call in it finished: nothing left to follow.
+    settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["campaign_id", "part"]
@@ -166,7 +181,14 @@ class Recipient(models.Model):
         max_length=64, blank=True, default="", db_default="", help_text="busy, no-answer, ..."
     )
     summary = models.TextField(blank=True, default="", db_default="")
+    call_result = models.CharField(
+        max_length=16, blank=True, default="", db_default="", help_text="answered, voicemail, busy, no_answer, failed."
+    )
     status_updated_at = models.DateTimeField(null=True, blank=True)
+    # 1 for the first call; each retry adds one. Events about an earlier attempt never
+    # overwrite what the recipient shows.
+    attempt = models.PositiveSmallIntegerField(default=1, db_default=1)
+    retried_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -179,6 +201,75 @@ class Recipient(models.Model):
 
     def __str__(self):
         return self.phone_number
+
+
+class Call(models.Model):
+    """One call placed to a recipient: an ElevenLabs conversation, with its outcome and transcript."""
+
+    recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="calls")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="calls")
+    attempt = models.PositiveSmallIntegerField()
+    conversation_id = models.CharField(max_length=128, unique=True)
+    status = models.CharField(max_length=16, blank=True, default="", db_default="")
+    call_result = models.CharField(max_length=16, blank=True, default="", db_default="")
+    call_successful = models.CharField(max_length=16, blank=True, default="", db_default="")
+    failure_reason = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # The telephony provider's own words for a failed call: Twilio's CallStatus and
+    # SipResponseCode, or a SIP trunk's error_reason and sip_status_code.
+    provider = models.CharField(max_length=16, blank=True, default="", db_default="")
+    provider_status = models.CharField(max_length=64, blank=True, default="", db_default="")
+    provider_code = models.CharField(max_length=16, blank=True, default="", db_default="")
+    summary = models.TextField(blank=True, default="", db_default="")
+    transcript = models.JSONField(default=list, blank=True)
+    duration_secs = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=models.functions.Now())
+
+    class Meta:
+        ordering = ["recipient_id", "attempt", "id"]
+        indexes = [models.Index(fields=["recipient", "attempt"], name="call_recipient_attempt")]
+
+    def __str__(self):
+        return f"{self.conversation_id} (attempt {self.attempt})"
+
+
+class WebhookEvent(models.Model):
+    """A verified ElevenLabs webhook, stored before it is applied (the inbox).
+
+    Nothing verified is dropped: an event about a call we cannot match yet stays pending
+    and is applied when a poll (or a conversation lookup) tells us whose call it was.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPLIED = "applied", "Applied"
+        IGNORED = "ignored", "Ignored (a type we do not record)"
+
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the body: one row per event.")
+    event_type = models.CharField(max_length=64)
+    event_timestamp = models.DateTimeField(null=True, blank=True)
+    conversation_id = models.CharField(max_length=128, blank=True, default="")
+    agent_id = models.CharField(max_length=128, blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True, help_text="The event, without its audio.")
+    body_bytes = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    note = models.TextField(blank=True, help_text="Why it is not applied yet.")
+    attempts = models.PositiveIntegerField(default=0)
+    looked_up_at = models.DateTimeField(null=True, blank=True, help_text="ElevenLabs was asked about the call.")
+    call = models.ForeignKey(Call, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="webhook_event_status"),
+            models.Index(fields=["conversation_id"], name="webhook_event_conversation"),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} {self.conversation_id or ''} ({self.status})"
 
 
 class ApiKey(models.Model):

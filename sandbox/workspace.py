@@ -64,6 +64,36 @@ AGENT_CONVERSATION_CONFIGS = {
     },
 }
 
+# `platform_settings.overrides` of each agent (`GET /v1/convai/agents/{agent_id}`): which parts
+# of `conversation_config_override` a call may set. ElevenLabs refuses a call that sets one
+# the agent does not allow ("set to be overridable in the agent's security settings").
+AGENT_OVERRIDES = {
+    "agent_demo_reminders": {
+        "conversation_config_override": {
+            "agent": {"first_message": True, "language": True, "prompt": {"prompt": True}},
+            "tts": {"voice_id": True},
+        },
+        "custom_llm_extra_body": False,
+        "enable_conversation_initiation_client_data_from_webhook": False,
+    },
+    "agent_demo_survey": {
+        "conversation_config_override": {
+            "agent": {"first_message": True, "language": True, "prompt": {"prompt": False}},
+            "tts": {"voice_id": False},
+        },
+        "custom_llm_extra_body": False,
+        "enable_conversation_initiation_client_data_from_webhook": False,
+    },
+    "agent_demo_collections": {
+        "conversation_config_override": {
+            "agent": {"first_message": False, "language": False, "prompt": {"prompt": False}},
+            "tts": {"voice_id": False},
+        },
+        "custom_llm_extra_body": False,
+        "enable_conversation_initiation_client_data_from_webhook": False,
+    },
+}
+
 PHONE_NUMBERS = [
     {
         "provider": "twilio",
@@ -81,6 +111,30 @@ PHONE_NUMBERS = [
         "supports_inbound": True,
         "supports_outbound": True,
         "phone_number_id": "phnum_demo_eu",
+        "assigned_agent": None,
+    },
+    {
+        "provider": "sip_trunk",
+        "phone_number": "+13125550100",
+        "label": "Demo SIP trunk",
+        "supports_inbound": True,
+        "supports_outbound": True,
+        "phone_number_id": "phnum_demo_sip",
+        "assigned_agent": None,
+        "provider_config": None,
+        "outbound_trunk": None,
+        "inbound_trunk": None,
+        "livekit_stack": "standard",
+        "store_sip_messages": False,
+    },
+    {
+        # Takes calls but cannot place them: not offered for campaigns.
+        "provider": "twilio",
+        "phone_number": "+14155550199",
+        "label": "Demo inbound-only line",
+        "supports_inbound": True,
+        "supports_outbound": False,
+        "phone_number_id": "phnum_demo_inbound",
         "assigned_agent": None,
     },
 ]
