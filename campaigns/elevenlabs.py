@@ -1,12 +1,17 @@
-"""HTTP client for the ElevenLabs Agents Platform: batch calling, agents and phone numbers.
+"""HTTP client for the ElevenLabs Agents Platform: batch calling, conversations, agents and phone numbers.
 
 One method per endpoint, typed errors, lenient parsing. The wire format is described in
 ``shared/spec/elevenlabs-api.md``. The client cannot tell the real API from the sandbox app:
 both are reached through ``base_url``.
 
-Retries: GET requests are retried on transport errors, 429 and 5xx. POST requests (submit,
-cancel, retry) never are, because a POST that timed out or failed with a 5xx may still have
-created or changed a batch; the caller reconciles against the batch list before sending again.
+Errors are transient (``ElevenLabsError.retryable``) as ElevenLabs' own SDK classifies them:
+transport errors, 408, 409, 429 and 5xx, plus 425 Too Early, which says the same. Everything
+else (400, 401, 403, 404, 422, other 4xx, malformed bodies) will fail again if repeated.
+
+Retries: GET requests are retried on every transient error, waiting as long as ``Retry-After``
+asks or else backing off exponentially. POST requests (submit, cancel, retry) never are,
+because a POST that timed out or failed with a 5xx may still have created or changed a batch;
+the caller reconciles against the batch list before sending again.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class ElevenLabsError(Exception):
     ``status_code`` is the HTTP status (None when no answer came back), ``message`` is
     ElevenLabs' own explanation made readable, ``detail`` the parsed ``detail`` of the error
     body and ``code`` its machine-readable status/code (e.g. ``"invalid_api_key"``).
+    ``retry_after`` is the wait in seconds the answer asked for (``Retry-After`` or
+    ``retry-after-ms``; a 503 may carry it as well as a 429), None when it asked for none.
     """
 
     def __init__(
@@ -57,17 +64,19 @@ class ElevenLabsError(Exception):
         status_code: int | None = None,
         detail: object = None,
         code: str | None = None,
+        retry_after: float | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.detail = detail
         self.code = code
+        self.retry_after = retry_after
 
     @property
     def retryable(self) -> bool:
-        """Whether the same request may succeed later: transport problems, 429 and 5xx."""
-        return isinstance(self, ElevenLabsTransportError | ElevenLabsRateLimited | ElevenLabsServerError)
+        """Whether the same request may succeed later: any ``ElevenLabsTransientError``."""
+        return isinstance(self, ElevenLabsTransientError)
 
     def __str__(self) -> str:
         if self.status_code is None:
@@ -86,7 +95,15 @@ def _restore_error(cls: type[ElevenLabsError], state: dict) -> ElevenLabsError:
     return error
 
 
-class ElevenLabsTransportError(ElevenLabsError):
+class ElevenLabsTransientError(ElevenLabsError):
+    """The same request may succeed later: transport errors, 408, 409, 425, 429 and 5xx.
+
+    Raised as such for 408 Request Timeout and 425 Too Early; the other transient failures
+    have their own subclasses.
+    """
+
+
+class ElevenLabsTransportError(ElevenLabsTransientError):
     """No usable answer (connection refused, reset, timeout): the request MAY have reached ElevenLabs."""
 
 
@@ -113,15 +130,15 @@ class ElevenLabsValidationError(ElevenLabsError):
     """400/422: ElevenLabs rejected the request's content."""
 
 
-class ElevenLabsRateLimited(ElevenLabsError):
+class ElevenLabsConflict(ElevenLabsTransientError):
+    """409: the resource is in the middle of a conflicting change; the same request may pass later."""
+
+
+class ElevenLabsRateLimited(ElevenLabsTransientError):
     """429: too many requests. ``retry_after`` is ElevenLabs' requested wait in seconds, if it gave one."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
-
-class ElevenLabsServerError(ElevenLabsError):
+class ElevenLabsServerError(ElevenLabsTransientError):
     """5xx: ElevenLabs (or a proxy in front of it) failed."""
 
 
@@ -177,6 +194,32 @@ class BatchPage:
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """One call's conversation (``GetConversationResponseModel``), lenient like the batch parsers.
+
+    ``status`` is the conversation's own enum (``initiated``, ``in-progress``, ``processing``,
+    ``done``, ``failed``). ``call_result`` (``answered``, ``voicemail``, ``busy``, ``no_answer``,
+    ``failed``) is ElevenLabs' verdict on the phone call, None when it gave none. ``transcript``
+    keeps only ``role``, ``message`` and ``time_in_call_secs`` of each turn.
+    """
+
+    conversation_id: str
+    agent_id: str
+    status: str
+    batch_call_id: str | None
+    batch_call_recipient_id: str | None
+    external_number: str | None
+    call_result: str | None
+    termination_reason: str | None
+    start_time_unix_secs: int | None
+    call_duration_secs: int | None
+    transcript: list[dict]
+    call_successful: str | None
+    transcript_summary: str | None
+    raw: dict
+
+
+@dataclass(frozen=True)
 class AgentSummary:
     """An agent as listed by ``GET /v1/convai/agents``."""
 
@@ -216,6 +259,10 @@ def _int(value: object) -> int | None:
         except ValueError:
             return None
     return None
+
+
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _object(payload: object, what: str, status_code: int) -> dict:
@@ -278,6 +325,39 @@ def _parse_batch_detail(payload: object, status_code: int) -> BatchCallDetail:
     return BatchCallDetail(**fields, recipients=[_parse_recipient(item, status_code) for item in recipients])
 
 
+def _parse_conversation(payload: object, status_code: int) -> Conversation:
+    data = _object(payload, "conversation", status_code)
+    metadata = _dict(data.get("metadata"))
+    batch_call = _dict(metadata.get("batch_call"))
+    phone_call = _dict(metadata.get("phone_call"))
+    analysis = _dict(data.get("analysis"))
+    turns = data.get("transcript")
+    return Conversation(
+        conversation_id=_required_id(data, "conversation_id", "conversation", status_code),
+        agent_id=_text(data.get("agent_id")) or "",
+        status=_text(data.get("status")) or "",
+        batch_call_id=_text(batch_call.get("batch_call_id")),
+        batch_call_recipient_id=_text(batch_call.get("batch_call_recipient_id")),
+        external_number=_text(phone_call.get("external_number")),
+        call_result=_text(phone_call.get("call_result")),
+        termination_reason=_text(metadata.get("termination_reason")),
+        start_time_unix_secs=_int(metadata.get("start_time_unix_secs")),
+        call_duration_secs=_int(metadata.get("call_duration_secs")),
+        transcript=[
+            {
+                "role": _text(turn.get("role")),
+                "message": _text(turn.get("message")),
+                "time_in_call_secs": _int(turn.get("time_in_call_secs")),
+            }
+            for turn in (turns if isinstance(turns, list) else [])
+            if isinstance(turn, dict)
+        ],
+        call_successful=_text(analysis.get("call_successful")),
+        transcript_summary=_text(analysis.get("transcript_summary")),
+        raw=data,
+    )
+
+
 def _parse_phone_number(payload: object, status_code: int) -> PhoneNumberInfo:
     data = _object(payload, "phone number", status_code)
     assigned = data.get("assigned_agent")
@@ -333,17 +413,26 @@ def _http_error(response: requests.Response) -> ElevenLabsError:
     if not message:
         message = response.text.strip()[:_MESSAGE_LIMIT] or response.reason or "no explanation given"
 
-    kwargs: dict[str, Any] = {"status_code": status, "detail": detail, "code": code}
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "detail": detail,
+        "code": code,
+        "retry_after": _retry_after(response.headers),
+    }
     if status in (401, 403):
         return ElevenLabsAuthError(message, **kwargs)
     if status == 404:
         return ElevenLabsNotFound(message, **kwargs)
     if status in (400, 422):
         return ElevenLabsValidationError(message, **kwargs)
+    if status == 409:
+        return ElevenLabsConflict(message, **kwargs)
     if status == 429:
-        return ElevenLabsRateLimited(message, retry_after=_retry_after(response.headers), **kwargs)
+        return ElevenLabsRateLimited(message, **kwargs)
     if 500 <= status < 600:
         return ElevenLabsServerError(message, **kwargs)
+    if status in (408, 425):
+        return ElevenLabsTransientError(message, **kwargs)
     if 300 <= status < 400:
         message = f"redirected to {response.headers.get('Location', 'an unknown location')}"
     return ElevenLabsError(message, **kwargs)
@@ -496,6 +585,13 @@ class ElevenLabsClient:
         response = self._request("POST", f"{BATCH_CALLING}/{_segment(batch_id)}/retry")
         return _parse_batch(self._json(response), response.status_code)
 
+    # Conversations
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        """Fetch one call's conversation: its batch recipient, call result, transcript and analysis."""
+        response = self._request("GET", f"/v1/convai/conversations/{_segment(conversation_id)}")
+        return _parse_conversation(self._json(response), response.status_code)
+
     # Agents and phone numbers
 
     def list_agents(self) -> list[AgentSummary]:
@@ -554,7 +650,6 @@ class ElevenLabsClient:
         attempt = 0
         while True:
             cause: Exception | None = None
-            retry_after: float | None = None
             try:
                 response = self.session.request(
                     method,
@@ -584,12 +679,11 @@ class ElevenLabsClient:
                 if 200 <= response.status_code < 300:
                     return response
                 error = _http_error(response)
-                retry_after = _retry_after(response.headers)
 
             if not error.retryable or attempt + 1 >= attempts:
                 raise error from cause
-            if retry_after is not None:
-                wait = min(retry_after, MAX_RETRY_AFTER_SECONDS)
+            if error.retry_after is not None:
+                wait = min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
             else:
                 wait = min(self.backoff * 2**attempt, MAX_BACKOFF_SECONDS)
             logger.warning(

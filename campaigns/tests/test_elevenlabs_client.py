@@ -15,6 +15,7 @@ from elevenlabs.types import (
     BatchCallDetailedResponse,
     BatchCallResponse,
     GetAgentsPageResponseModel,
+    GetConversationResponseModel,
     WorkspaceBatchCallsResponse,
 )
 from pydantic import TypeAdapter
@@ -24,14 +25,17 @@ from campaigns import elevenlabs
 from campaigns.elevenlabs import (
     BatchCall,
     BatchCallDetail,
+    Conversation,
     ElevenLabsAuthError,
     ElevenLabsBadResponse,
     ElevenLabsClient,
+    ElevenLabsConflict,
     ElevenLabsError,
     ElevenLabsNotFound,
     ElevenLabsRateLimited,
     ElevenLabsServerError,
     ElevenLabsTimeout,
+    ElevenLabsTransientError,
     ElevenLabsTransportError,
     ElevenLabsValidationError,
 )
@@ -116,6 +120,95 @@ PHONE_NUMBERS = [
 ]
 
 
+# A post-call conversation of a batch recipient, built to the SDK's GetConversationResponseModel.
+CONVERSATION = {
+    "agent_id": "agent_a",
+    "agent_name": "Reminder agent",
+    "conversation_id": "conv_1",
+    "status": "done",
+    "user_id": None,
+    "has_audio": True,
+    "has_user_audio": True,
+    "has_response_audio": True,
+    "has_auxiliary_audio": False,
+    "transcript": [
+        {
+            "role": "agent",
+            "message": "Hi Ana, this is a reminder about your appointment tomorrow.",
+            "time_in_call_secs": 0,
+            "interrupted": False,
+            "conversation_turn_metrics": {"metrics": {"convai_llm_service_ttfb": {"elapsed_time": 0.31}}},
+        },
+        {
+            "role": "user",
+            "message": "Thanks, I'll be there.",
+            "time_in_call_secs": 5,
+            "feedback": None,
+            "source_medium": "audio",
+        },
+        {"role": "agent", "message": None, "time_in_call_secs": 7, "tool_calls": []},
+    ],
+    "metadata": {
+        "start_time_unix_secs": 1785000000,
+        "accepted_time_unix_secs": 1785000003,
+        "call_duration_secs": 42,
+        "cost": 312,
+        "termination_reason": "Call ended by remote party",
+        "main_language": "en",
+        "phone_call": {
+            "type": "twilio",
+            "direction": "outbound",
+            "phone_number_id": "phnum_twilio",
+            "agent_number": "+14155550100",
+            "external_number": "+15551234567",
+            "call_result": "answered",
+            "stream_sid": "MZ0123",
+            "call_sid": "CA0123",
+        },
+        "batch_call": {"batch_call_id": "btcal_1", "batch_call_recipient_id": "rcpt_1"},
+    },
+    "analysis": {
+        "evaluation_criteria_results": {
+            "confirmed": {"criteria_id": "confirmed", "result": "success", "rationale": "Ana confirmed."}
+        },
+        "data_collection_results": {},
+        "call_successful": "success",
+        "transcript_summary": "The agent reminded Ana of her appointment and she confirmed.",
+        "call_summary_title": "Appointment confirmed",
+    },
+    "conversation_initiation_client_data": {"dynamic_variables": {"first_name": "Ana"}},
+}
+
+SIP_CONVERSATION_WITHOUT_ANALYSIS = {
+    **CONVERSATION,
+    "conversation_id": "conv_sip",
+    "status": "failed",
+    "transcript": [],
+    "metadata": {
+        "start_time_unix_secs": 1785000100,
+        "call_duration_secs": 0,
+        "termination_reason": None,
+        "phone_call": {
+            "type": "sip_trunking",
+            "direction": "outbound",
+            "phone_number_id": "phnum_sip",
+            "agent_number": "+442079460958",
+            "external_number": "+442079460000",
+            "call_result": "no_answer",
+            "call_id": "sip-call-1",
+            "call_sid": "SCL_0123",
+        },
+    },
+}
+del SIP_CONVERSATION_WITHOUT_ANALYSIS["analysis"]
+
+
+def documented_conversation(payload):
+    """The payload, once the official SDK model has accepted it."""
+    GetConversationResponseModel.model_validate(payload)
+    return payload
+
+
 @pytest.fixture
 def http():
     with responses.RequestsMock() as mock:
@@ -142,6 +235,10 @@ def test_fixture_payloads_are_valid_according_to_the_official_sdk_models():
     WorkspaceBatchCallsResponse.model_validate({"batch_calls": [DOCS_LIVE_BATCH], "next_doc": None, "has_more": False})
     GetAgentsPageResponseModel.model_validate({"agents": [agent("agent_a", "A")], "has_more": False})
     TypeAdapter(list[PhoneNumbersListResponseItem]).validate_python(PHONE_NUMBERS)
+    GetConversationResponseModel.model_validate(CONVERSATION)
+    sip = GetConversationResponseModel.model_validate(SIP_CONVERSATION_WITHOUT_ANALYSIS)
+    assert sip.metadata.phone_call.type == "sip_trunking"
+    assert (sip.analysis, sip.metadata.batch_call) == (None, None)
 
 
 # --- submit --------------------------------------------------------------------------------
@@ -326,6 +423,105 @@ def test_a_base_url_with_a_path_prefix_is_kept(http, sleeps):
     assert client.list_phone_numbers() == []
 
 
+def test_get_conversation_reads_the_batch_recipient_call_result_transcript_and_analysis(http, client):
+    http.get(f"{BASE}/v1/convai/conversations/conv_1", json=documented_conversation(CONVERSATION))
+
+    result = client.get_conversation("conv_1")
+
+    assert result == Conversation(
+        conversation_id="conv_1",
+        agent_id="agent_a",
+        status="done",
+        batch_call_id="btcal_1",
+        batch_call_recipient_id="rcpt_1",
+        external_number="+15551234567",
+        call_result="answered",
+        termination_reason="Call ended by remote party",
+        start_time_unix_secs=1785000000,
+        call_duration_secs=42,
+        transcript=[
+            {
+                "role": "agent",
+                "message": "Hi Ana, this is a reminder about your appointment tomorrow.",
+                "time_in_call_secs": 0,
+            },
+            {"role": "user", "message": "Thanks, I'll be there.", "time_in_call_secs": 5},
+            {"role": "agent", "message": None, "time_in_call_secs": 7},
+        ],
+        call_successful="success",
+        transcript_summary="The agent reminded Ana of her appointment and she confirmed.",
+        raw=CONVERSATION,
+    )
+
+
+def test_get_conversation_reads_a_sip_trunking_call_without_analysis_or_batch_call(http, client):
+    http.get(
+        f"{BASE}/v1/convai/conversations/conv_sip",
+        json=documented_conversation(SIP_CONVERSATION_WITHOUT_ANALYSIS),
+    )
+
+    result = client.get_conversation("conv_sip")
+
+    assert (result.status, result.external_number, result.call_result) == ("failed", "+442079460000", "no_answer")
+    assert (result.batch_call_id, result.batch_call_recipient_id) == (None, None)
+    assert (result.call_successful, result.transcript_summary, result.termination_reason) == (None, None, None)
+    assert (result.start_time_unix_secs, result.call_duration_secs, result.transcript) == (1785000100, 0, [])
+
+
+def test_a_conversation_with_unknown_values_and_missing_parts_is_parsed_leniently(http, client):
+    payload = documented_conversation(
+        {
+            "conversation_id": "conv_odd",
+            "agent_id": "agent_a",
+            "status": "teleporting",
+            "has_audio": False,
+            "has_user_audio": False,
+            "has_response_audio": False,
+            "has_auxiliary_audio": False,
+            "metadata": {
+                "start_time_unix_secs": 1785000000,
+                "call_duration_secs": 3,
+                "phone_call": {
+                    "type": "twilio",
+                    "direction": "outbound",
+                    "phone_number_id": "phnum_twilio",
+                    "agent_number": "+14155550100",
+                    "external_number": "+15551234567",
+                    "call_result": "answered_by_a_parrot",
+                    "stream_sid": "MZ1",
+                    "call_sid": "CA1",
+                },
+            },
+            "analysis": {"call_successful": "maybe", "transcript_summary": ""},
+            "transcript": [{"role": "narrator", "time_in_call_secs": 1}],
+        }
+    )
+    payload["transcript"].insert(0, "not a turn")
+    http.get(f"{BASE}/v1/convai/conversations/conv_odd", json=payload)
+
+    result = client.get_conversation("conv_odd")
+
+    assert (result.status, result.call_result, result.call_successful) == (
+        "teleporting",
+        "answered_by_a_parrot",
+        "maybe",
+    )
+    assert result.transcript == [{"role": "narrator", "message": None, "time_in_call_secs": 1}]
+
+
+def test_get_conversation_of_an_unknown_id_raises_not_found(http, client, sleeps):
+    http.get(
+        f"{BASE}/v1/convai/conversations/conv%2Fnope",
+        status=404,
+        json={"detail": {"status": "conversation_not_found", "message": "Conversation not found"}},
+    )
+
+    with pytest.raises(ElevenLabsNotFound, match="Conversation not found"):
+        client.get_conversation("conv/nope")
+
+    assert (len(http.calls), sleeps) == (1, [])
+
+
 def test_batch_ids_are_quoted_into_a_single_path_segment(http, client):
     http.post(f"{BATCHES}/odd%2Fid%3Fx/cancel", json=batch(id="odd/id?x", status="cancelled"))
 
@@ -390,6 +586,99 @@ def test_an_html_502_raises_a_server_error_carrying_the_page_text(http, sleeps):
     assert caught.value.message == html
     assert caught.value.detail is None
     assert caught.value.retryable is True
+
+
+# --- transient and permanent failures -----------------------------------------------------
+
+# Transient as ElevenLabs' own SDK retries them (408, 409, 429, 5xx), plus 425 Too Early.
+STATUSES = {
+    408: (ElevenLabsTransientError, True),
+    409: (ElevenLabsConflict, True),
+    425: (ElevenLabsTransientError, True),
+    429: (ElevenLabsRateLimited, True),
+    500: (ElevenLabsServerError, True),
+    502: (ElevenLabsServerError, True),
+    503: (ElevenLabsServerError, True),
+    400: (ElevenLabsValidationError, False),
+    401: (ElevenLabsAuthError, False),
+    403: (ElevenLabsAuthError, False),
+    404: (ElevenLabsNotFound, False),
+    405: (ElevenLabsError, False),
+    422: (ElevenLabsValidationError, False),
+}
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_each_status_is_classified_as_transient_or_permanent(http, sleeps, status):
+    client = ElevenLabsClient(base_url=BASE, api_key="k", max_retries=0, sleep=sleeps.append)
+    error_class, transient = STATUSES[status]
+    http.get(f"{BASE}/v1/convai/phone-numbers", status=status, json={"detail": {"status": "x", "message": "no"}})
+
+    with pytest.raises(error_class) as caught:
+        client.list_phone_numbers()
+
+    error = caught.value
+    assert type(error) is error_class
+    assert error.retryable is transient
+    assert isinstance(error, ElevenLabsTransientError) is transient
+    assert (error.status_code, error.message, error.retry_after) == (status, "no", None)
+
+
+@pytest.mark.parametrize("status", [408, 409, 425])
+def test_a_get_is_retried_on_a_transient_4xx_then_succeeds(http, client, sleeps, status):
+    http.get(f"{BASE}/v1/convai/phone-numbers", status=status, json={"detail": "not now"})
+    http.get(f"{BASE}/v1/convai/phone-numbers", json=PHONE_NUMBERS)
+
+    assert len(client.list_phone_numbers()) == 2
+    assert len(http.calls) == 2
+    assert sleeps == [0.5]
+
+
+@pytest.mark.parametrize("status", [409, 425])
+def test_a_get_gives_up_on_a_transient_4xx_once_retries_are_used_up(http, client, sleeps, status):
+    error_class, _ = STATUSES[status]
+    http.get(f"{BATCHES}/b1", status=status, json={"detail": {"status": "busy", "message": "try later"}})
+
+    with pytest.raises(error_class, match=f"ElevenLabs answered {status}: try later"):
+        client.get_batch("b1")
+
+    assert len(http.calls) == 1 + client.max_retries
+    assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_a_get_answered_503_waits_as_long_as_retry_after_says(http, client, sleeps):
+    http.get(f"{BASE}/v1/convai/phone-numbers", status=503, headers={"Retry-After": "4"})
+    http.get(f"{BASE}/v1/convai/phone-numbers", status=503, headers={"retry-after-ms": "250"})
+    http.get(f"{BASE}/v1/convai/phone-numbers", status=503)
+    http.get(f"{BASE}/v1/convai/phone-numbers", json=[])
+
+    assert client.list_phone_numbers() == []
+    assert sleeps == [4.0, 0.25, 2.0]
+
+
+@pytest.mark.parametrize("status", [409, 503])
+def test_the_error_raised_carries_the_wait_the_answer_asked_for(http, sleeps, status):
+    client = ElevenLabsClient(base_url=BASE, api_key="k", max_retries=0, sleep=sleeps.append)
+    http.get(f"{BATCHES}/b1", status=status, headers={"Retry-After": "12"})
+
+    with pytest.raises(ElevenLabsTransientError) as caught:
+        client.get_batch("b1")
+
+    assert caught.value.retry_after == 12.0
+
+
+def test_transport_errors_and_bad_bodies_carry_no_retry_after(http, sleeps):
+    client = ElevenLabsClient(base_url=BASE, api_key="k", max_retries=0, sleep=sleeps.append)
+    http.get(f"{BATCHES}/b1", body=requests.ConnectionError("Connection reset by peer"))
+    http.get(f"{BATCHES}/b2", body="<html>", headers={"Retry-After": "5"})
+
+    with pytest.raises(ElevenLabsTransportError) as transport:
+        client.get_batch("b1")
+    with pytest.raises(ElevenLabsBadResponse) as bad:
+        client.get_batch("b2")
+
+    assert (transport.value.retryable, transport.value.retry_after) == (True, None)
+    assert (bad.value.retryable, bad.value.retry_after) == (False, None)
 
 
 # --- retries of safe (GET) calls -----------------------------------------------------------
@@ -522,6 +811,21 @@ def test_post_calls_are_never_retried(http, client, sleeps, call, failure):
     assert caught.value.retryable is True
 
 
+@pytest.mark.parametrize("status", STATUSES)
+@pytest.mark.parametrize("call", POST_CALLS)
+def test_post_calls_are_never_retried_whatever_the_status(http, client, sleeps, call, status):
+    path, invoke = POST_CALLS[call]
+    error_class, transient = STATUSES[status]
+    http.post(f"{BATCHES}/{path}", status=status, headers={"Retry-After": "1"}, json={"detail": "no"})
+
+    with pytest.raises(error_class) as caught:
+        invoke(client)
+
+    assert len(http.calls) == 1
+    assert sleeps == []
+    assert caught.value.retryable is transient
+
+
 def test_submit_is_never_retried_after_a_server_error(http, client):
     http.post(f"{BATCHES}/submit", status=500, json={"detail": "boom"})
     http.post(f"{BATCHES}/submit", json=DOCS_LIVE_BATCH)
@@ -572,8 +876,18 @@ def test_a_200_with_malformed_json_raises_bad_response(http, client):
         ("GET", "/v1/convai/batch-calling/workspace", {"items": []}, "list", "no 'batch_calls' list"),
         ("GET", "/v1/convai/agents", {"has_more": False}, "agents", "no 'agents' list"),
         ("GET", "/v1/convai/phone-numbers", {"phone_numbers": []}, "phones", "not a JSON array"),
+        ("GET", "/v1/convai/conversations/c1", {"agent_id": "a"}, "conversation", "no 'conversation_id'"),
+        ("GET", "/v1/convai/conversations/c1", [CONVERSATION], "conversation", "not a JSON object"),
     ],
-    ids=["batch-without-id", "detail-without-recipients", "list-without-batch_calls", "agents", "phone-numbers"],
+    ids=[
+        "batch-without-id",
+        "detail-without-recipients",
+        "list-without-batch_calls",
+        "agents",
+        "phone-numbers",
+        "conversation-without-id",
+        "conversation-not-an-object",
+    ],
 )
 def test_a_2xx_of_the_wrong_shape_raises_bad_response(http, client, method, path, payload, invoke, complaint):
     http.add(method, f"{BASE}{path}", json=payload)
@@ -583,6 +897,7 @@ def test_a_2xx_of_the_wrong_shape_raises_bad_response(http, client, method, path
         "list": lambda: client.list_batches(),
         "agents": lambda: client.list_agents(),
         "phones": lambda: client.list_phone_numbers(),
+        "conversation": lambda: client.get_conversation("c1"),
     }
 
     with pytest.raises(ElevenLabsBadResponse, match=complaint):
@@ -602,6 +917,15 @@ def test_errors_survive_pickling_with_their_details():
         3.0,
     )
     assert str(restored) == "ElevenLabs answered 429: slow down"
+
+
+def test_a_conflict_survives_pickling_with_its_wait():
+    error = ElevenLabsConflict("busy", status_code=409, retry_after=2.0)
+
+    restored = pickle.loads(pickle.dumps(error))
+
+    assert type(restored) is ElevenLabsConflict
+    assert (restored.status_code, restored.retry_after, restored.retryable) == (409, 2.0, True)
 
 
 # --- the per-process client ----------------------------------------------------------------
