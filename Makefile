@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/create_campaign.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/webhook_body.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 var staticfiles

@@ -1,10 +1,6 @@
 """The receiver for ElevenLabs post-call webhooks, signed with `ElevenLabs-Signature`."""
 
-import hashlib
-import hmac
-import json
 import logging
-import time
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -13,28 +9,11 @@ from django.views.decorators.http import require_POST
 
 from campaigns import tracking
 from campaigns.models import Recipient
+from campaigns.webhook_body import BodyRefused, SignatureError, read_signed_body, signature_verify
+
+__all__ = ["SignatureError", "elevenlabs_webhook", "signature_verify"]
 
 logger = logging.getLogger(__name__)
-
-
-class SignatureError(Exception):
-    pass
-
-
-def signature_verify(*, body: bytes, header: str, secret: str, tolerance: int, now: float | None = None) -> None:
-    """Check `t=<unix>,v0=<hex HMAC-SHA256(secret, "t.body")>`; raise SignatureError saying why not."""
-    if not secret:
-        raise SignatureError("webhook secret is not configured")
-    items = [item.strip().split("=", 1) for item in header.split(",") if "=" in item]
-    timestamp = next((value for key, value in items if key == "t"), "")
-    signatures = [value for key, value in items if key == "v0"]
-    if not timestamp.isdigit() or not signatures:
-        raise SignatureError("missing or malformed ElevenLabs-Signature header")
-    if abs((now or time.time()) - int(timestamp)) > tolerance:
-        raise SignatureError("signature timestamp is outside the tolerance")
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
-        raise SignatureError("signature does not match")
 
 
 def _event_outcome(event: dict) -> dict | None:
@@ -69,21 +48,22 @@ def _event_outcome(event: dict) -> dict | None:
 @csrf_exempt
 @require_POST
 def elevenlabs_webhook(request):
-    body = request.body
     try:
-        signature_verify(
-            body=body,
-            header=request.headers.get("ElevenLabs-Signature", ""),
+        verified = read_signed_body(
+            request,
             secret=settings.ELEVENLABS_WEBHOOK_SECRET,
             tolerance=settings.ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS,
+            max_bytes=settings.ELEVENLABS_WEBHOOK_MAX_BYTES,
         )
     except SignatureError as exc:
         logger.warning("Refused an ElevenLabs webhook: %s", exc)
         return JsonResponse({"error": f"Refused: {exc}."}, status=401)
-    try:
-        event = json.loads(body)
-    except ValueError:
-        return JsonResponse({"error": "The body is not JSON."}, status=400)
+    except BodyRefused as exc:
+        logger.warning("Refused an ElevenLabs webhook body: %s", exc.message)
+        return JsonResponse({"error": exc.message}, status=exc.status_code)
+    if verified.event is None:
+        return JsonResponse({"error": verified.problem}, status=400)
+    event = verified.event
     outcome = _event_outcome(event) if isinstance(event, dict) else None
     if outcome is None:
         return JsonResponse({"received": True, "recorded": False})

@@ -183,6 +183,8 @@ ELEVENLABS_WEBHOOK_SECRET = env.str(
     "ELEVENLABS_WEBHOOK_SECRET", default="sandbox-webhook-secret" if ELEVENLABS_SANDBOX else ""
 )
 ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS = env.int("ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS", default=30 * 60)
+# Largest webhook body read; post-call audio events carry the whole recording in base64.
+ELEVENLABS_WEBHOOK_MAX_BYTES = env.int("ELEVENLABS_WEBHOOK_MAX_BYTES", default=100 * 1024 * 1024)
 SANDBOX_WEBHOOK_URL = env.str("SANDBOX_WEBHOOK_URL", default=f"{SITE_URL}/webhooks/elevenlabs")
 SANDBOX_CALL_SPACING_SECONDS = env.float("SANDBOX_CALL_SPACING_SECONDS", default=0.5)
 SANDBOX_STEP_SECONDS = env.float("SANDBOX_STEP_SECONDS", default=2.0)
