@@ -4,17 +4,20 @@ Changelists load related rows up front (no query per row). Actions are thin: eac
 service for every selected row and tells the user what it did and what it skipped, and why.
 """
 
+import datetime as dt
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from campaigns import elevenlabs, services, tracking
+from campaigns import services, tracking
 from campaigns.errors import ApplicationError
-from campaigns.models import Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
+from campaigns.models import Agent, ApiKey, Call, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient, WebhookEvent
 
 
 def _plural(count: int, noun: str) -> str:
@@ -59,10 +62,13 @@ class AgentAdmin(ElevenLabsSyncAdminMixin, admin.ModelAdmin):
 
 @admin.register(PhoneNumber)
 class PhoneNumberAdmin(ElevenLabsSyncAdminMixin, admin.ModelAdmin):
-    list_display = ["phone_number", "label", "provider", "elevenlabs_phone_number_id", "user"]
+    list_display = ["phone_number", "label", "provider", "supports_outbound", "elevenlabs_phone_number_id", "user"]
+    list_filter = ["supports_outbound"]
     list_select_related = ["user"]
     search_fields = ["phone_number", "label", "elevenlabs_phone_number_id"]
     raw_id_fields = ["user"]
+    # As ElevenLabs reports it: a sync would overwrite any edit made here.
+    readonly_fields = ["supports_outbound"]
 
 
 class CampaignTypeFilter(admin.SimpleListFilter):
@@ -94,6 +100,9 @@ class CampaignBatchInline(admin.TabularInline):
         "submitted_at",
         "next_attempt_at",
         "polled_at",
+        "poll_failures",
+        "cancel_confirmed_at",
+        "settled_at",
         "last_error",
     ]
     readonly_fields = fields
@@ -131,6 +140,7 @@ class CampaignAdmin(admin.ModelAdmin):
         "status",
         "elevenlabs_batch_call_id",
         "dispatch_claimed_at",
+        "cancel_requested_at",
         "calls_dispatched",
         "calls_finished",
         "error",
@@ -151,6 +161,7 @@ class CampaignAdmin(admin.ModelAdmin):
                     "status",
                     "elevenlabs_batch_call_id",
                     "dispatch_claimed_at",
+                    "cancel_requested_at",
                     "calls_dispatched",
                     "calls_finished",
                     "error",
@@ -201,9 +212,19 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected campaigns")
     def cancel(self, request, queryset):
-        cancelled, skipped = self._each(queryset, services.campaign_cancel)
-        done = f"Cancelled {_plural(len(cancelled), 'campaign')}." if cancelled else None
+        results, skipped = self._each(queryset, services.campaign_cancel)
+        confirmed = [result for result in results if not result.unconfirmed_batches]
+        waiting = [result for result in results if result.unconfirmed_batches]
+        done = f"Cancelled {_plural(len(confirmed), 'campaign')}." if confirmed else None
         self._report(request, done, skipped)
+        if waiting:
+            names = ", ".join(f"“{result.campaign}”" for result in waiting)
+            self.message_user(
+                request,
+                f"Cancel accepted but not yet confirmed by ElevenLabs for {names}: calls may still be placed "
+                "until it is. The worker keeps trying; each campaign's error says why.",
+                messages.WARNING,
+            )
 
     @admin.action(description="Sync status from ElevenLabs")
     def sync_status(self, request, queryset):
@@ -217,10 +238,10 @@ class CampaignAdmin(admin.ModelAdmin):
             if campaign.pk not in sent:
                 skipped.append((campaign, "it has not been sent to ElevenLabs yet."))
                 continue
-            try:
-                tracking.campaign_poll(campaign_id=campaign.pk)
-            except elevenlabs.ElevenLabsError as exc:
-                skipped.append((campaign, f"ElevenLabs could not report its status: {exc}"))
+            tracking.campaign_poll(campaign_id=campaign.pk)
+            failing = campaign.batches.filter(poll_failures__gt=0).values_list("last_error", flat=True).first()
+            if failing:
+                skipped.append((campaign, f"ElevenLabs could not report its status: {failing}"))
             else:
                 synced.append(campaign.pk)
         done = None
@@ -319,3 +340,50 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 admin.site.register(Profile)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the workers and the webhook receiver: looked at, never edited here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Call)
+class CallAdmin(ReadOnlyAdmin):
+    list_display = ["conversation_id", "recipient", "attempt", "status", "call_result", "failure_reason", "updated_at"]
+    list_filter = ["status", "call_result", CampaignFilter]
+    list_select_related = ["recipient"]
+    search_fields = ["=conversation_id"]
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+
+
+class WaitingFilter(admin.SimpleListFilter):
+    """Events still unmatched after a day: a call ElevenLabs reported that we cannot place."""
+
+    title = "waiting"
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        return [("day", "Pending for more than a day")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "day":
+            return queryset.filter(
+                status=WebhookEvent.Status.PENDING, received_at__lt=timezone.now() - dt.timedelta(days=1)
+            )
+        return queryset
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "event_type", "status", "conversation_id", "attempts", "note"]
+    list_filter = ["status", WaitingFilter, "event_type"]
+    search_fields = ["=conversation_id"]
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    paginator = CappedCountPaginator

@@ -6,6 +6,12 @@ it is submitted. Every batch carries a token in its call_name: a worker that die
 ElevenLabs accepted a batch but before its id was saved leaves a claim behind, and the
 next attempt looks for that token in ElevenLabs' workspace list before anything is sent
 again. Transient failures are retried later by the beat sweep, never by resending blindly.
+
+Every batch of a campaign goes out whatever ElevenLabs answered for the ones before it
+(`pending`, `in_progress`, even `completed`): a batch is claimable while its campaign is
+claimed and no cancel was requested, not only while the campaign is `pending`. A cancel
+request (see `campaigns.control`) closes that door for every batch at once; a batch whose
+submit was already in flight is cancelled at ElevenLabs as soon as its id is known.
 """
 
 import datetime as dt
@@ -69,6 +75,15 @@ def campaign_claim(*, campaign_id: int, now: dt.datetime | None = None) -> bool:
     return True
 
 
+def _sendable_campaigns():
+    """Campaigns whose remaining batches may still be submitted: claimed, running, no cancel asked."""
+    return Campaign.objects.filter(
+        status__in=(Campaign.Status.PENDING, Campaign.Status.IN_PROGRESS),
+        dispatch_claimed_at__isnull=False,
+        cancel_requested_at__isnull=True,
+    ).values("pk")
+
+
 def campaign_dispatch(*, campaign_id: int, client=None) -> None:
     """Claim the campaign if it is due and unclaimed, then submit every batch this worker can claim."""
     campaign_claim(campaign_id=campaign_id)
@@ -80,12 +95,16 @@ def campaign_dispatch(*, campaign_id: int, client=None) -> None:
 def batch_submit(*, batch_id: int, client=None) -> None:
     """Submit one batch, if this worker can claim it. Safe to call any number of times."""
     now = timezone.now()
+    # The batch's own columns are in the UPDATE's WHERE, so PostgreSQL re-checks them on a
+    # row a concurrent claim or cancel just changed; a join would turn them into a
+    # subquery read from the statement's snapshot, and two workers could both win.
     claimed = (
         CampaignBatch.objects.filter(
             pk=batch_id,
             elevenlabs_batch_call_id__isnull=True,
             submit_started_at__isnull=True,
-            campaign__status=Campaign.Status.PENDING,
+            cancel_confirmed_at__isnull=True,
+            campaign_id__in=_sendable_campaigns(),
         )
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .update(submit_started_at=now, submit_attempts=F("submit_attempts") + 1)
@@ -123,9 +142,8 @@ def batch_payload(*, batch: CampaignBatch) -> dict:
         "agent_phone_number_id": campaign.phone_number.elevenlabs_phone_number_id,
         "recipients": _recipients_json(batch),
     }
-    if not campaign.send_immediately and campaign.scheduled_at:
-        payload["scheduled_time_unix"] = int(campaign.scheduled_at.timestamp())
-        payload["timezone"] = campaign.timezone
+    # No scheduled_time_unix: campaigns are held here and claimed only once due, so their
+    # instant is already past, and ElevenLabs is never told a time in the past.
     return payload
 
 
@@ -199,22 +217,15 @@ def _batch_submitted(batch: CampaignBatch, remote, *, client) -> None:
     if not saved:
         return
     logger.info("Campaign %s part %s submitted as %s", batch.campaign_id, batch.part, remote.id)
-    if Campaign.objects.filter(pk=batch.campaign_id, status=Campaign.Status.CANCELLED).exists():
-        # Cancelled while this submit was in flight: stop the calls it started.
-        _batch_cancel_late(batch=batch, batch_call_id=remote.id, client=client)
+    # Read only after the id is committed: a cancel that committed its request before this
+    # read is seen here, and one that commits after it sees this batch's id. Either way
+    # somebody cancels the batch at ElevenLabs.
+    if Campaign.objects.filter(pk=batch.campaign_id, cancel_requested_at__isnull=False).exists():
+        from campaigns import control  # control imports this module
+
+        control.campaign_cancel_push(campaign_id=batch.campaign_id, client=client)
         return
     tracking.campaign_refresh(campaign_id=batch.campaign_id)
-
-
-def _batch_cancel_late(*, batch: CampaignBatch, batch_call_id: str, client) -> None:
-    try:
-        client.cancel_batch(batch_call_id)
-    except elevenlabs.ElevenLabsError as exc:
-        # Left active, so the poll keeps an eye on it; the error says what happened.
-        CampaignBatch.objects.filter(pk=batch.pk).update(last_error=f"Could not cancel at ElevenLabs: {exc}")
-        logger.error("Campaign %s was cancelled but batch %s could not be: %s", batch.campaign_id, batch_call_id, exc)
-        return
-    CampaignBatch.objects.filter(pk=batch.pk).update(status="cancelled")
 
 
 def _submit_failed(batch: CampaignBatch, exc: "elevenlabs.ElevenLabsError", *, client, now) -> None:
@@ -234,10 +245,10 @@ def _submit_failed(batch: CampaignBatch, exc: "elevenlabs.ElevenLabsError", *, c
     if remote is not None:
         _batch_submitted(batch, remote, client=client)
         return
-    _attempt_failed(batch, str(exc), now=now)
+    _attempt_failed(batch, str(exc), now=now, retry_after=exc.retry_after)
 
 
-def _attempt_failed(batch: CampaignBatch, error: str, *, now) -> None:
+def _attempt_failed(batch: CampaignBatch, error: str, *, now, retry_after: float | None = None) -> None:
     attempts = batch.submit_attempts
     if attempts >= settings.DISPATCH_MAX_ATTEMPTS:
         campaign_fail(
@@ -246,7 +257,7 @@ def _attempt_failed(batch: CampaignBatch, error: str, *, now) -> None:
         )
         _release(batch, error=error, next_attempt_at=None)
         return
-    wait = dt.timedelta(seconds=min(300, 5 * 2 ** (attempts - 1)))
+    wait = dt.timedelta(seconds=max(min(300, 5 * 2 ** (attempts - 1)), min(retry_after or 0, 3600)))
     logger.warning(
         "Campaign %s part %s: attempt %s failed (%s); next in %s", batch.campaign_id, batch.part, attempts, error, wait
     )
@@ -312,9 +323,11 @@ def campaigns_due(*, now: dt.datetime | None = None) -> list[int]:
         | Q(
             Q(batches__next_attempt_at__lte=now)
             | Q(batches__next_attempt_at__isnull=True, dispatch_claimed_at__lte=lost_after),
-            status=Campaign.Status.PENDING,
+            status__in=(Campaign.Status.PENDING, Campaign.Status.IN_PROGRESS),
+            cancel_requested_at__isnull=True,
             batches__elevenlabs_batch_call_id__isnull=True,
             batches__submit_started_at__isnull=True,
+            batches__cancel_confirmed_at__isnull=True,
         )
     )
     return list(due.order_by().values_list("pk", flat=True).distinct())

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from campaigns import dispatch, tracking
+from campaigns import control, dispatch, inbox, tracking
 
 # acks_late: a task lost with its worker is delivered again; the claims make that harmless.
 IDEMPOTENT = {"acks_late": True, "reject_on_worker_lost": True}
@@ -24,16 +24,30 @@ def campaign_poll(campaign_id: int) -> None:
 
 
 @shared_task(**IDEMPOTENT)
+def campaign_cancel_push(campaign_id: int) -> None:
+    control.campaign_cancel_push(campaign_id=campaign_id)
+
+
+@shared_task(**IDEMPOTENT)
 def campaigns_dispatch_due() -> None:
-    """Beat: queue campaigns that are due (or whose message was lost) and settle stale submissions."""
+    """Beat: queue due campaigns (or those whose message was lost), settle stale submits, push cancels."""
     for campaign_id in dispatch.campaigns_due():
         campaign_dispatch.delay(campaign_id)
     for batch_id in dispatch.batches_stale():
         batch_recover.delay(batch_id)
+    for campaign_id in control.campaigns_cancelling():
+        campaign_cancel_push.delay(campaign_id)
 
 
 @shared_task(**IDEMPOTENT)
 def campaigns_poll_active() -> None:
-    """Beat: poll every campaign with a batch still running at ElevenLabs."""
+    """Beat: poll every campaign with a batch ElevenLabs has not yet reported finished."""
     for campaign_id in tracking.campaigns_active():
         campaign_poll.delay(campaign_id)
+
+
+@shared_task(**IDEMPOTENT)
+def webhook_events_sweep() -> None:
+    """Beat: apply inbox events still waiting, and ask ElevenLabs about the calls they describe."""
+    inbox.events_apply_pending()
+    inbox.events_look_up()

@@ -1,20 +1,30 @@
 """Keeping campaigns and recipients in step with ElevenLabs: polls and post-call webhooks.
 
-Statuses only move forward. Recipients are updated in bulk: one read of the batch's
-current state, then one UPDATE of every changed row, guarded by the status that was read,
-so a late or repeated report never undoes a newer one.
+Statuses only move forward, with one exception: a `cancelled` we wrote ourselves when a
+cancel was confirmed is a guess about calls ElevenLabs may still have been placing, so
+ElevenLabs' final word (completed, failed, voicemail) replaces it. Voicemail outranks
+completed: a poll's `completed` never undoes a `voicemail` ElevenLabs reported for the
+same call, in whichever order they arrive. Recipients are updated in bulk: one read of
+the batch's current state, then one UPDATE of every changed row, guarded by the status
+(and attempt) that was read, so a late or repeated report never undoes a newer one.
+
+A batch is followed until ElevenLabs reports it ended and every call in it finished
+(`settled_at`), whatever the campaign's own status: a cancelled campaign's last calls
+are recorded with their real outcome.
 """
 
+import datetime as dt
 import json
 import logging
 from collections import Counter
 
-from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from campaigns import elevenlabs
-from campaigns.models import Campaign, CampaignBatch, Recipient
+from campaigns.models import Call, Campaign, CampaignBatch, Recipient
 
 logger = logging.getLogger(__name__)
 
@@ -22,19 +32,43 @@ S = Campaign.Status
 R = Recipient.Status
 
 ACTIVE_CAMPAIGN_STATUSES = (S.SCHEDULED, S.PENDING, S.IN_PROGRESS)
-CAMPAIGN_RANK = {S.SCHEDULED: 0, S.PENDING: 1, S.IN_PROGRESS: 2, S.COMPLETED: 3, S.FAILED: 3, S.CANCELLED: 3}
+CAMPAIGN_RANK = {
+    S.SCHEDULED: 0,
+    S.PENDING: 1,
+    S.IN_PROGRESS: 2,
+    S.CANCELLING: 3,
+    S.COMPLETED: 4,
+    S.FAILED: 4,
+    S.CANCELLED: 4,
+}
 RECIPIENT_RANK = {
     R.PENDING: 0,
     R.DISPATCHED: 1,
     R.INITIATED: 2,
     R.IN_PROGRESS: 3,
-    R.COMPLETED: 4,
-    R.FAILED: 4,
     R.CANCELLED: 4,
-    R.VOICEMAIL: 4,
+    R.COMPLETED: 5,
+    R.FAILED: 5,
+    R.VOICEMAIL: 6,
 }
 OPEN_RECIPIENT_STATUSES = (R.PENDING, R.DISPATCHED, R.INITIATED, R.IN_PROGRESS)
+TERMINAL_RECIPIENT_STATUSES = (R.COMPLETED, R.FAILED, R.CANCELLED, R.VOICEMAIL)
 TERMINAL_BATCH = ("completed", "failed", "cancelled")
+
+
+def status_moves_forward(current: str, reported: str) -> bool:
+    """Whether `reported` may replace `current` (unknown statuses never do)."""
+    return RECIPIENT_RANK.get(reported, -1) > RECIPIENT_RANK.get(current, 99)
+
+
+def batch_recipients(*, batch: CampaignBatch):
+    """The recipients one batch carries: the campaign's [offset, offset + size) in id order."""
+    ids = Recipient.objects.filter(campaign_id=batch.campaign_id).order_by("pk").values_list("pk", flat=True)
+    first = ids[batch.offset : batch.offset + 1].first()
+    last = ids[batch.offset + batch.size - 1 : batch.offset + batch.size].first()
+    if first is None or last is None:
+        return Recipient.objects.none()
+    return Recipient.objects.filter(campaign_id=batch.campaign_id, pk__gte=first, pk__lte=last)
 
 
 # --- Campaign status from its batches ------------------------------------------------------
@@ -52,75 +86,126 @@ def _status_from_batches(statuses: list[str], all_submitted: bool) -> str:
 
 
 def campaign_refresh(*, campaign_id: int) -> None:
-    """Recompute a campaign's status and counters from its batches; the status only moves forward."""
+    """Recompute a campaign's status and counters from its batches; the status only moves forward.
+
+    The counters are always the sums of ElevenLabs' own counters over the batches. A
+    campaign with a cancel request is `cancelling` until every batch is confirmed, then
+    `cancelled`.
+    """
     batches = list(
-        CampaignBatch.objects.filter(campaign_id=campaign_id).values_list("status", "elevenlabs_batch_call_id")
+        CampaignBatch.objects.filter(campaign_id=campaign_id).values_list(
+            "status", "elevenlabs_batch_call_id", "cancel_confirmed_at"
+        )
     )
+    cancel_requested_at = Campaign.objects.filter(pk=campaign_id).values_list("cancel_requested_at", flat=True).first()
     if not batches:
+        if cancel_requested_at is not None:
+            # Never claimed for sending: nothing exists at ElevenLabs to wait for.
+            Campaign.objects.filter(pk=campaign_id, status=S.CANCELLING).update(
+                status=S.CANCELLED, error="", updated_at=timezone.now()
+            )
         return
     totals = CampaignBatch.objects.filter(campaign_id=campaign_id).aggregate(
         dispatched=Sum("calls_dispatched"), finished=Sum("calls_finished")
     )
-    new = _status_from_batches([status for status, _ in batches], all(batch_id for _, batch_id in batches))
-    behind = [status for status, rank in CAMPAIGN_RANK.items() if rank < CAMPAIGN_RANK[new]]
     now = timezone.now()
     Campaign.objects.filter(pk=campaign_id).update(
         calls_dispatched=totals["dispatched"] or 0, calls_finished=totals["finished"] or 0, updated_at=now
     )
-    Campaign.objects.filter(pk=campaign_id, status__in=behind).update(status=new, updated_at=now)
+    campaigns = Campaign.objects.filter(pk=campaign_id)
+    if cancel_requested_at is not None:
+        new = S.CANCELLED if all(confirmed for *_, confirmed in batches) else S.CANCELLING
+    else:
+        new = _status_from_batches([status for status, *_ in batches], all(batch_id for _, batch_id, _ in batches))
+        # A cancel committed since the read above decides the status, not this computation.
+        campaigns = campaigns.filter(cancel_requested_at__isnull=True)
+    behind = [status for status, rank in CAMPAIGN_RANK.items() if rank < CAMPAIGN_RANK[new]]
+    campaigns.filter(status__in=behind).update(status=new, updated_at=now)
 
 
 # --- Recipients in bulk --------------------------------------------------------------------
 
 
-def recipients_apply(*, campaign_id: int, current, reports) -> int:
-    """Apply (phone_number, status, conversation_id) reports to recipients read as `current`.
+def recipients_apply(*, campaign_id: int, current, reports, ignore_conversations=frozenset(), not_before=None) -> list:
+    """Apply (phone_number, status, conversation_id, updated_at_unix) reports to recipients.
 
-    `current` is (phone_number, status, conversation_id) as read from the database. Unknown
-    statuses and backward moves are ignored. Returns how many rows changed.
+    `current` is (phone_number, status, conversation_id, attempt, retried_at) as read from
+    the database. Unknown statuses and backward moves are ignored, and so is a report about
+    an earlier attempt (its conversation is in `ignore_conversations`, or ElevenLabs last
+    changed it before the recipient was retried). Returns the conversation ids learned.
     """
-    by_phone = {phone: (status, conversation_id) for phone, status, conversation_id in reports if phone}
+    by_phone = {report[0]: report for report in reports if report[0]}
     changes = []
-    for phone, status, conversation_id in current:
+    learned = []
+    for phone, status, conversation_id, attempt, retried_at in current:
         report = by_phone.get(phone)
         if report is None:
             continue
-        reported, reported_conversation = report
-        new_status = reported if RECIPIENT_RANK.get(reported, -1) > RECIPIENT_RANK[status] else status
-        new_conversation = conversation_id or (reported_conversation or "")
+        _, reported, reported_conversation, updated_at_unix = report
+        reported_conversation = (reported_conversation or "")[:128]
+        if reported_conversation and reported_conversation in ignore_conversations:
+            continue
+        if retried_at is not None and updated_at_unix is not None and updated_at_unix < retried_at.timestamp():
+            continue
+        new_status = reported if status_moves_forward(status, reported) else status
+        new_conversation = conversation_id or reported_conversation
+        if new_conversation and new_conversation != conversation_id:
+            learned.append(new_conversation)
         if (new_status, new_conversation) != (status, conversation_id):
-            changes.append((phone, status, new_status, new_conversation))
+            changes.append((phone, status, new_status, new_conversation, attempt))
     if changes:
         _recipients_update(campaign_id=campaign_id, changes=changes)
-    return len(changes)
+    if learned:
+        _calls_record(campaign_id=campaign_id, conversation_ids=learned)
+    return learned
 
 
-def _recipients_update(*, campaign_id: int, changes: list[tuple[str, str, str, str]]) -> None:
-    """One UPDATE for all rows; each changes only if its status is still the one read.
-
-    The rows travel as one JSON parameter: thousands of placeholders would hit SQLite's
-    limit and slow PostgreSQL's planner.
-    """
-    table = Recipient._meta.db_table
+def _json_rows_sql(columns: tuple[str, ...]) -> str:
+    """A SELECT over one JSON parameter holding a list of rows (lists), one column per position."""
     if connection.vendor == "postgresql":
         rows = "jsonb_array_elements(%s::jsonb) AS e"
         field = "e->>{}"
     else:
         rows = "json_each(%s)"
         field = "json_extract(value, '$[{}]')"
-    columns = ", ".join(
-        f"{field.format(i)} AS {name}"
-        for i, name in enumerate(("phone_number", "old_status", "new_status", "conversation_id"))
-    )
+    return f"SELECT {', '.join(f'{field.format(i)} AS {name}' for i, name in enumerate(columns))} FROM {rows}"
+
+
+def _recipients_update(*, campaign_id: int, changes: list[tuple]) -> None:
+    """One UPDATE for all rows; each changes only if its status and attempt are still the ones read.
+
+    The rows travel as one JSON parameter: thousands of placeholders would hit SQLite's
+    limit and slow PostgreSQL's planner.
+    """
+    table = Recipient._meta.db_table
+    values = _json_rows_sql(("phone_number", "old_status", "new_status", "conversation_id", "attempt"))
     with connection.cursor() as cursor:
         # MATERIALIZED: SQLite would otherwise rescan the JSON for every recipient row.
         cursor.execute(
-            f"WITH v AS MATERIALIZED (SELECT {columns} FROM {rows}) "
+            f"WITH v AS MATERIALIZED ({values}) "
             f"UPDATE {table} SET status = v.new_status, conversation_id = v.conversation_id, "
             f"status_updated_at = %s FROM v "
             f"WHERE {table}.campaign_id = %s AND {table}.phone_number = v.phone_number "
-            f"AND {table}.status = v.old_status",
+            f"AND {table}.status = v.old_status AND {table}.attempt = CAST(v.attempt AS integer)",
             [json.dumps(changes), timezone.now(), campaign_id],
+        )
+
+
+def _calls_record(*, campaign_id: int, conversation_ids: list[str]) -> None:
+    """One Call per newly learned conversation, for the attempt the recipient is on (one INSERT)."""
+    calls = Call._meta.db_table
+    recipients = Recipient._meta.db_table
+    if connection.vendor == "postgresql":
+        ids = "SELECT jsonb_array_elements_text(%s::jsonb)"
+    else:
+        ids = "SELECT value FROM json_each(%s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {calls} (recipient_id, campaign_id, attempt, conversation_id, status, transcript) "
+            f"SELECT r.id, r.campaign_id, r.attempt, r.conversation_id, r.status, '[]' FROM {recipients} r "
+            f"WHERE r.campaign_id = %s AND r.conversation_id IN ({ids}) "
+            "ON CONFLICT (conversation_id) DO NOTHING",
+            [campaign_id, json.dumps(conversation_ids)],
         )
 
 
@@ -128,12 +213,9 @@ def _recipients_update(*, campaign_id: int, changes: list[tuple[str, str, str, s
 
 
 def campaigns_active() -> list[int]:
-    """Campaigns with a submitted batch that has not reached a final status."""
+    """Campaigns with a submitted batch ElevenLabs has not yet reported finished, call by call."""
     return list(
-        CampaignBatch.objects.filter(
-            elevenlabs_batch_call_id__isnull=False, campaign__status__in=ACTIVE_CAMPAIGN_STATUSES
-        )
-        .exclude(status__in=TERMINAL_BATCH)
+        CampaignBatch.objects.filter(elevenlabs_batch_call_id__isnull=False, settled_at__isnull=True)
         .order_by()  # the default ordering would add `part` to the DISTINCT
         .values_list("campaign_id", flat=True)
         .distinct()
@@ -141,77 +223,92 @@ def campaigns_active() -> list[int]:
 
 
 def campaign_poll(*, campaign_id: int, client=None) -> None:
-    """Fetch each active batch of the campaign from ElevenLabs and bring our records in step."""
+    """Fetch each unsettled batch of the campaign from ElevenLabs and bring our records in step.
+
+    A batch that cannot be read is counted and skipped: it never stops the others. One
+    that ElevenLabs answers 404 for on BATCH_LOST_AFTER_POLLS polls in a row is no longer
+    followed, with the reason kept on the batch.
+    """
+    from campaigns import inbox  # inbox applies outcomes through this module
+
     client = client or elevenlabs.client_from_settings()
-    batches = CampaignBatch.objects.filter(campaign_id=campaign_id, elevenlabs_batch_call_id__isnull=False).exclude(
-        status__in=TERMINAL_BATCH
+    batches = CampaignBatch.objects.filter(
+        campaign_id=campaign_id, elevenlabs_batch_call_id__isnull=False, settled_at__isnull=True
     )
+    learned = []
     for batch in batches:
-        remote = client.get_batch(batch.elevenlabs_batch_call_id)
-        batch_apply(batch=batch, remote=remote)
+        try:
+            remote = client.get_batch(batch.elevenlabs_batch_call_id)
+        except elevenlabs.ElevenLabsError as exc:
+            _poll_failed(batch=batch, exc=exc)
+            continue
+        learned += batch_apply(batch=batch, remote=remote)
     campaign_refresh(campaign_id=campaign_id)
+    if learned:
+        # Events that arrived before we knew whose call they were can be applied now.
+        inbox.events_apply_pending(conversation_ids=learned)
 
 
-def batch_apply(*, batch: CampaignBatch, remote) -> None:
-    """Bring the batch's recipients and counters in step with ElevenLabs' report of it."""
-    current = (
-        Recipient.objects.filter(campaign_id=batch.campaign_id)
-        .order_by("pk")
-        .values_list("phone_number", "status", "conversation_id")[batch.offset : batch.offset + batch.size]
-    )
-    recipients_apply(
+def _poll_failed(*, batch: CampaignBatch, exc: "elevenlabs.ElevenLabsError") -> None:
+    failures = batch.poll_failures + 1
+    changes = {"poll_failures": failures, "last_error": str(exc)[:2000]}
+    if isinstance(exc, elevenlabs.ElevenLabsNotFound) and failures >= settings.BATCH_LOST_AFTER_POLLS:
+        changes["settled_at"] = timezone.now()
+        changes["last_error"] = (
+            f"ElevenLabs answered 404 for this batch on {failures} polls in a row; it is no longer followed."
+        )
+        logger.error("Campaign %s: batch %s is gone at ElevenLabs", batch.campaign_id, batch.elevenlabs_batch_call_id)
+    else:
+        logger.warning(
+            "Campaign %s: poll of batch %s failed: %s", batch.campaign_id, batch.elevenlabs_batch_call_id, exc
+        )
+    CampaignBatch.objects.filter(pk=batch.pk).update(**changes)
+
+
+def batch_apply(*, batch: CampaignBatch, remote) -> list[str]:
+    """Bring the batch's recipients and counters in step with ElevenLabs' report of it.
+
+    Returns the conversation ids this report taught us.
+    """
+    recipients = batch_recipients(batch=batch)
+    current = list(recipients.values_list("phone_number", "status", "conversation_id", "attempt", "retried_at"))
+    earlier = frozenset()
+    if any(attempt > 1 for *_, attempt, _ in current):
+        earlier = frozenset(
+            Call.objects.filter(recipient__in=recipients, attempt__lt=F("recipient__attempt")).values_list(
+                "conversation_id", flat=True
+            )
+        )
+    learned = recipients_apply(
         campaign_id=batch.campaign_id,
         current=current,
-        reports=[(r.phone_number, r.status, r.conversation_id) for r in remote.recipients],
+        reports=[(r.phone_number, r.status, r.conversation_id, r.updated_at_unix) for r in remote.recipients],
+        ignore_conversations=earlier,
     )
-    CampaignBatch.objects.filter(pk=batch.pk).update(
-        status=remote.status,
-        calls_dispatched=remote.total_calls_dispatched,
-        calls_finished=remote.total_calls_finished,
-        retry_count=remote.retry_count,
-        polled_at=timezone.now(),
-    )
+    now = timezone.now()
+    changes = {
+        "status": remote.status[:32],
+        "calls_dispatched": remote.total_calls_dispatched,
+        "calls_finished": remote.total_calls_finished,
+        "retry_count": remote.retry_count,
+        "polled_at": now,
+        "poll_failures": 0,
+    }
+    if _settled(remote, now=now):
+        changes["settled_at"] = now
+    CampaignBatch.objects.filter(pk=batch.pk).update(**changes)
+    return learned
 
 
-# --- Outcomes ------------------------------------------------------------------------------
-
-
-def recipient_outcome_record(
-    *,
-    batch_call_id: str | None,
-    phone_number: str | None,
-    conversation_id: str | None,
-    status: str,
-    call_successful: str = "",
-    failure_reason: str = "",
-    summary: str = "",
-) -> bool:
-    """Record one call's outcome from a webhook. Idempotent; returns whether a recipient matched."""
-    recipients = Recipient.objects.none()
-    if batch_call_id and phone_number:
-        campaign_id = (
-            CampaignBatch.objects.filter(elevenlabs_batch_call_id=batch_call_id)
-            .values_list("campaign_id", flat=True)
-            .first()
-        )
-        if campaign_id:
-            recipients = Recipient.objects.filter(campaign_id=campaign_id, phone_number=phone_number)
-    if not recipients.exists() and conversation_id:
-        recipients = Recipient.objects.filter(conversation_id=conversation_id)
-    recipient = recipients.first()
-    if recipient is None:
+def _settled(remote, *, now: dt.datetime) -> bool:
+    """ElevenLabs reports the batch ended and every call in it finished (or silent for hours)."""
+    if remote.status not in TERMINAL_BATCH:
         return False
-    with transaction.atomic():
-        recipient = Recipient.objects.select_for_update().get(pk=recipient.pk)
-        if RECIPIENT_RANK.get(status, -1) >= RECIPIENT_RANK[recipient.status]:
-            recipient.status = status
-        recipient.conversation_id = recipient.conversation_id or (conversation_id or "")
-        recipient.call_successful = call_successful or recipient.call_successful
-        recipient.failure_reason = failure_reason or recipient.failure_reason
-        recipient.summary = summary or recipient.summary
-        recipient.status_updated_at = timezone.now()
-        recipient.save()
-    return True
+    if all(recipient.status in TERMINAL_RECIPIENT_STATUSES for recipient in remote.recipients):
+        return True
+    # No call lasts this long: a recipient ElevenLabs left open after its batch ended is final.
+    quiet_since = remote.last_updated_at_unix
+    return quiet_since is not None and now.timestamp() - quiet_since > settings.BATCH_FOLLOW_AFTER_END_SECONDS
 
 
 def outcome_counts(*, campaign_id: int) -> dict[str, int]:

@@ -78,8 +78,12 @@ class CampaignCancelView(ApiView):
     @extend_schema(request=None, responses=serializers.CampaignSerializer)
     def post(self, request, campaign_id):
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
-        campaign = services.campaign_cancel(campaign=campaign)
-        return success(serializers.CampaignSerializer(campaign).data, message="Campaign cancelled")
+        result = services.campaign_cancel(campaign=campaign)
+        data = serializers.CampaignSerializer(result.campaign).data
+        if result.unconfirmed_batches:
+            # Accepted, not done: ElevenLabs has yet to confirm; `error` says why, the worker retries.
+            return success(data, code=202, message="Cancel accepted; waiting for ElevenLabs to confirm it")
+        return success(data, message="Campaign cancelled")
 
 
 class CampaignRetryView(ApiView):
@@ -87,7 +91,11 @@ class CampaignRetryView(ApiView):
     def post(self, request, campaign_id):
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
         result = services.campaign_retry(campaign=campaign)
-        data = {**serializers.CampaignSerializer(result.campaign).data, "retried_calls": result.retried_calls}
+        data = {
+            **serializers.CampaignSerializer(result.campaign).data,
+            "retried_calls": result.retried_calls,
+            "batches": [vars(batch) for batch in result.batches],
+        }
         return success(data, message=f"Retrying {result.retried_calls} calls")
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from campaigns import dispatch
+from campaigns import control, dispatch
 from campaigns.elevenlabs import ElevenLabsClient
 from campaigns.models import Campaign, Recipient
 
@@ -94,7 +94,7 @@ def test_cancelling_a_campaign_not_yet_sent_cancels_it_and_nothing_is_ever_sent(
     assert campaign.elevenlabs_batch_call_id is None
 
 
-def test_cancelling_a_sent_campaign_cancels_its_batch_at_elevenlabs_and_its_open_calls(api, user, http):
+def test_cancelling_a_sent_campaign_cancels_its_batch_at_elevenlabs_and_its_calls_not_yet_placed(api, user, http):
     campaign = campaign_submitted(
         user=user,
         numbers=["+12125550100", "+12125550101", "+12125550102"],
@@ -107,14 +107,23 @@ def test_cancelling_a_sent_campaign_cancels_its_batch_at_elevenlabs_and_its_open
     response = cancel(api, campaign)
 
     assert response.status_code == 200, response.content
+    assert response.json()["status"]["message"] == "Campaign cancelled"
     assert response.json()["data"]["status"] == "cancelled"
+    assert response.json()["data"]["error"] is None
     assert requests_made(http) == [("POST", f"{BATCHES}/btcal_1/cancel")]
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.CANCELLED
-    assert statuses(campaign) == {"+12125550100": "completed", "+12125550101": "cancelled", "+12125550102": "cancelled"}
+    # The call under way is left to ElevenLabs' report of how it ended; nobody not yet called will be.
+    assert statuses(campaign) == {
+        "+12125550100": "completed",
+        "+12125550101": "in_progress",
+        "+12125550102": "cancelled",
+    }
+    batch = campaign.batches.get()
+    assert (batch.status, batch.cancel_confirmed_at is not None, batch.settled_at) == ("cancelled", True, None)
 
 
-def test_when_elevenlabs_cannot_cancel_the_answer_is_502_and_the_campaign_is_unchanged(api, user, http):
+def test_when_elevenlabs_cannot_cancel_the_cancel_stands_and_the_campaign_says_so(api, user, http):
     campaign = campaign_submitted(
         user=user,
         numbers=["+12125550100", "+12125550101"],
@@ -128,12 +137,76 @@ def test_when_elevenlabs_cannot_cancel_the_answer_is_502_and_the_campaign_is_unc
 
     response = cancel(api, campaign)
 
-    assert_error(response, 502, "ElevenLabs")
-    assert len(http.calls) == 1
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"]["message"] == "Cancel accepted; waiting for ElevenLabs to confirm it"
+    assert body["data"]["status"] == "cancelling"
+    assert "has not confirmed it yet for 1 of 1 batch" in body["data"]["error"]
+    assert "Try later" in body["data"]["error"]
     campaign.refresh_from_db()
-    assert campaign.status == Campaign.Status.IN_PROGRESS
+    assert campaign.status == Campaign.Status.CANCELLING
+    # Nothing is recorded as cancelled that ElevenLabs did not confirm.
     assert statuses(campaign) == {"+12125550100": "in_progress", "+12125550101": "pending"}
-    assert list(campaign.batches.values_list("status", flat=True)) == ["in_progress"]
+    assert list(campaign.batches.values_list("status", "cancel_confirmed_at")) == [("in_progress", None)]
+
+
+def test_the_worker_keeps_cancelling_until_elevenlabs_confirms(api, user, http):
+    campaign = campaign_submitted(
+        user=user, numbers=["+12125550100"], status=Campaign.Status.IN_PROGRESS, batch_status="in_progress"
+    )
+    http.post(f"{BATCHES}/btcal_1/cancel", status=503, body="Service Unavailable")
+    assert cancel(api, campaign).status_code == 202
+    assert campaign.pk in control.campaigns_cancelling()
+
+    # too early: backing off, ElevenLabs is not asked again
+    control.campaign_cancel_push(campaign_id=campaign.pk)
+    assert len(http.calls) == 1
+
+    http.replace("POST", f"{BATCHES}/btcal_1/cancel", json=remote_batch("btcal_1", status="cancelled"))
+    control.campaign_cancel_push(campaign_id=campaign.pk, now=timezone.now() + dt.timedelta(minutes=6))
+
+    assert len(http.calls) == 2
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.error) == (Campaign.Status.CANCELLED, "")
+    assert campaign.pk not in control.campaigns_cancelling()
+    assert statuses(campaign) == {"+12125550100": "cancelled"}
+    assert api.get(f"/api/v1/campaigns/{campaign.pk}").json()["data"]["status"] == "cancelled"
+
+
+def test_a_batch_elevenlabs_refuses_to_cancel_because_it_already_ended_counts_as_confirmed(api, user, http):
+    campaign = campaign_submitted(
+        user=user, numbers=["+12125550100"], status=Campaign.Status.IN_PROGRESS, batch_status="in_progress"
+    )
+    http.post(
+        f"{BATCHES}/btcal_1/cancel",
+        status=400,
+        json={"detail": {"status": "invalid_state", "message": "Batch call btcal_1 is completed"}},
+    )
+    http.get(
+        f"{BATCHES}/btcal_1",
+        json=remote_batch("btcal_1", status="completed")
+        | {"recipients": [{"id": "r1", "phone_number": "+12125550100", "status": "completed",
+                           "created_at_unix": 1, "updated_at_unix": 1, "conversation_id": "conv_1"}]},
+    )  # fmt: skip
+
+    response = cancel(api, campaign)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["status"] == "cancelled"
+    assert list(campaign.batches.values_list("status", flat=True)) == ["completed"]
+
+
+def test_cancelling_twice_is_harmless(api, user, http):
+    campaign = campaign_submitted(
+        user=user, numbers=["+12125550100"], status=Campaign.Status.IN_PROGRESS, batch_status="in_progress"
+    )
+    http.post(f"{BATCHES}/btcal_1/cancel", json=remote_batch("btcal_1", status="cancelled"))
+    assert cancel(api, campaign).status_code == 200
+
+    again = cancel(api, campaign)
+
+    assert_error(again, 409, "cancelled")
+    assert len(http.calls) == 1
 
 
 @pytest.mark.parametrize("status", [Campaign.Status.COMPLETED, Campaign.Status.CANCELLED, Campaign.Status.FAILED])
@@ -182,6 +255,48 @@ def test_retrying_asks_elevenlabs_once_per_batch_and_puts_failed_calls_back_to_p
     assert Recipient.objects.get(campaign=campaign, phone_number="+12125550106").failure_reason == ""
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.IN_PROGRESS
+
+
+def test_retry_asks_only_the_batches_with_calls_to_retry_and_one_refusal_does_not_stop_the_others(
+    api, user, http, settings
+):
+    # Given three finished batches: nothing to retry in the first, a busy call in each other
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 1
+    campaign = campaign_submitted(
+        user=user,
+        numbers=["+12125550100", "+12125550106", "+12125550107"],
+        batch_ids=["btcal_1", "btcal_2", "btcal_3"],
+        status=Campaign.Status.COMPLETED,
+        batch_status="completed",
+    )
+    set_statuses(campaign, **{"0100": "completed", "0106": "failed", "0107": "failed"})
+    http.post(f"{BATCHES}/btcal_2/retry", status=422, json={"detail": [{"loc": ["path"], "msg": "nope", "type": "x"}]})
+    http.post(f"{BATCHES}/btcal_3/retry", json=remote_batch("btcal_3", status="in_progress") | {"retry_count": 1})
+
+    response = retry(api, campaign)
+
+    assert response.status_code == 200, response.content
+    data = response.json()["data"]
+    assert data["retried_calls"] == 1
+    assert data["batches"] == [
+        {
+            "part": 2,
+            "elevenlabs_batch_call_id": "btcal_2",
+            "retried_calls": 0,
+            "error": "ElevenLabs answered 422: path: nope",
+        },
+        {"part": 3, "elevenlabs_batch_call_id": "btcal_3", "retried_calls": 1, "error": None},
+    ]
+    assert sorted(requests_made(http)) == [("POST", f"{BATCHES}/btcal_2/retry"), ("POST", f"{BATCHES}/btcal_3/retry")]
+    assert statuses(campaign) == {"+12125550100": "completed", "+12125550106": "failed", "+12125550107": "pending"}
+    retried = Recipient.objects.get(campaign=campaign, phone_number="+12125550107")
+    assert (retried.attempt, retried.retried_at is not None) == (2, True)
+    # the retried batch is followed again until ElevenLabs reports it finished
+    assert list(campaign.batches.order_by("part").values_list("status", "settled_at")) == [
+        ("completed", None),
+        ("completed", None),
+        ("in_progress", None),
+    ]
 
 
 def test_a_campaign_with_nothing_to_retry_answers_409(api, user, http):

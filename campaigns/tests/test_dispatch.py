@@ -9,7 +9,7 @@ import requests
 import responses
 from django.utils import timezone
 
-from campaigns import dispatch
+from campaigns import dispatch, tracking
 from campaigns.elevenlabs import ElevenLabsClient
 from campaigns.models import Campaign, CampaignBatch
 
@@ -152,7 +152,7 @@ def test_the_submit_payload_names_the_batch_agent_number_and_every_recipient(htt
     ]
 
 
-def test_a_scheduled_campaign_is_submitted_with_its_utc_instant_and_time_zone(http, client, user, agent, phone_number):
+def test_a_scheduled_campaign_is_submitted_when_due_without_a_time_in_the_past(http, client, user, agent, phone_number):
     # Given a campaign scheduled in Berlin time whose moment has just come
     scheduled_at = (timezone.now() - dt.timedelta(seconds=5)).replace(microsecond=0)
     campaign = CampaignFactory(
@@ -169,9 +169,12 @@ def test_a_scheduled_campaign_is_submitted_with_its_utc_instant_and_time_zone(ht
 
     dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
 
+    # ElevenLabs starts it now: it is not told an instant that has already passed
     [body] = submitted_bodies(http)
-    assert body["scheduled_time_unix"] == int(scheduled_at.astimezone(dt.UTC).timestamp())
-    assert body["timezone"] == "Europe/Berlin"
+    assert "scheduled_time_unix" not in body
+    assert "timezone" not in body
+    campaign.refresh_from_db()
+    assert campaign.elevenlabs_batch_call_id == "btcal_1"
 
 
 # --- Success ----------------------------------------------------------------------------
@@ -291,9 +294,11 @@ def test_a_cancelled_campaign_is_not_submitted(http, client, campaign):
 
 def test_a_campaign_cancelled_while_its_submit_is_in_flight_is_cancelled_at_elevenlabs_too(http, client, api, campaign):
     # Given the user cancels the campaign while ElevenLabs is still answering the submit
+    cancel_answers = []
+
     def accept_after_the_user_cancelled(request):
-        assert api.post(f"/api/v1/campaigns/{campaign.pk}/cancel").status_code == 200
-        return 200, {}, json.dumps(remote_batch("btcal_late"))
+        cancel_answers.append(api.post(f"/api/v1/campaigns/{campaign.pk}/cancel"))
+        return 200, {}, json.dumps(remote_batch("btcal_late", status="in_progress"))
 
     http.add_callback(responses.POST, SUBMIT, callback=accept_after_the_user_cancelled)
     http.post(f"{BATCHES}/btcal_late/cancel", json=remote_batch("btcal_late", status="cancelled"))
@@ -301,10 +306,15 @@ def test_a_campaign_cancelled_while_its_submit_is_in_flight_is_cancelled_at_elev
     # When the dispatch finishes
     dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
 
-    # Then the campaign stays cancelled and ElevenLabs is told to cancel the batch it accepted
+    # Then the cancel was accepted without claiming "no further calls" while the submit was out
+    [answer] = cancel_answers
+    assert answer.status_code == 202
+    assert answer.json()["data"]["status"] == "cancelling"
+    # and the batch ElevenLabs accepted meanwhile is cancelled there, which makes the cancel final
+    assert ("POST", f"{BATCHES}/btcal_late/cancel") in requests_made(http)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.CANCELLED
-    assert ("POST", f"{BATCHES}/btcal_late/cancel") in requests_made(http)
+    assert campaign.batches.get().cancel_confirmed_at is not None
 
 
 # --- ElevenLabs says no ------------------------------------------------------------------
@@ -651,3 +661,113 @@ def test_creating_a_scheduled_campaign_queues_nothing(
 
     with pytest.raises(queue.Empty):
         broker_queue.get(timeout=0.2)
+
+
+# --- Every part goes out, whatever ElevenLabs answers for the ones before ------------------
+
+
+def split_campaign(user, agent, phone_number, settings, *, parts: int) -> Campaign:
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 20
+    campaign = CampaignFactory(user=user, agent=agent, phone_number=phone_number)
+    for index in range(parts * 20):
+        RecipientFactory(campaign=campaign, phone_number=f"+1212555{index:04d}")
+    return campaign
+
+
+@pytest.mark.parametrize("first_answer", ["pending", "in_progress", "completed"])
+def test_every_part_is_submitted_once_whatever_status_elevenlabs_answers(
+    http, client, user, agent, phone_number, settings, first_answer
+):
+    # Given 60 recipients split into 3 batches, and ElevenLabs answering each submit with a
+    # status that moves the campaign on (the call list starts at once; a tiny one may be done)
+    campaign = split_campaign(user, agent, phone_number, settings, parts=3)
+    answers = iter(f"btcal_{part}" for part in range(1, 4))
+
+    def accept(request):
+        return 200, {}, json.dumps(remote_batch(next(answers), status=first_answer, total_calls_dispatched=20))
+
+    http.add_callback(responses.POST, SUBMIT, callback=accept)
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    bodies = submitted_bodies(http)
+    assert len(bodies) == 3
+    numbers = [recipient["phone_number"] for body in bodies for recipient in body["recipients"]]
+    assert len(numbers) == len(set(numbers)) == 60  # each recipient in exactly one batch
+    campaign.refresh_from_db()
+    assert campaign.batches.filter(elevenlabs_batch_call_id__isnull=True).count() == 0
+    # the campaign follows its batches: completed only once every part is out and done
+    assert (
+        campaign.status == {"pending": "pending", "in_progress": "in_progress", "completed": "completed"}[first_answer]
+    )
+    assert campaign.calls_dispatched == 60
+
+
+def test_a_worker_lost_between_parts_leaves_the_rest_to_the_sweep_even_once_calling(
+    http, client, user, agent, phone_number, settings
+):
+    # Given part 1 went out (ElevenLabs answered in_progress) and the worker died before part 2
+    campaign = split_campaign(user, agent, phone_number, settings, parts=2)
+    http.post(SUBMIT, json=remote_batch("btcal_1", status="in_progress"))
+    dispatch.campaign_claim(campaign_id=campaign.pk)
+    first, second = campaign.batches.order_by("part")
+    dispatch.batch_submit(batch_id=first.pk, client=client)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.IN_PROGRESS
+
+    # When the sweep runs after the lost-message delay
+    later = timezone.now() + dt.timedelta(seconds=settings.DISPATCH_LOST_AFTER_SECONDS + 1)
+    assert dispatch.campaigns_due(now=later) == [campaign.pk]
+    http.replace(responses.POST, SUBMIT, json=remote_batch("btcal_2", status="in_progress"))
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    # Then part 2 is submitted, once, and nothing is due any more
+    assert len(submitted_bodies(http)) == 2
+    second.refresh_from_db()
+    assert second.elevenlabs_batch_call_id == "btcal_2"
+    assert dispatch.campaigns_due(now=later) == []
+
+
+def test_no_part_is_submitted_after_a_cancel_was_accepted(http, client, api, user, agent, phone_number, settings):
+    # Given part 1 is out and the user cancels before part 2 is claimed
+    campaign = split_campaign(user, agent, phone_number, settings, parts=2)
+    http.post(SUBMIT, json=remote_batch("btcal_1", status="in_progress"))
+    http.post(f"{BATCHES}/btcal_1/cancel", json=remote_batch("btcal_1", status="cancelled"))
+    dispatch.campaign_claim(campaign_id=campaign.pk)
+    first, second = campaign.batches.order_by("part")
+    dispatch.batch_submit(batch_id=first.pk, client=client)
+
+    assert api.post(f"/api/v1/campaigns/{campaign.pk}/cancel").status_code == 200
+
+    # When every way of sending runs again
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    dispatch.batch_submit(batch_id=second.pk, client=client)
+
+    # Then part 2 never reached ElevenLabs, and is recorded as cancelled with its recipients
+    assert len(submitted_bodies(http)) == 1
+    second.refresh_from_db()
+    assert (second.elevenlabs_batch_call_id, second.status) == (None, "cancelled")
+    assert dispatch.campaigns_due(now=timezone.now() + dt.timedelta(days=1)) == []
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.CANCELLED
+    assert set(tracking.batch_recipients(batch=second).values_list("status", flat=True)) == {"cancelled"}
+
+
+def test_a_submit_answered_429_waits_at_least_as_long_as_elevenlabs_asked(http, client, campaign):
+    http.post(
+        SUBMIT,
+        status=429,
+        headers={"Retry-After": "120"},
+        json={"detail": {"status": "rate_limit_exceeded", "message": "Too many requests"}},
+    )
+    http.get(WORKSPACE, json=workspace_page())
+
+    before = timezone.now()
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    batch = campaign.batches.get()
+    assert batch.elevenlabs_batch_call_id is None
+    assert batch.next_attempt_at >= before + dt.timedelta(seconds=120)
+    assert "Too many requests" in batch.last_error
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PENDING

@@ -6,6 +6,7 @@ import pytest
 import responses
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from campaigns import dispatch, tracking
 from campaigns.elevenlabs import ElevenLabsClient
@@ -63,11 +64,12 @@ def remote_batch(batch_id, *, status="pending"):
 
 
 def campaign_submitted(
-    *, numbers=(), batch_ids=("btcal_1",), status=None, batch_status=None, campaign=None, **fields
+    *, numbers=(), batch_ids=("btcal_1",), status=None, batch_status=None, settled=False, campaign=None, **fields
 ) -> Campaign:
     """A campaign ElevenLabs has accepted, one batch per id, set up through the real dispatch.
 
-    `status` and `batch_status` then put the campaign and its batches where a test needs them.
+    `status` and `batch_status` then put the campaign and its batches where a test needs them;
+    `settled` marks the batches as reported finished call by call (no longer followed).
     """
     campaign = campaign or CampaignFactory(**fields)
     for number in numbers:
@@ -81,6 +83,8 @@ def campaign_submitted(
     assert list(campaign.batches.order_by("part").values_list("elevenlabs_batch_call_id", flat=True)) == list(batch_ids)
     if batch_status is not None:
         campaign.batches.update(status=batch_status)
+    if settled:
+        campaign.batches.update(settled_at=timezone.now())
     if status is not None:
         Campaign.objects.filter(pk=campaign.pk).update(status=status)
     campaign.refresh_from_db()
@@ -184,12 +188,40 @@ def test_an_unknown_recipient_status_is_ignored_without_error(http, client):
 
 
 @pytest.mark.django_db
-def test_a_batch_already_finished_is_not_fetched_again(http, client):
-    campaign = campaign_submitted(numbers=["+12125550100"], status=Campaign.Status.COMPLETED, batch_status="completed")
+def test_a_batch_reported_finished_call_by_call_is_not_fetched_again(http, client):
+    campaign = campaign_submitted(
+        numbers=["+12125550100"], status=Campaign.Status.COMPLETED, batch_status="completed", settled=True
+    )
 
     tracking.campaign_poll(campaign_id=campaign.pk, client=client)
 
     assert len(http.calls) == 0
+
+
+@pytest.mark.django_db
+def test_an_ended_batch_is_followed_until_every_call_in_it_has_ended(http, client):
+    # ElevenLabs reports the batch cancelled while one call is still under way
+    campaign = campaign_submitted(numbers=["+12125550100", "+12125550101"], batch_status="in_progress")
+    still_talking = [
+        remote_recipient("+12125550100", "in_progress", "conv_100"),
+        remote_recipient("+12125550101", "cancelled"),
+    ]
+    report = remote_detail("btcal_1", status="cancelled", recipients=still_talking)
+    report["last_updated_at_unix"] = int(timezone.now().timestamp())
+    http.get(f"{BATCHES}/btcal_1", json=report)
+
+    tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+
+    assert campaign.pk in tracking.campaigns_active()
+    # the call ends: ElevenLabs' next report settles the batch
+    ended = [remote_recipient("+12125550100", "completed", "conv_100"), remote_recipient("+12125550101", "cancelled")]
+    http.replace("GET", f"{BATCHES}/btcal_1", json=remote_detail("btcal_1", status="cancelled", recipients=ended))
+
+    tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+
+    assert statuses(campaign) == {"+12125550100": "completed", "+12125550101": "cancelled"}
+    assert campaign.pk not in tracking.campaigns_active()
+    assert campaign.batches.get().settled_at is not None
 
 
 # --- Forward only -----------------------------------------------------------------------
@@ -277,16 +309,21 @@ def test_polling_2000_recipients_runs_as_many_queries_as_polling_20(http, client
 
 
 @pytest.mark.django_db
-def test_campaigns_active_lists_campaigns_with_a_submitted_batch_still_running(settings):
+def test_campaigns_active_lists_campaigns_with_a_submitted_batch_not_yet_settled(settings):
     running = campaign_submitted(numbers=["+12125550100"], batch_ids=["btcal_running"], batch_status="in_progress")
     waiting_at_elevenlabs = campaign_submitted(numbers=["+12125550100"], batch_ids=["btcal_waiting"])
     finished = campaign_submitted(
-        numbers=["+12125550100"], batch_ids=["btcal_done"], batch_status="completed", status=Campaign.Status.COMPLETED
+        numbers=["+12125550100"],
+        batch_ids=["btcal_done"],
+        batch_status="completed",
+        status=Campaign.Status.COMPLETED,
+        settled=True,
     )
+    # cancelled here, but ElevenLabs has not yet reported how its last calls ended
     cancelled = campaign_submitted(
         numbers=["+12125550100"],
         batch_ids=["btcal_cancel"],
-        batch_status="in_progress",
+        batch_status="cancelled",
         status=Campaign.Status.CANCELLED,
     )
     not_submitted = CampaignFactory()
@@ -302,9 +339,8 @@ def test_campaigns_active_lists_campaigns_with_a_submitted_batch_still_running(s
 
     active = tracking.campaigns_active()
 
-    assert sorted(active) == sorted([running.pk, waiting_at_elevenlabs.pk, split.pk])
+    assert sorted(active) == sorted([running.pk, waiting_at_elevenlabs.pk, cancelled.pk, split.pk])
     assert finished.pk not in active
-    assert cancelled.pk not in active
     assert not_submitted.pk not in active
 
 
@@ -342,3 +378,48 @@ def test_a_campaign_dispatched_to_the_sandbox_ends_with_each_call_outcome(sandbo
     assert campaign.status == Campaign.Status.COMPLETED
     assert (campaign.calls_dispatched, campaign.calls_finished) == (3, 3)
     assert tracking.campaigns_active() == []
+
+
+# --- Upstream trouble never stops the others ------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_batch_answering_404_on_every_poll_is_marked_and_does_not_stop_the_others(http, client, settings):
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 1
+    settings.BATCH_LOST_AFTER_POLLS = 3
+    campaign = campaign_submitted(numbers=["+12125550100", "+12125550101"], batch_ids=["btcal_gone", "btcal_ok"])
+    http.get(f"{BATCHES}/btcal_gone", status=404, json={"detail": {"status": "not_found", "message": "Not found"}})
+    http.get(
+        f"{BATCHES}/btcal_ok",
+        json=remote_detail(
+            "btcal_ok", status="in_progress", recipients=[remote_recipient("+12125550101", "in_progress")]
+        ),
+    )
+
+    for _ in range(3):
+        tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+
+    gone, ok = campaign.batches.order_by("part")
+    assert (gone.poll_failures, gone.settled_at is not None) == (3, True)
+    assert "404 for this batch on 3 polls in a row" in gone.last_error
+    assert (ok.status, ok.poll_failures, ok.settled_at) == ("in_progress", 0, None)
+    assert statuses(campaign)["+12125550101"] == "in_progress"
+    assert campaign.pk in tracking.campaigns_active()  # the healthy batch is still followed
+
+
+@pytest.mark.django_db
+def test_an_unknown_and_long_status_from_elevenlabs_never_breaks_a_poll(http, client):
+    campaign = campaign_submitted(numbers=["+12125550100"])
+    strange = "waiting_for_carrier_capacity_in_region_" + "x" * 40
+    http.get(
+        f"{BATCHES}/btcal_1",
+        json=remote_detail("btcal_1", status=strange, recipients=[remote_recipient("+12125550100", strange)]),
+    )
+
+    tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+
+    batch = campaign.batches.get()
+    assert batch.status == strange[:32]
+    assert statuses(campaign) == {"+12125550100": "pending"}
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PENDING
