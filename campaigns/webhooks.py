@@ -1,4 +1,10 @@
-"""The receiver for ElevenLabs post-call webhooks, signed with `ElevenLabs-Signature`."""
+"""The receiver for ElevenLabs post-call webhooks, signed with `ElevenLabs-Signature`.
+
+Every correctly signed event is answered 200 once it is stored in the inbox (see
+`campaigns.inbox`), including types we do not record (audio, telemetry): ElevenLabs
+disables a webhook that keeps failing, which would stop the events we do need. Only a bad
+signature gets 401.
+"""
 
 import logging
 
@@ -7,42 +13,13 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from campaigns import tracking
-from campaigns.models import Recipient
+from campaigns import inbox
+from campaigns.models import WebhookEvent
 from campaigns.webhook_body import BodyRefused, SignatureError, read_signed_body, signature_verify
 
 __all__ = ["SignatureError", "elevenlabs_webhook", "signature_verify"]
 
 logger = logging.getLogger(__name__)
-
-
-def _event_outcome(event: dict) -> dict | None:
-    """The outcome fields a post-call event carries, or None for events we don't record."""
-    data = event.get("data") or {}
-    metadata = data.get("metadata") or {}
-    if event.get("type") == "post_call_transcription":
-        analysis = data.get("analysis") or {}
-        batch_call = metadata.get("batch_call") or {}
-        phone_call = metadata.get("phone_call") or {}
-        voicemail = "voicemail" in str(metadata.get("termination_reason") or "").lower()
-        return {
-            "batch_call_id": batch_call.get("batch_call_id"),
-            "phone_number": phone_call.get("external_number"),
-            "conversation_id": data.get("conversation_id"),
-            "status": Recipient.Status.VOICEMAIL if voicemail else Recipient.Status.COMPLETED,
-            "call_successful": str(analysis.get("call_successful") or ""),
-            "summary": str(analysis.get("transcript_summary") or ""),
-        }
-    if event.get("type") == "call_initiation_failure":
-        body = metadata.get("body") or {}
-        return {
-            "batch_call_id": body.get("batch_call_id"),
-            "phone_number": body.get("To") or body.get("to_number"),
-            "conversation_id": data.get("conversation_id"),
-            "status": Recipient.Status.FAILED,
-            "failure_reason": str(data.get("failure_reason") or "unknown"),
-        }
-    return None
 
 
 @csrf_exempt
@@ -63,11 +40,18 @@ def elevenlabs_webhook(request):
         return JsonResponse({"error": exc.message}, status=exc.status_code)
     if verified.event is None:
         return JsonResponse({"error": verified.problem}, status=400)
-    event = verified.event
-    outcome = _event_outcome(event) if isinstance(event, dict) else None
-    if outcome is None:
-        return JsonResponse({"received": True, "recorded": False})
-    recorded = tracking.recipient_outcome_record(**outcome)
-    if not recorded:
-        logger.info("Webhook %s for a call we do not know (%s)", event.get("type"), outcome.get("conversation_id"))
+    if not isinstance(verified.event, dict):
+        return JsonResponse({"error": "The body is not an ElevenLabs event (a JSON object)."}, status=400)
+    # Stored before anything else: ElevenLabs does not send an event again once we said 200.
+    event = inbox.event_store(payload=verified.event, digest=verified.digest, size=verified.size)
+    recorded = event.status == WebhookEvent.Status.APPLIED
+    if event.status == WebhookEvent.Status.PENDING:
+        try:
+            recorded = inbox.event_apply(event_id=event.pk)
+        except Exception:
+            # Kept in the inbox: the sweep applies it later. The event itself is safe.
+            logger.exception("Could not apply webhook event %s now; it stays in the inbox", event.pk)
+            recorded = False
+        if not recorded:
+            logger.info("Webhook %s for a call we cannot match yet (%s)", event.event_type, event.conversation_id)
     return JsonResponse({"received": True, "recorded": recorded})

@@ -1,18 +1,21 @@
 """POST /webhooks/elevenlabs: signed post-call events recorded on the right recipient."""
 
+import datetime as dt
 import json
 import time
 
 import pytest
 import responses
+from django.utils import timezone
 from elevenlabs import ElevenLabs
 from elevenlabs.errors import BadRequestError
 
-from campaigns import tracking
+from campaigns import inbox, tracking
 from campaigns.elevenlabs import ElevenLabsClient
-from campaigns.models import Campaign, Recipient
+from campaigns.models import Agent, Call, Campaign, Recipient, WebhookEvent
 from sandbox.signing import HEADER, sign
 
+from .factories import UserFactory
 from .test_tracking import BASE, BATCHES, campaign_submitted, remote_detail, remote_recipient
 
 URL = "/webhooks/elevenlabs"
@@ -28,7 +31,12 @@ def webhook_secret(settings):
 
 
 def submitted_campaign(batch_id, numbers, **fields):
-    """A campaign calling `numbers` in one batch ElevenLabs knows as `batch_id`."""
+    """A campaign calling `numbers` in one batch ElevenLabs knows as `batch_id`, with agent agent_abc123."""
+    if "agent" not in fields:
+        user = fields.setdefault("user", UserFactory())
+        fields["agent"], _ = Agent.objects.get_or_create(
+            user=user, elevenlabs_agent_id="agent_abc123", defaults={"name": "Reminder agent"}
+        )
     return campaign_submitted(
         numbers=numbers,
         batch_ids=[batch_id],
@@ -45,12 +53,13 @@ def transcription_event(
     conversation_id="conv_100",
     call_successful="success",
     summary="The customer confirmed the appointment.",
-    termination_reason="Call ended by remote party",
+    call_result="answered",
+    timestamp=None,
 ):
     """A post_call_transcription event as ElevenLabs posts it (data shaped like GET conversation)."""
     return {
         "type": "post_call_transcription",
-        "event_timestamp": int(time.time()),
+        "event_timestamp": timestamp or int(time.time()),
         "data": {
             "agent_id": "agent_abc123",
             "conversation_id": conversation_id,
@@ -62,7 +71,7 @@ def transcription_event(
             "metadata": {
                 "start_time_unix_secs": int(time.time()) - 60,
                 "call_duration_secs": 42,
-                "termination_reason": termination_reason,
+                "termination_reason": "Call ended by remote party",
                 "phone_call": {
                     "type": "twilio",
                     "direction": "outbound",
@@ -70,6 +79,7 @@ def transcription_event(
                     "agent_number": "+14155550100",
                     "external_number": phone_number,
                     "call_sid": "CA0123456789abcdef",
+                    "call_result": call_result,
                 },
                 "batch_call": {"batch_call_id": batch_id, "batch_call_recipient_id": "rcpt_1"},
             },
@@ -87,25 +97,58 @@ def transcription_event(
     }
 
 
-def initiation_failure_event(*, batch_id="btcal_1", phone_number="+12125550106", reason="busy"):
-    """A call_initiation_failure event for a Twilio call, with the batch ids in the provider body."""
+def initiation_failure_event(
+    *, phone_number="+12125550106", reason="busy", conversation_id="conv_failed_106", agent_id="agent_abc123",
+    timestamp=None,
+):  # fmt: skip
+    """A call_initiation_failure for a Twilio call: `metadata.body` is Twilio's status callback, no batch id."""
+    return {
+        "type": "call_initiation_failure",
+        "event_timestamp": timestamp or int(time.time()),
+        "data": {
+            "agent_id": agent_id,
+            "conversation_id": conversation_id,
+            "failure_reason": reason,
+            "metadata": {
+                "type": "twilio",
+                "body": {
+                    "AccountSid": "AC0123456789abcdef0123456789abcdef",
+                    "ApiVersion": "2010-04-01",
+                    "CallSid": "CAfedcba9876543210",
+                    "CallStatus": reason,
+                    "Called": phone_number,
+                    "Caller": "+14155550100",
+                    "Direction": "outbound-api",
+                    "From": "+14155550100",
+                    "To": phone_number,
+                    "SipResponseCode": "486" if reason == "busy" else "487",
+                    "Timestamp": "Mon, 30 Nov 2026 10:00:00 +0000",
+                    "CallbackSource": "call-progress-events",
+                    "SequenceNumber": "2",
+                },
+            },
+        },
+    }
+
+
+def sip_failure_event(*, phone_number="+12125550106", conversation_id="conv_sip_106"):
+    """A call_initiation_failure for a SIP-trunk call: the trunk's own fields, no batch id."""
     return {
         "type": "call_initiation_failure",
         "event_timestamp": int(time.time()),
         "data": {
             "agent_id": "agent_abc123",
-            "conversation_id": "conv_failed_106",
-            "failure_reason": reason,
+            "conversation_id": conversation_id,
+            "failure_reason": "busy",
             "metadata": {
-                "type": "twilio",
+                "type": "sip",
                 "body": {
-                    "CallSid": "CAfedcba9876543210",
-                    "CallStatus": reason,
-                    "To": phone_number,
-                    "From": "+14155550100",
-                    "Direction": "outbound-api",
-                    "batch_call_id": batch_id,
-                    "batch_call_recipient_id": "rcpt_2",
+                    "from_number": "+13125550100",
+                    "to_number": phone_number,
+                    "sip_status_code": 486,
+                    "error_reason": "Busy Here",
+                    "call_sid": "SCL_abcdef123456",
+                    "sip_status": "Busy Here",
                 },
             },
         },
@@ -167,7 +210,7 @@ def test_a_call_that_reached_voicemail_is_recorded_as_voicemail(client):
         conversation_id="conv_108",
         call_successful="failure",
         summary="The call reached voicemail.",
-        termination_reason="Call ended: voicemail detected",
+        call_result="voicemail",
     )
 
     response = post_signed(client, event)
@@ -339,7 +382,7 @@ def test_a_retried_call_is_linked_to_its_new_conversation(client, api, settings,
             conversation_id="conv_first",
             call_successful="failure",
             summary="Voicemail.",
-            termination_reason="Call ended: voicemail detected",
+            call_result="voicemail",
         ),
     )
     settings.ELEVENLABS_BASE_URL = BASE
@@ -413,3 +456,235 @@ def test_our_receiver_and_the_official_sdk_agree_on_which_signatures_are_valid(c
     response = client.post(URL, data=body, content_type="application/json", headers={HEADER: header})
 
     assert (response.status_code == 200) is sdk_accepts(body, header, SECRET)
+
+
+# --- The inbox: documented shapes, before and after the poll ---------------------------
+
+
+def poll(campaign, *recipients, status="in_progress"):
+    """One poll of the campaign's batch btcal_1, ElevenLabs reporting `recipients`."""
+    with responses.RequestsMock() as http:
+        http.get(f"{BATCHES}/btcal_1", json=remote_detail("btcal_1", status=status, recipients=list(recipients)))
+        tracking.campaign_poll(
+            campaign_id=campaign.pk, client=ElevenLabsClient(base_url=BASE, api_key="k", sleep=lambda s: None)
+        )
+
+
+def api_recipient(api, campaign, phone_number):
+    listed = api.get(f"/api/v1/campaigns/{campaign.pk}/recipients", {"search": phone_number}).json()["data"]
+    [found] = [item for item in listed if item["phone_number"] == phone_number]
+    return found
+
+
+def test_a_twilio_failure_without_batch_ids_is_matched_by_the_called_number_before_any_poll(client, api, user):
+    campaign = submitted_campaign("btcal_1", ["+12125550106", "+12125550107"], user=user)
+
+    response = post_signed(client, initiation_failure_event(phone_number="+12125550106", reason="busy"))
+
+    assert response.json() == {"received": True, "recorded": True}
+    shown = api_recipient(api, campaign, "+12125550106")
+    assert (shown["status"], shown["failure_reason"], shown["conversation_id"]) == ("failed", "busy", "conv_failed_106")
+    call = Call.objects.get(conversation_id="conv_failed_106")
+    assert (call.attempt, call.provider, call.provider_status, call.provider_code) == (1, "twilio", "busy", "486")
+    assert api_recipient(api, campaign, "+12125550107")["status"] == "pending"
+
+
+def test_a_sip_failure_keeps_the_trunks_own_code(client, api, user):
+    campaign = submitted_campaign("btcal_1", ["+12125550106"], user=user)
+
+    response = post_signed(client, sip_failure_event())
+
+    assert response.json()["recorded"] is True
+    assert api_recipient(api, campaign, "+12125550106")["failure_reason"] == "busy"
+    call = Call.objects.get(conversation_id="conv_sip_106")
+    assert (call.provider, call.provider_status, call.provider_code) == ("sip", "Busy Here", "486")
+
+
+def test_a_failure_that_cannot_be_told_apart_waits_in_the_inbox_until_the_poll_learns_its_conversation(client, user):
+    # Given two running campaigns of the same agent calling the same number
+    first = submitted_campaign("btcal_1", ["+12125550106"], user=user)
+    second = submitted_campaign("btcal_2", ["+12125550106"], user=user, agent=first.agent)
+
+    response = post_signed(client, initiation_failure_event(phone_number="+12125550106"))
+
+    # Then it is acknowledged, kept, and recorded nowhere yet
+    assert response.status_code == 200
+    assert response.json()["recorded"] is False
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookEvent.Status.PENDING
+    assert "several campaigns" in event.note
+    assert {recipient("+12125550106", first).status, recipient("+12125550106", second).status} == {"pending"}
+
+    # When the poll of the first campaign learns that conversation
+    poll(first, remote_recipient("+12125550106", "initiated", "conv_failed_106"))
+
+    # Then the waiting event is applied to that campaign's recipient only
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.APPLIED
+    assert outcome(recipient("+12125550106", first))["failure_reason"] == "busy"
+    assert recipient("+12125550106", first).status == "failed"
+    assert recipient("+12125550106", second).status == "pending"
+
+
+def test_an_event_nobody_can_match_is_kept_and_looked_up_at_elevenlabs(client, user):
+    # Given a transcription without the batch fields we could match on, for a conversation no poll knows
+    campaign = submitted_campaign("btcal_1", ["+12125550100"], user=user)
+    event = transcription_event(conversation_id="conv_unknown")
+    del event["data"]["metadata"]["batch_call"]
+    del event["data"]["metadata"]["phone_call"]
+    assert post_signed(client, event).json()["recorded"] is False
+
+    # When the inbox sweep asks ElevenLabs about the conversation
+    conversation = {
+        "agent_id": "agent_abc123",
+        "conversation_id": "conv_unknown",
+        "status": "done",
+        "transcript": [],
+        "metadata": {
+            "start_time_unix_secs": 1785000000,
+            "call_duration_secs": 30,
+            "batch_call": {"batch_call_id": "btcal_1", "batch_call_recipient_id": "rcpt_1"},
+            "phone_call": {
+                "type": "twilio",
+                "direction": "outbound",
+                "phone_number_id": "phnum_main",
+                "agent_number": "+14155550100",
+                "external_number": "+12125550100",
+                "call_sid": "CA0123",
+            },
+        },
+        "has_audio": False,
+        "has_user_audio": False,
+        "has_response_audio": False,
+    }
+    with responses.RequestsMock() as http:
+        http.get(f"{BASE}/v1/convai/conversations/conv_unknown", json=conversation)
+        applied = inbox.events_look_up(
+            client=ElevenLabsClient(base_url=BASE, api_key="k", sleep=lambda s: None),
+            now=timezone.now() + dt.timedelta(minutes=5),
+        )
+
+    assert applied == 1
+    assert outcome(recipient("+12125550100", campaign))["conversation_id"] == "conv_unknown"
+    assert recipient("+12125550100", campaign).status == "completed"
+
+
+def test_an_event_unmatched_for_a_day_is_listed_in_the_admin(client, admin_client):
+    post_signed(client, transcription_event(batch_id="btcal_unknown", conversation_id="conv_nobody"))
+    WebhookEvent.objects.update(received_at=timezone.now() - dt.timedelta(days=2))
+
+    page = admin_client.get("/admin/campaigns/webhookevent/", {"waiting": "day"})
+
+    assert page.status_code == 200
+    assert "conv_nobody" in page.content.decode()
+
+
+@pytest.mark.parametrize("order", ["poll-first", "webhook-first"])
+def test_voicemail_from_call_result_and_from_the_poll_end_as_voicemail_in_any_order(client, user, order):
+    campaign = submitted_campaign("btcal_1", ["+12125550108"], user=user)
+    event = transcription_event(phone_number="+12125550108", conversation_id="conv_108", call_result="voicemail")
+    steps = {
+        "poll": lambda: poll(campaign, remote_recipient("+12125550108", "voicemail", "conv_108"), status="completed"),
+        "webhook": lambda: post_signed(client, event),
+    }
+    for step in order.split("-")[0], ("webhook" if order.startswith("poll") else "poll"):
+        steps[step]()
+
+    assert recipient("+12125550108", campaign).status == "voicemail"
+    assert recipient("+12125550108", campaign).call_result == "voicemail"
+
+
+def test_a_poll_that_reports_completed_never_undoes_a_voicemail(client, user):
+    campaign = submitted_campaign("btcal_1", ["+12125550108"], user=user)
+    post_signed(
+        client, transcription_event(phone_number="+12125550108", conversation_id="conv_108", call_result="voicemail")
+    )
+
+    poll(campaign, remote_recipient("+12125550108", "completed", "conv_108"), status="completed")
+
+    assert recipient("+12125550108", campaign).status == "voicemail"
+
+
+@pytest.mark.parametrize(("call_result", "reason"), [("busy", "busy"), ("no_answer", "no-answer")])
+def test_a_transcription_whose_call_result_is_unanswered_records_a_failed_call(client, user, call_result, reason):
+    campaign = submitted_campaign("btcal_1", ["+12125550107"], user=user)
+
+    post_signed(
+        client, transcription_event(phone_number="+12125550107", conversation_id="c107", call_result=call_result)
+    )
+
+    shown = outcome(recipient("+12125550107", campaign))
+    assert (shown["status"], shown["failure_reason"]) == ("failed", reason)
+
+
+def test_the_transcript_is_kept_on_the_call(client, user):
+    submitted_campaign("btcal_1", ["+12125550100"], user=user)
+
+    post_signed(client, transcription_event())
+
+    call = Call.objects.get(conversation_id="conv_100")
+    assert call.transcript == [
+        {"role": "agent", "message": "Hello, this is your reminder.", "time_in_call_secs": 0},
+        {"role": "user", "message": "Thanks, see you then.", "time_in_call_secs": 4},
+    ]
+    assert (call.call_result, call.duration_secs, call.status) == ("answered", 42, "completed")
+
+
+def test_the_same_event_delivered_twice_is_stored_once(client, user):
+    submitted_campaign("btcal_1", ["+12125550100"], user=user)
+    event = transcription_event()
+
+    post_signed(client, event)
+    post_signed(client, event)
+
+    assert WebhookEvent.objects.count() == 1
+    assert Call.objects.count() == 1
+
+
+def test_a_late_failure_of_the_first_attempt_never_overwrites_the_second(client, api, user, settings):
+    # Given a busy first call (learned by the poll), then retried: the second call is answered
+    campaign = submitted_campaign("btcal_1", ["+12125550106"], user=user)
+    poll(campaign, remote_recipient("+12125550106", "failed", "conv_first"), status="completed")
+    settings.ELEVENLABS_BASE_URL = BASE
+    settings.ELEVENLABS_API_KEY = "k"
+    with responses.RequestsMock() as http:
+        http.post(f"{BATCHES}/btcal_1/retry", json={"id": "btcal_1", "status": "in_progress", "retry_count": 1})
+        assert api.post(f"/api/v1/campaigns/{campaign.pk}/retry").status_code == 200
+    post_signed(client, transcription_event(phone_number="+12125550106", conversation_id="conv_second"))
+
+    # When the first call's failure arrives late (replayed), and a stale poll still shows it
+    retried_at = recipient("+12125550106", campaign).retried_at
+    late = initiation_failure_event(
+        phone_number="+12125550106", conversation_id="conv_first", timestamp=int(retried_at.timestamp()) - 60
+    )
+    assert post_signed(client, late).status_code == 200
+    poll(campaign, remote_recipient("+12125550106", "failed", "conv_first"), status="completed")
+
+    # Then the recipient shows the second call; the first keeps its own record
+    shown = api_recipient(api, campaign, "+12125550106")
+    assert (shown["status"], shown["conversation_id"], shown["failure_reason"]) == ("completed", "conv_second", "")
+    first = Call.objects.get(conversation_id="conv_first")
+    assert (first.attempt, first.status, first.failure_reason) == (1, "failed", "busy")
+    assert Call.objects.get(conversation_id="conv_second").attempt == 2
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "post_call_transcription", "event_timestamp": "soon", "data": "not an object"},
+        {"type": "post_call_transcription", "data": {"conversation_id": ["x"], "metadata": [1, 2]}},
+        {"type": "call_initiation_failure", "data": {"metadata": {"type": "sip", "body": "x" * 100}}},
+        {"type": "post_call_transcription", "data": {
+            "conversation_id": "c\x00x",
+            "analysis": {"transcript_summary": "a" * 100_000, "call_successful": "s" * 500},
+        }},
+        {"type": 42},
+        {"type": "post_call_transcription_otel", "data": {}},
+    ],
+    ids=["data-not-object", "wrong-types", "body-not-object", "nul-and-long-values", "type-not-text", "otel"],
+)  # fmt: skip
+def test_a_signed_event_of_any_shape_is_answered_200_and_kept(client, event):
+    response = post_signed(client, event)
+
+    assert response.status_code == 200
+    assert WebhookEvent.objects.count() == 1
