@@ -243,7 +243,11 @@ def read_signed_body(request, *, secret: str, tolerance: int, max_bytes: int, no
                 sha.update(chunk)
                 spool.write(chunk)
                 size += len(chunk)
-        except OSError as exc:
+        except BodyRefused:
+            raise
+        except Exception as exc:
+            # The server's own reader fails in its own ways on a broken body (gunicorn raises
+            # InvalidChunkSize, ChunkMissingTerminator, NoMoreData): all are the sender's fault.
             raise BodyRefused(400, "The body could not be read to its end.") from exc
         _signature_match(mac.hexdigest(), signatures)
         spool.seek(0)

@@ -72,3 +72,28 @@ def test_a_3_mb_audio_event_with_a_content_length_is_accepted(web):
 
     assert response.request.headers["Content-Length"] == str(len(body))
     assert response.status_code == 200, response.text
+
+
+def test_a_body_with_broken_chunk_framing_is_a_bad_request_not_a_server_error(web):
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(web.url)
+    signature = sign(b"{}", SECRET, int(time.time()))  # well formed and fresh: the body gets read
+    request = (
+        "POST /webhooks/elevenlabs HTTP/1.1\r\n"
+        f"Host: {address.hostname}\r\n"
+        f"{HEADER}: {signature}\r\n"
+        "Content-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n"
+        "not-a-chunk-size\r\n{}\r\n0\r\n\r\n"
+    ).encode()
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+
+    status_line = answer.split(b"\r\n", 1)[0].decode()
+    assert status_line.split()[1] == "400", answer[:500]
