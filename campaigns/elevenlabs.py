@@ -229,6 +229,21 @@ class AgentSummary:
 
 
 @dataclass(frozen=True)
+class AgentDetail:
+    """An agent as ``GET /v1/convai/agents/{agent_id}`` describes it (``GetAgentResponseModel``).
+
+    ``override_permissions`` maps each override column of a recipients file (``language``,
+    ``first_message``, ``system_prompt``, ``voice_id``) to whether the agent lets a call set
+    it (``platform_settings.overrides.conversation_config_override``); missing or null is False.
+    """
+
+    agent_id: str
+    name: str
+    override_permissions: dict[str, bool]
+    raw: dict
+
+
+@dataclass(frozen=True)
 class PhoneNumberInfo:
     """A phone number imported into ElevenLabs; ``phone_number_id`` is what submit calls ``agent_phone_number_id``."""
 
@@ -237,6 +252,7 @@ class PhoneNumberInfo:
     label: str
     provider: str
     assigned_agent_id: str | None
+    supports_outbound: bool  # False when ElevenLabs can only take calls on it
     raw: dict
 
 
@@ -367,6 +383,36 @@ def _parse_phone_number(payload: object, status_code: int) -> PhoneNumberInfo:
         label=_text(data.get("label")) or "",
         provider=_text(data.get("provider")) or "",
         assigned_agent_id=_text(assigned.get("agent_id")) if isinstance(assigned, dict) else None,
+        # Optional in the API; absent meant true in its older OpenAPI, so only an explicit false counts.
+        supports_outbound=data.get("supports_outbound") is not False,
+        raw=data,
+    )
+
+
+# Where each recipients-file override column sits in conversation_config_override.
+_OVERRIDE_PERMISSION_PATHS = {
+    "language": ("agent", "language"),
+    "first_message": ("agent", "first_message"),
+    "system_prompt": ("agent", "prompt", "prompt"),
+    "voice_id": ("tts", "voice_id"),
+}
+
+
+def _parse_agent(payload: object, status_code: int) -> AgentDetail:
+    data = _object(payload, "agent", status_code)
+    platform_settings = data.get("platform_settings")
+    overrides = platform_settings.get("overrides") if isinstance(platform_settings, dict) else None
+    config = overrides.get("conversation_config_override") if isinstance(overrides, dict) else None
+    permissions = {}
+    for column, path in _OVERRIDE_PERMISSION_PATHS.items():
+        value: object = config
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        permissions[column] = value is True
+    return AgentDetail(
+        agent_id=_required_id(data, "agent_id", "agent", status_code),
+        name=_text(data.get("name")) or "",
+        override_permissions=permissions,
         raw=data,
     )
 
@@ -622,6 +668,11 @@ class ElevenLabsClient:
             if next_cursor == cursor:
                 raise ElevenLabsBadResponse("agents page returned the same next_cursor twice", status_code=200)
             cursor = next_cursor
+
+    def get_agent(self, agent_id: str) -> AgentDetail:
+        """One agent's settings, among them which per-call overrides it accepts."""
+        response = self._request("GET", f"/v1/convai/agents/{_segment(agent_id)}")
+        return _parse_agent(self._json(response), response.status_code)
 
     def list_phone_numbers(self) -> list[PhoneNumberInfo]:
         """Every phone number imported into the workspace (one bare, unpaginated JSON array)."""

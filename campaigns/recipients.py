@@ -14,7 +14,8 @@ import itertools
 import math
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,8 +30,17 @@ PHONE_COLUMN = "phone_number"
 # Other names people give the phone column; phone_number itself wins when several are present.
 PHONE_COLUMN_ALIASES = ("phone", "phonenumber", "number", "phone_no", "mobile", "telephone", "msisdn")
 
+# What a column of the file becomes (Column.role).
+ROLE_PHONE = "phone_number"
+ROLE_VARIABLE = "variable"
+ROLE_OVERRIDE = "override"
+# ElevenLabs fills the variables with this prefix itself (system__time, system__caller_id, ...).
+RESERVED_VARIABLE_PREFIX = "system__"
+
 _OVERRIDES = frozenset(OVERRIDE_COLUMNS)
 _PHONE_NAMES = frozenset((PHONE_COLUMN, *PHONE_COLUMN_ALIASES))
+# Names read whatever their case; every other header is a variable whose name keeps its case.
+_RECOGNISED_NAMES = _OVERRIDES | _PHONE_NAMES
 
 _SNIFF_BYTES = 4096
 _MAX_VALUE_CHARS = 80
@@ -94,6 +104,17 @@ class RowError:
 
     def as_dict(self) -> dict[str, Any]:
         return {"line": self.line, "value": self.value, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One named column of the file and what it becomes for every call."""
+
+    heading: str  # as the header row writes it, without outer spaces, BOM and quotes
+    role: str  # ROLE_PHONE, ROLE_VARIABLE or ROLE_OVERRIDE
+    # The variable's name exactly as the agent's prompt writes it ({{name}}), the override
+    # (one of OVERRIDE_COLUMNS), or PHONE_COLUMN.
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,15 +186,22 @@ class RecipientsReader:
 
     CSV files are UTF-8 (with or without BOM), separated by commas, semicolons or tabs, with or
     without a header row. With a header, the phone_number column holds the number, the columns
-    named in OVERRIDE_COLUMNS are per-call overrides and every other column is a variable.
-    Without one, the first column holds the number. A number without a country code is read in
-    `default_country` when one is given and refused otherwise: its country is never guessed.
+    named in OVERRIDE_COLUMNS are per-call overrides (both recognised whatever their case) and
+    every other column is a variable named as its header is written, case included: ElevenLabs
+    variable names are case-sensitive. Without one, the first column holds the number. A number
+    without a country code is read in `default_country` when one is given and refused otherwise:
+    its country is never guessed.
+
+    `columns` lists the variables and `layout` every named column with what it becomes; both
+    are known once the first recipient is read. `check_columns`, when given, is called with
+    `layout` before any recipient is read: whatever it raises refuses the file.
     """
 
     errors: list[RowError]
     error_count: int
     duplicates_merged: int
     columns: list[str]
+    layout: list[Column]
 
     def __init__(
         self,
@@ -182,6 +210,7 @@ class RecipientsReader:
         filename: str = "",
         default_country: str | None = None,
         max_recipients: int = 100_000,
+        check_columns: Callable[[list[Column]], object] | None = None,
     ) -> None:
         region = (default_country or "").strip().upper() or None
         if region == "UK":  # ISO 3166 reserves UK for the United Kingdom, whose code is GB
@@ -192,6 +221,7 @@ class RecipientsReader:
         self._filename = filename
         self._region = region
         self._max_recipients = max_recipients
+        self._check_columns = check_columns
         self._reset()
 
     @property
@@ -208,6 +238,7 @@ class RecipientsReader:
         self.error_count = 0
         self.duplicates_merged = 0
         self.columns = []
+        self.layout = []
         self._seen: set[str] = set()
         # Set by the header (or by the first row when there is none).
         self._phone_index = 0
@@ -233,8 +264,11 @@ class RecipientsReader:
                     if not self._lines_seen and rows.line_num == 0:
                         raise RecipientsFileError("The file has no recipients: it is empty.")
                     raise RecipientsFileError("The file has no recipients: it has only blank lines.")
+                has_header = self._read_header(cells)
+                if self._check_columns is not None:
+                    self._check_columns(self.layout)
                 # chain() pulls the next row only after the first is used, so rows.line_num stays right.
-                records = rows if self._read_header(cells) else itertools.chain((cells,), rows)
+                records = rows if has_header else itertools.chain((cells,), rows)
                 if isinstance(rows, _SheetRows):
                     rows.phone_index = self._phone_index
 
@@ -376,8 +410,10 @@ class RecipientsReader:
 
     def _read_header(self, cells: list[str]) -> bool:
         """Learn the columns from the first non-blank row; False when that row is already a recipient."""
-        names = [_header_name(cell) for cell in cells]
-        phone_index = _phone_column(names)
+        headings = [_heading(cell) for cell in cells]
+        names = [_variable_name(heading) for heading in headings]
+        folded = [name.lower() for name in names]
+        phone_index = _phone_column(folded)
         if phone_index is None:
             if not _looks_like_phone(cells[0]):
                 found = ", ".join(f"'{_shorten(cell.strip(), 40)}'" for cell in cells[:10] if cell.strip())
@@ -392,26 +428,51 @@ class RecipientsReader:
             self._variable_columns = [(index, f"column_{index + 1}") for index in range(1, width)]
             self._extra_cells_reason = "has more cells than the first line of the file"
             self.columns = [name for _, name in self._variable_columns]
+            self.layout = [
+                Column("column_1", ROLE_PHONE, PHONE_COLUMN),
+                *(Column(name, ROLE_VARIABLE, name) for name in self.columns),
+            ]
             return False
 
-        repeated = sorted({name for name in names if name and names.count(name) > 1})
+        # "Language" and "language" are the same override twice; "Name" and "name" are two variables.
+        keys = [fold if fold in _RECOGNISED_NAMES else name for name, fold in zip(names, folded, strict=True)]
+        counts = Counter(key for key in keys if key)
+        repeated = sorted(key for key, count in counts.items() if count > 1)
         if repeated:
             listed = ", ".join(f"'{name}'" for name in repeated)
             raise RecipientsFileError(
                 f"The header names the column{'s' if len(repeated) > 1 else ''} {listed} more than once "
-                "(after ignoring case, spaces, dashes and dots). Give every column a different name."
+                "(after reading spaces, dashes and dots as underscores). Give every column a different name."
+            )
+        reserved = [headings[index] for index, fold in enumerate(folded) if fold.startswith(RESERVED_VARIABLE_PREFIX)]
+        if reserved:
+            listed = ", ".join(f"'{_shorten(heading, 40)}'" for heading in reserved)
+            several = len(reserved) > 1
+            raise RecipientsFileError(
+                f"The column{'s' if several else ''} {listed} cannot be used: ElevenLabs reserves names "
+                f"starting with {RESERVED_VARIABLE_PREFIX} for its system variables. "
+                f"Rename {'them' if several else 'it'} and upload the file again."
             )
         self._phone_index = phone_index
         self._width = len(names)
         # A column without a header name has nothing to be called by, so its cells are ignored.
-        self._variable_columns = [
-            (index, name)
-            for index, name in enumerate(names)
-            if name and index != phone_index and name not in _OVERRIDES
-        ]
-        self._override_columns = [(index, name) for index, name in enumerate(names) if name in _OVERRIDES]
+        self._variable_columns = []
+        self._override_columns = []
+        layout = []
+        for index, name in enumerate(names):
+            if not name:
+                continue
+            if index == phone_index:
+                layout.append(Column(headings[index], ROLE_PHONE, PHONE_COLUMN))
+            elif folded[index] in _OVERRIDES:
+                self._override_columns.append((index, folded[index]))
+                layout.append(Column(headings[index], ROLE_OVERRIDE, folded[index]))
+            else:
+                self._variable_columns.append((index, name))
+                layout.append(Column(headings[index], ROLE_VARIABLE, name))
         self._extra_cells_reason = "has more cells than the header has columns"
         self.columns = [name for _, name in self._variable_columns]
+        self.layout = layout
         return True
 
     # --- Row errors -----------------------------------------------------------------------
@@ -462,15 +523,20 @@ def _detect_delimiter(line: str) -> str | None:
     return best if counts[best] else None
 
 
-def _header_name(cell: str) -> str:
-    name = cell.strip().strip("\ufeff\"'").strip().lower()
-    return _HEADER_SEPARATORS.sub("_", name).strip("_")
+def _heading(cell: str) -> str:
+    """A header cell as written, without the spaces, BOM and quotes spreadsheets leave around it."""
+    return cell.strip().strip("\ufeff\"'").strip()
 
 
-def _phone_column(names: Sequence[str]) -> int | None:
-    if PHONE_COLUMN in names:
-        return names.index(PHONE_COLUMN)
-    return next((index for index, name in enumerate(names) if name in _PHONE_NAMES), None)
+def _variable_name(heading: str) -> str:
+    """The name a column's values reach the agent under: spaces, dashes and dots read as underscores."""
+    return _HEADER_SEPARATORS.sub("_", heading).strip("_")
+
+
+def _phone_column(folded_names: Sequence[str]) -> int | None:
+    if PHONE_COLUMN in folded_names:
+        return folded_names.index(PHONE_COLUMN)
+    return next((index for index, name in enumerate(folded_names) if name in _PHONE_NAMES), None)
 
 
 def _clean_phone(value: str) -> str:

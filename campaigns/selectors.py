@@ -44,8 +44,12 @@ def phone_number_get(*, user, phone_number_id) -> PhoneNumber:
         raise NotFound(f"Phone number not found: there is no phone number {phone_number_id} in your account.") from None
 
 
-def phone_number_list(*, user) -> QuerySet[PhoneNumber]:
-    return PhoneNumber.objects.filter(user=user).order_by("label", "id")
+def phone_number_list(*, user, outbound_only: bool = False) -> QuerySet[PhoneNumber]:
+    """The user's phone numbers; with `outbound_only`, only those ElevenLabs can place calls from."""
+    numbers = PhoneNumber.objects.filter(user=user)
+    if outbound_only:
+        numbers = numbers.filter(supports_outbound=True)
+    return numbers.order_by("label", "id")
 
 
 def api_key_list(*, user) -> QuerySet[ApiKey]:

@@ -8,6 +8,7 @@ import json
 import secrets
 from dataclasses import dataclass
 
+import phonenumbers
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -16,7 +17,13 @@ from django.utils import timezone
 from campaigns import elevenlabs, selectors, tasks, tracking
 from campaigns.errors import Conflict, PayloadTooLarge, UpstreamError, ValidationFailed
 from campaigns.models import Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
-from campaigns.recipients import MAX_REPORTED_ERRORS, RecipientsFileError, RecipientsReader
+from campaigns.recipients import (
+    MAX_REPORTED_ERRORS,
+    ROLE_OVERRIDE,
+    Column,
+    RecipientsFileError,
+    RecipientsReader,
+)
 from campaigns.scheduling import local_to_utc, zone_get
 
 INSERT_CHUNK = 5_000
@@ -154,6 +161,56 @@ def _recipients_insert(*, campaign: Campaign, reader: RecipientsReader, skip_inv
             cursor.executemany(sql, chunk)
 
 
+# What each override column of a file replaces, and the switch in the agent's Security tab
+# (ElevenLabs) that allows a call to replace it.
+OVERRIDE_SETTINGS = {
+    "language": ("language", "Agent language"),
+    "first_message": ("first message", "First message"),
+    "system_prompt": ("system prompt", "System prompt"),
+    "voice_id": ("voice", "Voice"),
+}
+
+
+def _phone_number_display(phone_number: PhoneNumber) -> str:
+    """The number as a person reads it, with its label: "+1 415-555-0199 (Support line)"."""
+    try:
+        number = phonenumbers.format_number(
+            phonenumbers.parse(phone_number.phone_number), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+    except phonenumbers.NumberParseException:
+        number = phone_number.phone_number
+    return f"{number} ({phone_number.label})" if phone_number.label else number
+
+
+def _overrides_refused(*, agent: Agent, columns: list[Column]) -> None:
+    """Refuse override columns the agent does not allow: ElevenLabs would fail every call of the batch.
+
+    Nothing is checked while the agent's permissions were never read (NULL until a sync).
+    """
+    permissions = agent.override_permissions
+    if not isinstance(permissions, dict):
+        return
+    messages = []
+    refused = []
+    for column in columns:
+        if column.role != ROLE_OVERRIDE or permissions.get(column.name) is True:
+            continue
+        refused.append(column.heading)
+        replaced, switch = OVERRIDE_SETTINGS[column.name]
+        messages.append(
+            f"The column {column.heading} would override the agent's {replaced}, which the agent "
+            f"“{agent.name}” does not allow. In ElevenLabs, open the agent's Security tab, turn on the "
+            f"{switch} override, then sync agents here — or remove the column."
+        )
+    if messages:
+        raise ValidationFailed(
+            messages[0],
+            field="recipients_file",
+            errors=messages,
+            details={"field": "recipients_file", "refused_columns": refused},
+        )
+
+
 def _campaign_inputs(
     *,
     user,
@@ -169,10 +226,18 @@ def _campaign_inputs(
     """The checks campaign_create and campaign_preview share, in the order errors are reported.
 
     Returns the agent, the phone number, the time zone's name, the UTC schedule and a reader
-    of the file (not read yet).
+    of the file (not read yet). The reader raises ValidationFailed as soon as it has read the
+    header if the file overrides something the agent does not allow, before any recipient.
     """
     agent = selectors.agent_get(user=user, agent_id=agent_id)
     phone_number = selectors.phone_number_get(user=user, phone_number_id=phone_number_id)
+    if not phone_number.supports_outbound:
+        raise ValidationFailed(
+            f"{_phone_number_display(phone_number)} cannot place calls: ElevenLabs reports it as "
+            "inbound-only. Choose another number.",
+            field="phone_number_id",
+            details={"field": "phone_number_id"},
+        )
 
     zone_name = (timezone_name or "").strip() or _user_timezone(user)
     zone_get(zone_name)
@@ -195,6 +260,7 @@ def _campaign_inputs(
             filename=recipients_file.name or "",
             default_country=(default_country or "").strip() or None,
             max_recipients=settings.RECIPIENTS_MAX_PER_CAMPAIGN,
+            check_columns=lambda columns: _overrides_refused(agent=agent, columns=columns),
         )
     except ValueError as exc:
         raise ValidationFailed(str(exc), field="default_country") from None
@@ -372,18 +438,21 @@ class SyncResult:
 def elevenlabs_sync(*, user, client=None) -> SyncResult:
     """Import and update the user's agents and phone numbers from the ElevenLabs workspace.
 
-    Raises UpstreamError when ElevenLabs fails. Records that vanished from the workspace
-    are kept: campaigns may still point at them.
+    Each agent's detail is read too, for the per-call overrides it allows, and each number's
+    `supports_outbound`. Raises UpstreamError when ElevenLabs fails. Records that vanished
+    from the workspace are kept: campaigns may still point at them.
     """
     client = client or elevenlabs.client_from_settings()
     try:
         agents = client.list_agents()
+        permissions = {agent.agent_id: client.get_agent(agent.agent_id).override_permissions for agent in agents}
         numbers = client.list_phone_numbers()
     except elevenlabs.ElevenLabsError as exc:
         raise UpstreamError(f"Could not read the ElevenLabs workspace: {exc}") from None
     with transaction.atomic():
         for agent in agents:
-            agent_upsert(user=user, elevenlabs_agent_id=agent.agent_id, name=agent.name or agent.agent_id)
+            record = agent_upsert(user=user, elevenlabs_agent_id=agent.agent_id, name=agent.name or agent.agent_id)
+            Agent.objects.filter(pk=record.pk).update(override_permissions=permissions[agent.agent_id])
         for number in numbers:
             phone_number_upsert(
                 user=user,
@@ -391,6 +460,7 @@ def elevenlabs_sync(*, user, client=None) -> SyncResult:
                 phone_number=number.phone_number,
                 label=number.label,
                 provider=number.provider,
+                supports_outbound=number.supports_outbound,
             )
     return SyncResult(agents=len(agents), phone_numbers=len(numbers))
 
@@ -403,12 +473,23 @@ def agent_upsert(*, user, elevenlabs_agent_id: str, name: str) -> Agent:
 
 
 def phone_number_upsert(
-    *, user, elevenlabs_phone_number_id: str, phone_number: str, label: str = "", provider: str = ""
+    *,
+    user,
+    elevenlabs_phone_number_id: str,
+    phone_number: str,
+    label: str = "",
+    provider: str = "",
+    supports_outbound: bool = True,
 ) -> PhoneNumber:
     record, _ = PhoneNumber.objects.update_or_create(
         user=user,
         elevenlabs_phone_number_id=elevenlabs_phone_number_id,
-        defaults={"phone_number": phone_number, "label": label, "provider": provider},
+        defaults={
+            "phone_number": phone_number,
+            "label": label,
+            "provider": provider,
+            "supports_outbound": supports_outbound,
+        },
     )
     return record
 
@@ -497,6 +578,28 @@ PREVIEW_SAMPLE_SIZE = 5
 
 
 @dataclass(frozen=True)
+class PreviewColumn:
+    """What one column of the file becomes for every call."""
+
+    role: str  # "phone_number", "variable" or "override" (recipients.ROLE_*)
+    # A variable's name exactly as the agent's prompt must write it, an override's column
+    # (one of recipients.OVERRIDE_COLUMNS), or "phone_number".
+    name: str
+    # An override: whether the agent allows it; None while the agent's settings were never read.
+    allowed: bool | None = None
+
+    @property
+    def placeholder(self) -> str:
+        """How the agent's prompt refers to a variable: {{customerName}}."""
+        return "{{" + self.name + "}}"
+
+    @property
+    def replaces(self) -> str:
+        """What an override replaces, in words ("first message")."""
+        return OVERRIDE_SETTINGS[self.name][0] if self.role == ROLE_OVERRIDE else ""
+
+
+@dataclass(frozen=True)
 class CampaignPreview:
     agent: Agent
     phone_number: PhoneNumber
@@ -507,9 +610,11 @@ class CampaignPreview:
     duplicates_merged: int
     invalid_rows_total: int
     invalid_rows: list  # RowError, the first MAX_REPORTED_ERRORS
-    columns: list[str]  # the variables every recipient gets
+    variables: list[str]  # the variables every recipient gets
     sample: list  # ParsedRecipient, the first PREVIEW_SAMPLE_SIZE
     skip_invalid_rows: bool
+    # Every named column of the file, as its header writes it -> what it becomes, in file order.
+    columns: dict[str, PreviewColumn]
 
     @property
     def can_create(self) -> bool:
@@ -534,7 +639,8 @@ def campaign_preview(
 
     Makes the same checks and raises the same errors as campaign_create, except that invalid
     rows and a file without valid numbers are reported in the result (`can_create` is then
-    false) rather than raised, so they can be shown before anything is created.
+    false) rather than raised, so they can be shown before anything is created. `columns`
+    says what each column of the file becomes.
     """
     agent, phone_number, zone_name, scheduled_at, reader = _campaign_inputs(
         user=user,
@@ -566,7 +672,16 @@ def campaign_preview(
         duplicates_merged=reader.duplicates_merged,
         invalid_rows_total=reader.error_count,
         invalid_rows=list(reader.errors),
-        columns=list(reader.columns),
+        variables=list(reader.columns),
         sample=sample,
         skip_invalid_rows=skip_invalid_rows,
+        columns={column.heading: _preview_column(column, agent=agent) for column in reader.layout},
     )
+
+
+def _preview_column(column: Column, *, agent: Agent) -> PreviewColumn:
+    if column.role != ROLE_OVERRIDE:
+        return PreviewColumn(role=column.role, name=column.name)
+    permissions = agent.override_permissions
+    allowed = permissions.get(column.name) is True if isinstance(permissions, dict) else None
+    return PreviewColumn(role=column.role, name=column.name, allowed=allowed)

@@ -93,6 +93,8 @@ def agent_to_json(agent: dict) -> dict:
             "created_at_unix_secs": agent["created_at_unix_secs"],
             "updated_at_unix_secs": agent["updated_at_unix_secs"],
         },
+        # Only the part of AgentPlatformSettingsResponseModel callers read: which overrides a call may set.
+        "platform_settings": {"overrides": copy.deepcopy(workspace.AGENT_OVERRIDES[agent["agent_id"]])},
         "phone_numbers": [
             copy.deepcopy(number)
             for number in workspace.PHONE_NUMBERS

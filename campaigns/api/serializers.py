@@ -48,6 +48,7 @@ class PhoneNumberSerializer(serializers.Serializer):
     label = serializers.CharField()
     provider = serializers.CharField()
     elevenlabs_phone_number_id = serializers.CharField()
+    supports_outbound = serializers.BooleanField(help_text="False: inbound only, a campaign cannot call from it.")
 
 
 class CampaignSerializer(serializers.Serializer):

@@ -326,8 +326,8 @@ def test_sync_from_elevenlabs_imports_the_workspace_once_for_each_owner_of_the_s
         elevenlabs.client_from_settings().session.close()
 
     assert messages == [
-        "Synced 3 agents and 2 phone numbers for alice.",
-        "Synced 3 agents and 2 phone numbers for bob.",
+        "Synced 3 agents and 4 phone numbers for alice.",
+        "Synced 3 agents and 4 phone numbers for bob.",
     ]
     for owner in (alice, bob):
         assert {"agent_demo_reminders", "agent_demo_survey", "agent_demo_collections"} <= set(

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from campaigns import services
 from campaigns.models import ApiKey
 
-from .factories import AgentFactory, CampaignFactory
+from .factories import AgentFactory, CampaignFactory, PhoneNumberFactory
 from .test_api_create_campaign import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -121,6 +121,14 @@ def test_an_agent_is_found_by_elevenlabs_id_or_numeric_id(api, user, other_user)
 def test_phone_numbers_are_listed(api, phone_number):
     data = api.get("/api/v1/phone_numbers").json()["data"]
     assert [(n["id"], n["phone_number"]) for n in data] == [(phone_number.pk, "+14155550100")]
+
+
+def test_phone_numbers_say_whether_a_campaign_can_call_from_them(api, user, phone_number):
+    inbound = PhoneNumberFactory(user=user, label="zz inbound", supports_outbound=False)
+
+    data = api.get("/api/v1/phone_numbers").json()["data"]
+
+    assert [(n["id"], n["supports_outbound"]) for n in data] == [(phone_number.pk, True), (inbound.pk, False)]
 
 
 def test_an_unknown_path_under_api_answers_json_404(api):

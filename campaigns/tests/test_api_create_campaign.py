@@ -2,15 +2,19 @@
 
 import datetime as dt
 import io
+import json
 import re
 
 import openpyxl
 import pytest
 from django.utils import timezone
+from elevenlabs.types import BatchCallResponse
 
+from campaigns import dispatch
+from campaigns.elevenlabs import ElevenLabsClient
 from campaigns.models import Campaign, Recipient
 
-from .conftest import csv_file
+from .conftest import BASE, csv_file
 from .factories import AgentFactory, PhoneNumberFactory
 
 URL = "/api/v1/campaigns"
@@ -72,9 +76,132 @@ def test_it_stores_variables_overrides_and_source_lines(api, campaign_form):
 
     assert response.status_code == 201, response.content
     ana, ben = Recipient.objects.order_by("line")
-    assert (ana.phone_number, ana.line, ana.variables) == ("+12125550100", 2, {"first_name": "Ana"})
+    assert (ana.phone_number, ana.line, ana.variables) == ("+12125550100", 2, {"First_Name": "Ana"})
     assert ana.overrides == {"language": "es", "first_message": "Hola Ana"}
-    assert (ben.line, ben.variables, ben.overrides) == (4, {"first_name": "Ben"}, {"voice_id": "voice_42"})
+    assert (ben.line, ben.variables, ben.overrides) == (4, {"First_Name": "Ben"}, {"voice_id": "voice_42"})
+
+
+def test_a_camel_case_column_reaches_elevenlabs_under_its_own_name(api, campaign_form, http):
+    # Given a file whose variable columns differ only in case
+    text = "phone_number,customerName,customername\n+12125550100,Ana Lopez,ana\n"
+    response = api.post(URL, campaign_form(recipients_file=csv_file(text)), format="multipart")
+    assert response.status_code == 201, response.content
+    accepted = {
+        "id": "btcal_1",
+        "name": "Q1 Product Launch Campaign",
+        "agent_id": "agent_abc123",
+        "created_at_unix": 1785000000,
+        "scheduled_time_unix": 1785000000,
+        "total_calls_dispatched": 0,
+        "total_calls_scheduled": 1,
+        "total_calls_finished": 0,
+        "last_updated_at_unix": 1785000000,
+        "status": "pending",
+        "retry_count": 0,
+        "telephony_call_config": {},
+        "agent_name": "Reminder agent",
+    }
+    BatchCallResponse.model_validate(accepted)
+    http.post(f"{BASE}/v1/convai/batch-calling/submit", json=accepted)
+
+    # When it is sent
+    client = ElevenLabsClient(base_url=BASE, api_key="k", sleep=lambda seconds: None)
+    dispatch.campaign_dispatch(campaign_id=response.json()["data"]["id"], client=client)
+
+    # Then ElevenLabs receives each variable under the name the agent's prompt uses
+    [submit] = [call.request for call in http.calls if call.request.url.endswith("/submit")]
+    [recipient] = json.loads(submit.body)["recipients"]
+    assert recipient["conversation_initiation_client_data"]["dynamic_variables"] == {
+        "customerName": "Ana Lopez",
+        "customername": "ana",
+    }
+
+
+@pytest.mark.parametrize("heading", ["system__caller_id", "System__Time"])
+def test_it_refuses_a_column_named_like_an_elevenlabs_system_variable(api, campaign_form, heading):
+    text = f"phone_number,{heading}\n+12125550100,x\n"
+    response = api.post(URL, campaign_form(recipients_file=csv_file(text)), format="multipart")
+
+    assert_error(
+        response,
+        422,
+        f"The column '{heading}' cannot be used: ElevenLabs reserves names starting with system__ for its "
+        "system variables.",
+    )
+    assert_nothing_stored()
+
+
+NO_OVERRIDES = {"language": False, "first_message": False, "system_prompt": False, "voice_id": False}
+
+
+def test_it_refuses_an_override_column_the_agent_does_not_allow_and_stores_nothing(api, campaign_form, agent):
+    agent.name = "Payment follow-up (demo)"
+    agent.override_permissions = {**NO_OVERRIDES, "language": True}
+    agent.save()
+    text = "phone_number,language,first_message\n+12125550100,es,Hola\n"
+
+    response = api.post(URL, campaign_form(recipients_file=csv_file(text)), format="multipart")
+
+    body = assert_error(response, 422)
+    assert body["error"] == (
+        "The column first_message would override the agent's first message, which the agent “Payment follow-up "
+        "(demo)” does not allow. In ElevenLabs, open the agent's Security tab, turn on the First message "
+        "override, then sync agents here — or remove the column."
+    )
+    assert body["details"] == {"field": "recipients_file", "refused_columns": ["first_message"]}
+    assert_nothing_stored()
+
+
+def test_it_names_every_override_column_the_agent_does_not_allow(api, campaign_form, agent):
+    agent.override_permissions = NO_OVERRIDES
+    agent.save()
+    text = "phone_number,System Prompt,Voice_ID\n+12125550100,Be brief,v1\n"
+
+    response = api.post(URL, campaign_form(recipients_file=csv_file(text)), format="multipart")
+
+    body = assert_error(response, 422, "turn on the System prompt override", "turn on the Voice override")
+    assert body["errors"][0].startswith("The column System Prompt would override the agent's system prompt")
+    assert body["errors"][1].startswith("The column Voice_ID would override the agent's voice")
+    assert_nothing_stored()
+
+
+@pytest.mark.parametrize(
+    "permissions",
+    [None, {"language": True, "first_message": True, "system_prompt": True, "voice_id": True}],
+    ids=["never-read", "all-allowed"],
+)
+def test_it_accepts_override_columns_the_agent_allows_or_whose_settings_are_unknown(
+    api, campaign_form, agent, permissions
+):
+    agent.override_permissions = permissions
+    agent.save()
+    text = "phone_number,language,first_message,system_prompt,voice_id\n+12125550100,es,Hola,Be brief,v1\n"
+
+    response = api.post(URL, campaign_form(recipients_file=csv_file(text)), format="multipart")
+
+    assert response.status_code == 201, response.content
+    assert Recipient.objects.get().overrides == {
+        "language": "es",
+        "first_message": "Hola",
+        "system_prompt": "Be brief",
+        "voice_id": "v1",
+    }
+
+
+def test_it_refuses_an_inbound_only_number_naming_it(api, campaign_form, user):
+    inbound = PhoneNumberFactory(
+        user=user, phone_number="+14155550199", label="Demo inbound-only line", supports_outbound=False
+    )
+
+    response = api.post(URL, campaign_form(phone_number_id=str(inbound.pk)), format="multipart")
+
+    body = assert_error(response, 422)
+    assert body["error"] == (
+        "+1 415-555-0199 (Demo inbound-only line) cannot place calls: ElevenLabs reports it as inbound-only. "
+        "Choose another number."
+    )
+    assert body["details"] == {"field": "phone_number_id"}
+    assert_nothing_stored()
 
 
 def test_it_accepts_a_file_with_no_header_one_number_per_line(api, campaign_form):

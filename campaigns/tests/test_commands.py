@@ -47,9 +47,10 @@ def test_bootstrap_demo_json_has_what_a_first_request_needs():
     assert user.is_staff and user.check_password(facts["password"])
     # the workspace's agents and numbers (the sandbox's demo workspace)
     assert Agent.objects.filter(user=user).count() == 3
-    assert PhoneNumber.objects.filter(user=user).count() == 2
+    assert PhoneNumber.objects.filter(user=user).count() == 4
     assert Agent.objects.filter(user=user, elevenlabs_agent_id=facts["agent_id"]).exists()
-    assert PhoneNumber.objects.get(pk=facts["phone_number_id"]).user == user
+    demo_number = PhoneNumber.objects.get(pk=facts["phone_number_id"])
+    assert demo_number.user == user and demo_number.supports_outbound
     assert APIClient().get("/api/v1/agents", HTTP_X_API_KEY=facts["api_key"]).status_code == 200
 
 
@@ -58,7 +59,7 @@ def test_bootstrap_demo_is_idempotent_and_only_the_newest_key_works():
     second = json.loads(run("bootstrap_demo", "--json"))
 
     assert get_user_model().objects.count() == 1
-    assert Agent.objects.count() == 3 and PhoneNumber.objects.count() == 2
+    assert Agent.objects.count() == 3 and PhoneNumber.objects.count() == 4
     assert (first["agent_id"], first["phone_number_id"]) == (second["agent_id"], second["phone_number_id"])
     client = APIClient()
     assert client.get("/api/v1/agents", HTTP_X_API_KEY=first["api_key"]).status_code == 401
@@ -81,9 +82,18 @@ def test_bootstrap_demo_explains_an_unreachable_elevenlabs(settings):
 
 def test_sync_elevenlabs_imports_the_workspace(sandbox_live, user):
     output = run("sync_elevenlabs", user.username)
-    assert output.strip() == "Synced 3 agents and 2 phone numbers for alice."
+    assert output.strip() == "Synced 3 agents and 4 phone numbers for alice."
     assert set(Agent.objects.filter(user=user).values_list("elevenlabs_agent_id", flat=True)) == {
         "agent_demo_reminders",
         "agent_demo_survey",
         "agent_demo_collections",
     }
+    survey = Agent.objects.get(user=user, elevenlabs_agent_id="agent_demo_survey")
+    assert survey.override_permissions == {
+        "language": True,
+        "first_message": True,
+        "system_prompt": False,
+        "voice_id": False,
+    }
+    inbound_only = PhoneNumber.objects.filter(user=user, supports_outbound=False)
+    assert list(inbound_only.values_list("phone_number", flat=True)) == ["+14155550199"]

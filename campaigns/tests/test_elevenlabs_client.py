@@ -14,6 +14,7 @@ from elevenlabs.conversational_ai.phone_numbers import PhoneNumbersListResponseI
 from elevenlabs.types import (
     BatchCallDetailedResponse,
     BatchCallResponse,
+    GetAgentResponseModel,
     GetAgentsPageResponseModel,
     GetConversationResponseModel,
     WorkspaceBatchCallsResponse,
@@ -414,6 +415,107 @@ def test_list_phone_numbers_reads_the_bare_array(http, client):
         ("phnum_twilio", "+14155550100", "Main line", "twilio", "agent_a"),
         ("phnum_sip", "+442079460958", "London trunk", "sip_trunk", None),
     ]
+
+
+def test_a_phone_number_places_calls_unless_elevenlabs_says_it_is_inbound_only(http, client):
+    inbound_only = {
+        "provider": "twilio",
+        "phone_number": "+14155550199",
+        "label": "Support",
+        "phone_number_id": "phnum_inbound",
+        "supports_inbound": True,
+        "supports_outbound": False,
+        "assigned_agent": None,
+    }
+    TypeAdapter(list[PhoneNumbersListResponseItem]).validate_python([inbound_only])
+    http.get(f"{BASE}/v1/convai/phone-numbers", json=[*PHONE_NUMBERS, inbound_only])
+
+    numbers = client.list_phone_numbers()
+
+    # explicitly true, absent (true by ElevenLabs' older default), explicitly false
+    assert [(n.phone_number_id, n.supports_outbound) for n in numbers] == [
+        ("phnum_twilio", True),
+        ("phnum_sip", True),
+        ("phnum_inbound", False),
+    ]
+
+
+def agent_detail(agent_id="agent_a", name="Reminders", **changes):
+    """An agent as GET /v1/convai/agents/{agent_id} describes it (GetAgentResponseModel)."""
+    payload = {
+        "agent_id": agent_id,
+        "name": name,
+        "conversation_config": {"agent": {"first_message": "Hi {{first_name}}", "language": "en"}},
+        "metadata": {"created_at_unix_secs": 1767225600, "updated_at_unix_secs": 1767225600},
+    }
+    payload.update(changes)
+    return payload
+
+
+def test_get_agent_reads_which_overrides_a_call_may_set(http, client):
+    payload = agent_detail(
+        platform_settings={
+            "overrides": {
+                "conversation_config_override": {
+                    "agent": {"first_message": True, "language": False, "prompt": {"prompt": True}},
+                    "tts": {"voice_id": None},
+                },
+                "custom_llm_extra_body": False,
+            },
+            "some_future_setting": {"x": 1},
+        }
+    )
+    GetAgentResponseModel.model_validate(payload)
+    http.get(f"{BASE}/v1/convai/agents/agent_a", json=payload)
+
+    agent = client.get_agent("agent_a")
+
+    assert (agent.agent_id, agent.name) == ("agent_a", "Reminders")
+    assert agent.override_permissions == {
+        "language": False,
+        "first_message": True,
+        "system_prompt": True,
+        "voice_id": False,
+    }
+    assert agent.raw == payload
+
+
+@pytest.mark.parametrize(
+    "platform_settings",
+    [None, {}, {"overrides": None}, {"overrides": {"conversation_config_override": None}}, {"overrides": "odd"}],
+)
+def test_an_agent_without_override_settings_allows_none(http, client, platform_settings):
+    payload = agent_detail(platform_settings=platform_settings)
+    http.get(f"{BASE}/v1/convai/agents/agent_a", json=payload)
+
+    agent = client.get_agent("agent_a")
+
+    assert agent.override_permissions == {
+        "language": False,
+        "first_message": False,
+        "system_prompt": False,
+        "voice_id": False,
+    }
+
+
+def test_get_agent_is_retried_like_the_other_reads(http, client, sleeps):
+    http.get(f"{BASE}/v1/convai/agents/agent%2Fa", status=503, json={"detail": "busy"})
+    http.get(f"{BASE}/v1/convai/agents/agent%2Fa", json=agent_detail("agent/a"))
+
+    assert client.get_agent("agent/a").agent_id == "agent/a"
+    assert sleeps == [0.5]
+
+
+def test_get_agent_of_an_unknown_id_raises_not_found(http, client, sleeps):
+    http.get(
+        f"{BASE}/v1/convai/agents/agent_x",
+        status=404,
+        json={"detail": {"status": "not_found", "message": "Agent agent_x not found"}},
+    )
+
+    with pytest.raises(ElevenLabsNotFound, match="Agent agent_x not found"):
+        client.get_agent("agent_x")
+    assert sleeps == []
 
 
 def test_a_base_url_with_a_path_prefix_is_kept(http, sleeps):

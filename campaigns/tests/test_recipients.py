@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+import time
 
 import openpyxl
 import phonenumbers
@@ -10,6 +11,10 @@ import pytest
 from campaigns.recipients import (
     MAX_REPORTED_ERRORS,
     OVERRIDE_COLUMNS,
+    ROLE_OVERRIDE,
+    ROLE_PHONE,
+    ROLE_VARIABLE,
+    Column,
     ParsedRecipient,
     RecipientsFileError,
     RecipientsReader,
@@ -154,12 +159,60 @@ def test_a_file_without_a_phone_column_is_refused_naming_the_columns_it_has():
 
 
 def test_duplicate_header_names_are_refused_naming_them():
-    message = file_error("phone_number,First Name,first_name\n+14155552671,Ada,Ada\n")
+    message = file_error("phone_number,first name,first_name\n+14155552671,Ada,Ada\n")
 
     assert message == (
-        "The header names the column 'first_name' more than once (after ignoring case, spaces, dashes "
-        "and dots). Give every column a different name."
+        "The header names the column 'first_name' more than once (after reading spaces, dashes and dots "
+        "as underscores). Give every column a different name."
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "repeated"),
+    [
+        ("Phone_Number,phone_number", "'phone_number'"),
+        ("phone_number,First_Message,first message", "'first_message'"),
+        ("phone_number,Language,LANGUAGE,Voice-ID,voice_id", "'language', 'voice_id'"),
+    ],
+)
+def test_the_phone_and_override_columns_count_as_duplicates_whatever_their_case(header, repeated):
+    message = file_error(f"{header}\n+14155552671,a,b,c,d\n")
+
+    assert message.startswith(f"The header names the column{'s' if ',' in repeated else ''} {repeated} more than once")
+
+
+def test_headers_that_differ_only_in_case_are_two_variables():
+    recipients, reader = read("phone_number,Name,name\n+14155552671,Ada Lovelace,Ada\n")
+
+    assert reader.columns == ["Name", "name"]
+    assert recipients[0].variables == {"Name": "Ada Lovelace", "name": "Ada"}
+
+
+def test_finding_duplicates_in_a_very_wide_header_takes_linear_time():
+    header = ",".join(["phone_number", *(f"c{index}" for index in range(100_000))])
+
+    started = time.perf_counter()
+    recipients, reader = read(f"{header}\n+14155552671\n")
+
+    assert time.perf_counter() - started < 10  # quadratic took minutes
+    assert len(reader.columns) == 100_000
+    assert numbers(recipients) == ["+14155552671"]
+
+
+@pytest.mark.parametrize("heading", ["system__caller_id", "System__Time", " SYSTEM__conversation_id "])
+def test_a_column_named_like_an_elevenlabs_system_variable_is_refused(heading):
+    message = file_error(f"phone_number,{heading}\n+14155552671,x\n")
+
+    assert message == (
+        f"The column '{heading.strip()}' cannot be used: ElevenLabs reserves names starting with system__ "
+        "for its system variables. Rename it and upload the file again."
+    )
+
+
+def test_a_column_that_only_mentions_system_is_an_ordinary_variable():
+    recipients, _ = read("phone_number,system_name,my_system__x\n+14155552671,a,b\n")
+
+    assert recipients[0].variables == {"system_name": "a", "my_system__x": "b"}
 
 
 # --- CSV dialect -----------------------------------------------------------------------------
@@ -419,18 +472,66 @@ def test_repeated_invalid_rows_are_errors_not_duplicates():
 # --- Variables and overrides -----------------------------------------------------------------
 
 
-def test_extra_columns_become_variables_with_normalised_names():
+def test_extra_columns_become_variables_named_as_written_with_separators_as_underscores():
     text = " First Name ,Last-Name,Account.ID,PHONE NUMBER,Notes\n Ada , Lovelace ,42,+14155552671,\n"
 
     recipients, reader = read(text)
 
-    assert reader.columns == ["first_name", "last_name", "account_id", "notes"]
+    assert reader.columns == ["First_Name", "Last_Name", "Account_ID", "Notes"]
     assert recipients[0].variables == {
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "account_id": "42",
-        "notes": "",
+        "First_Name": "Ada",
+        "Last_Name": "Lovelace",
+        "Account_ID": "42",
+        "Notes": "",
     }
+
+
+def test_a_camel_case_header_keeps_its_case_so_the_agent_finds_the_variable():
+    recipients, reader = read('phone_number,customerName,\ufeff"accountID"\n+14155552671,Ada,A-42\n')
+
+    assert reader.columns == ["customerName", "accountID"]
+    assert recipients[0].variables == {"customerName": "Ada", "accountID": "A-42"}
+
+
+def test_the_layout_says_what_each_named_column_becomes():
+    text = "Name,Phone_Number,,First Message,Voice_ID,plan\n"
+
+    reader = RecipientsReader(io.BytesIO(f"{text}Ada,+14155552671,x,Hi,v1,gold\n".encode()))
+    next(iter(reader))
+
+    assert reader.layout == [
+        Column("Name", ROLE_VARIABLE, "Name"),
+        Column("Phone_Number", ROLE_PHONE, "phone_number"),
+        Column("First Message", ROLE_OVERRIDE, "first_message"),
+        Column("Voice_ID", ROLE_OVERRIDE, "voice_id"),
+        Column("plan", ROLE_VARIABLE, "plan"),
+    ]
+
+
+def test_a_headerless_file_lays_out_its_numbered_columns():
+    reader = RecipientsReader(io.BytesIO(b"+14155552671,Ada\n"))
+    list(reader)
+
+    assert reader.layout == [
+        Column("column_1", ROLE_PHONE, "phone_number"),
+        Column("column_2", ROLE_VARIABLE, "column_2"),
+    ]
+
+
+def test_check_columns_sees_the_layout_before_any_recipient_and_can_refuse_the_file():
+    seen = []
+
+    def refuse_overrides(columns):
+        seen.append(list(columns))
+        if any(column.role == ROLE_OVERRIDE for column in columns):
+            raise RecipientsFileError("no overrides")
+
+    reader = RecipientsReader(io.BytesIO(b"phone_number,language\n+14155552671,en\n"), check_columns=refuse_overrides)
+
+    with pytest.raises(RecipientsFileError, match="no overrides"):
+        next(iter(reader))
+    assert seen == [[Column("phone_number", ROLE_PHONE, "phone_number"), Column("language", ROLE_OVERRIDE, "language")]]
+    assert reader.recipients_count == 0
 
 
 def test_override_columns_are_overrides_only_when_filled():
@@ -619,21 +720,21 @@ def test_it_reads_an_xlsx_spreadsheet():
 
     assert numbers(recipients) == ["+14155552671", "+442079460958", "+14155552672", "+14155552673"]
     assert [recipient.line for recipient in recipients] == [2, 4, 6, 7]
-    assert reader.columns == ["first_name", "visits", "score", "vip", "since"]
+    assert reader.columns == ["First_Name", "Visits", "Score", "VIP", "Since"]
     assert recipients[0].variables == {
-        "first_name": "Ada",
-        "visits": "3",
-        "score": "4.5",
-        "vip": "true",
-        "since": "2024-01-15T10:30:00",
+        "First_Name": "Ada",
+        "Visits": "3",
+        "Score": "4.5",
+        "VIP": "true",
+        "Since": "2024-01-15T10:30:00",
     }
     assert recipients[0].overrides == {"language": "en"}
     assert recipients[1].variables == {
-        "first_name": "Cy",
-        "visits": "7",
-        "score": "",
-        "vip": "false",
-        "since": "2023-05-01",
+        "First_Name": "Cy",
+        "Visits": "7",
+        "Score": "",
+        "VIP": "false",
+        "Since": "2023-05-01",
     }
     assert messages(reader) == [f"Line 3: '1.4155552671E+20' {SCIENTIFIC}"]
     assert (reader.rows_read, reader.recipients_count, reader.error_count) == (5, 4, 1)

@@ -265,7 +265,11 @@ def test_the_preview_reports_counts_invalid_rows_and_variables_and_creates_nothi
     assert "Rows read 5 Recipients 2 Duplicates merged 1 Invalid rows 2" in text
     assert "Line Value Why 5 12345" in text
     assert "6 1.41555E+10 was converted to scientific notation" in text
-    assert "Variables passed to the agent: first_name" in text
+    assert (
+        "Column in the file Becomes phone_number The number to call first_name Variable {{first_name}} "
+        "language Override of the agent's language Not checked: this agent's settings have not been synced "
+        "from ElevenLabs yet."
+    ) in text
     assert "2 +12125550100 first_name Alice language en" in text
     assert "3 +14155550123 first_name Bob None" in text
     assert "The file would be refused as it is" in text
@@ -372,9 +376,70 @@ def test_an_excel_workbook_is_previewed_and_created_from_the_kept_file(staff, ne
 
     assert response.status_code == 302
     assert sorted(Recipient.objects.values_list("phone_number", "variables")) == [
-        ("+12125550100", {"first_name": "Alice"}),
-        ("+14155550123", {"first_name": "Bob"}),
+        ("+12125550100", {"First_Name": "Alice"}),
+        ("+14155550123", {"First_Name": "Bob"}),
     ]
+
+
+def test_the_preview_shows_each_column_as_the_agent_sees_it(staff, new_campaign, agent):
+    agent.override_permissions = {"language": True, "first_message": True, "system_prompt": False, "voice_id": False}
+    agent.save()
+    csv_text = "Phone_Number,customerName,Account ID,First_Message\n+12125550100,Alice,A-1,Hi Alice\n"
+
+    response = staff.post("/campaigns/new", new_campaign(recipients_file=upload(csv_text)))
+
+    assert response.status_code == 200
+    assert response.context["preview"].variables == ["customerName", "Account_ID"]
+    assert (
+        "Column in the file Becomes Phone_Number The number to call customerName Variable {{customerName}} "
+        "Account ID Variable {{Account_ID}} First_Message Override of the agent's first message Allowed by this "
+        "agent."
+    ) in text_of(response)
+    html = response.content.decode()
+    assert ">Each column of the file and what it becomes for every call</caption>" in html
+    assert '<th scope="row">customerName</th>' in html
+
+
+def test_an_override_the_agent_does_not_allow_is_shown_under_the_file_and_nothing_is_created(
+    staff, new_campaign, agent
+):
+    agent.name = "Payment follow-up (demo)"
+    agent.override_permissions = {"language": False, "first_message": False, "system_prompt": False, "voice_id": False}
+    agent.save()
+    refused = (
+        "The column first_message would override the agent's first message, which the agent “Payment follow-up "
+        "(demo)” does not allow. In ElevenLabs, open the agent's Security tab, turn on the First message override, "
+        "then sync agents here — or remove the column."
+    )
+    csv_text = "phone_number,first_message\n+12125550100,Hi Alice\n"
+
+    preview = staff.post("/campaigns/new", new_campaign(recipients_file=upload(csv_text)))
+    create = staff.post("/campaigns/new", new_campaign(recipients_file=upload(csv_text), action="create"))
+
+    for response in (preview, create):
+        assert response.status_code == 200
+        assert errors_of(response, "recipients_file") == refused
+        assert response.context["preview"] is None
+    assert Campaign.objects.count() == 0 and Recipient.objects.count() == 0
+
+
+def test_the_form_offers_only_numbers_that_can_place_calls(staff, user, phone_number):
+    inbound = PhoneNumberFactory(user=user, phone_number="+14155550199", label="Inbound", supports_outbound=False)
+
+    html = staff.get("/campaigns/new").content.decode()
+
+    assert f'<option value="{phone_number.pk}">' in html
+    assert f'<option value="{inbound.pk}"' not in html and "+14155550199" not in html
+
+
+def test_an_inbound_only_number_posted_anyway_is_refused_next_to_the_number(staff, new_campaign, user):
+    inbound = PhoneNumberFactory(user=user, phone_number="+14155550199", label="Inbound", supports_outbound=False)
+
+    response = staff.post("/campaigns/new", new_campaign(phone_number_id=str(inbound.pk)))
+
+    assert errors_of(response, "phone_number_id") == (
+        "+1 415-555-0199 (Inbound) cannot place calls: ElevenLabs reports it as inbound-only. Choose another number."
+    )
 
 
 def test_a_scheduled_campaign_is_created_at_the_utc_instant_of_its_local_time(staff, new_campaign):
@@ -813,10 +878,29 @@ def test_syncing_imports_the_workspace_from_the_sandbox(sandbox_live, client, us
     response = client.post("/agents/sync", follow=True)
 
     assert response.redirect_chain == [("/agents", 302)]
-    assert messages_of(response) == ["Synced 3 agents and 2 phone numbers from ElevenLabs."]
-    assert Agent.objects.filter(user=user).count() == 3
-    assert PhoneNumber.objects.filter(user=user).count() == 2
-    assert "agent_demo_reminders" in text_of(response)
+    assert messages_of(response) == ["Synced 3 agents and 4 phone numbers from ElevenLabs."]
+    assert dict(Agent.objects.filter(user=user).values_list("elevenlabs_agent_id", "override_permissions")) == {
+        "agent_demo_reminders": {"language": True, "first_message": True, "system_prompt": True, "voice_id": True},
+        "agent_demo_survey": {"language": True, "first_message": True, "system_prompt": False, "voice_id": False},
+        "agent_demo_collections": {
+            "language": False,
+            "first_message": False,
+            "system_prompt": False,
+            "voice_id": False,
+        },
+    }
+    numbers = PhoneNumber.objects.filter(user=user)
+    assert dict(numbers.values_list("elevenlabs_phone_number_id", "supports_outbound")) == {
+        "phnum_demo_main": True,
+        "phnum_demo_eu": True,
+        "phnum_demo_sip": True,
+        "phnum_demo_inbound": False,
+    }
+    text = text_of(response)
+    assert "agent_demo_reminders" in text
+    assert "Payment follow-up (demo) agent_demo_collections None" in text
+    assert "Customer survey (demo) agent_demo_survey language first_message" in text
+    assert "+14155550199 Demo inbound-only line Twilio No: inbound only, not offered for campaigns" in text
 
 
 def test_a_failed_sync_shows_elevenlabs_error(staff, settings):

@@ -110,7 +110,8 @@ class CampaignForm(forms.Form):
             ("", "Choose a phone number"),
             *(
                 (str(number.pk), f"{number.label} ({number.phone_number})" if number.label else number.phone_number)
-                for number in selectors.phone_number_list(user=user)
+                # An inbound-only number cannot place the calls: it is not offered.
+                for number in selectors.phone_number_list(user=user, outbound_only=True)
             ),
         ]
         self.fields["timezone"].widget.choices = timezone_choices()

@@ -63,6 +63,24 @@ def test_an_agent_is_returned_with_its_config_and_numbers(api):
     assert agent.conversation_config.tts.voice_id == workspace.AGENTS[0]["voice_id"]
 
 
+@pytest.mark.parametrize(
+    ("agent_id", "first_message", "language", "prompt", "voice_id"),
+    [
+        ("agent_demo_reminders", True, True, True, True),
+        ("agent_demo_survey", True, True, False, False),
+        ("agent_demo_collections", False, False, False, False),
+    ],
+)
+def test_an_agent_says_which_overrides_a_call_may_set(api, agent_id, first_message, language, prompt, voice_id):
+    response = api.get(f"/v1/convai/agents/{agent_id}")
+
+    agent = GetAgentResponseModel.model_validate(response.json())
+    allowed = agent.platform_settings.overrides.conversation_config_override
+    assert (allowed.agent.first_message, allowed.agent.language) == (first_message, language)
+    assert (allowed.agent.prompt.prompt, allowed.tts.voice_id) == (prompt, voice_id)
+    assert response.json()["platform_settings"]["overrides"] == workspace.AGENT_OVERRIDES[agent_id]
+
+
 def test_an_unknown_agent_is_not_found(api):
     response = api.get("/v1/convai/agents/agent_x")
 
