@@ -45,3 +45,11 @@ class UpstreamError(ApplicationError):
 
     status_code = 502
     title = "Bad gateway"
+
+
+class AlreadyCreated(Conflict):
+    """The preview upload was already turned into a campaign (a second click, a second tab)."""
+
+    def __init__(self, *, source_upload: str):
+        super().__init__("A campaign was already created from this preview.")
+        self.source_upload = source_upload

@@ -99,6 +99,8 @@ class Campaign(TimestampedModel):
     invalid_rows_skipped = models.PositiveIntegerField(default=0)
     # The first problems found in the file when invalid rows were skipped.
     import_errors = models.JSONField(default=list, blank=True)
+    # The staff form's kept upload it was created from: unique, so one preview makes one campaign.
+    source_upload = models.CharField(max_length=32, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

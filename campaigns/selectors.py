@@ -21,6 +21,11 @@ def campaign_get(*, user, campaign_id) -> Campaign:
         raise NotFound(f"Campaign not found: there is no campaign {campaign_id} in your account.") from None
 
 
+def campaign_from_upload(*, user, source_upload: str) -> Campaign | None:
+    """The user's campaign created from a kept preview upload, if there is one."""
+    return campaign_list(user=user).filter(source_upload=source_upload).first()
+
+
 def agent_get(*, user, agent_id: str) -> Agent:
     """One of the user's agents, by ElevenLabs agent id or by numeric local id."""
     agent_id = str(agent_id).strip()

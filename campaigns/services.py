@@ -1,22 +1,22 @@
 """Every write the service makes. Views, forms, tasks, admin and commands call these."""
 
 import datetime as dt
-import functools
 import hmac
 import itertools
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 
 import phonenumbers
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from campaigns import elevenlabs, selectors, tasks, tracking
-from campaigns.errors import Conflict, PayloadTooLarge, UpstreamError, ValidationFailed
-from campaigns.models import Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
+from campaigns import control, elevenlabs, selectors, tasks
+from campaigns.errors import AlreadyCreated, Conflict, PayloadTooLarge, UpstreamError, ValidationFailed
+from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient
 from campaigns.recipients import (
     MAX_REPORTED_ERRORS,
     ROLE_OVERRIDE,
@@ -25,6 +25,8 @@ from campaigns.recipients import (
     RecipientsReader,
 )
 from campaigns.scheduling import local_to_utc, zone_get
+
+logger = logging.getLogger(__name__)
 
 INSERT_CHUNK = 5_000
 # last_used_at is a hint, not an audit log: writing it at most once a minute keeps
@@ -281,14 +283,19 @@ def campaign_create(
     timezone_name: str | None = None,
     default_country: str | None = None,
     skip_invalid_rows: bool = False,
+    source_upload: str | None = None,
 ) -> Campaign:
     """Create a campaign and its recipients from an uploaded file, all or nothing.
 
     An immediate campaign is stored `pending`, a scheduled one `scheduled` with its UTC
     instant. Raises NotFound for an agent or phone number outside the user's account,
     ValidationFailed for any problem with the schedule or the file (nothing is stored),
-    PayloadTooLarge for a file above the configured size.
+    PayloadTooLarge for a file above the configured size. `source_upload` names the kept
+    preview upload the file comes from: one upload makes at most one campaign, and a second
+    create with it raises AlreadyCreated (also when both run at the same moment).
     """
+    if source_upload and Campaign.objects.filter(source_upload=source_upload).exists():
+        raise AlreadyCreated(source_upload=source_upload)
     agent, phone_number, zone_name, scheduled_at, reader = _campaign_inputs(
         user=user,
         agent_id=agent_id,
@@ -301,16 +308,24 @@ def campaign_create(
         default_country=default_country,
     )
 
-    campaign = Campaign.objects.create(
-        user=user,
-        name=name,
-        agent=agent,
-        phone_number=phone_number,
-        status=Campaign.Status.PENDING if send_immediately else Campaign.Status.SCHEDULED,
-        send_immediately=send_immediately,
-        scheduled_at=scheduled_at,
-        timezone=zone_name,
-    )
+    try:
+        # A concurrent create from the same upload waits here for the other to commit, then
+        # fails on the unique source_upload.
+        campaign = Campaign.objects.create(
+            user=user,
+            name=name,
+            agent=agent,
+            phone_number=phone_number,
+            status=Campaign.Status.PENDING if send_immediately else Campaign.Status.SCHEDULED,
+            send_immediately=send_immediately,
+            scheduled_at=scheduled_at,
+            timezone=zone_name,
+            source_upload=source_upload or None,
+        )
+    except IntegrityError:
+        if source_upload:
+            raise AlreadyCreated(source_upload=source_upload) from None
+        raise
     try:
         _recipients_insert(campaign=campaign, reader=reader, skip_invalid_rows=skip_invalid_rows)
     except RecipientsFileError as exc:
@@ -333,97 +348,37 @@ def campaign_create(
         update_fields=["recipients_count", "duplicates_merged", "invalid_rows_skipped", "import_errors", "updated_at"]
     )
     if send_immediately:
-        # robust: a broker that is down must not turn a stored campaign into an error; the
-        # beat sweep queues campaigns whose message never left.
-        transaction.on_commit(functools.partial(tasks.campaign_dispatch.delay, campaign.pk), robust=True)
+        transaction.on_commit(lambda: _dispatch_queue(campaign.pk))
     return campaign
 
 
-def campaign_cancel(*, campaign: Campaign, client=None) -> Campaign:
-    """Cancel a campaign. Not yet sent: cancelled here and never sent. Sent: cancelled at ElevenLabs.
+def _dispatch_queue(campaign_id: int) -> None:
+    """Queue a dispatch after the commit; the campaign is stored whatever the broker does.
 
-    Raises Conflict when the campaign has already ended, UpstreamError when ElevenLabs fails.
+    A broker that is down must not turn a stored campaign into an error answer (a client
+    would resend and create it twice): the beat sweep queues campaigns whose message never
+    left. Every error is caught here because the commit has already happened.
     """
-    now = timezone.now()
-    # Not claimed by a dispatcher yet: one conditional UPDATE wins against any worker.
-    if Campaign.objects.filter(
-        pk=campaign.pk, status__in=tracking.ACTIVE_CAMPAIGN_STATUSES, dispatch_claimed_at__isnull=True
-    ).update(status=Campaign.Status.CANCELLED, updated_at=now):
-        Recipient.objects.filter(campaign=campaign, status=Recipient.Status.PENDING).update(
-            status=Recipient.Status.CANCELLED, status_updated_at=now
-        )
-        campaign.refresh_from_db()
-        return campaign
-    campaign.refresh_from_db()
-    if campaign.status not in tracking.ACTIVE_CAMPAIGN_STATUSES:
-        raise Conflict(
-            f"The campaign is {campaign.get_status_display().lower()}; only an active campaign can be cancelled."
-        )
-    client = client or elevenlabs.client_from_settings()
-    for batch_id in (
-        campaign.batches.filter(elevenlabs_batch_call_id__isnull=False)
-        .exclude(status__in=tracking.TERMINAL_BATCH)
-        .values_list("elevenlabs_batch_call_id", flat=True)
-    ):
-        try:
-            client.cancel_batch(batch_id)
-        except elevenlabs.ElevenLabsError as exc:
-            raise UpstreamError(f"ElevenLabs could not cancel the campaign: {exc}") from None
-    with transaction.atomic():
-        campaign.batches.exclude(status__in=tracking.TERMINAL_BATCH).update(status="cancelled")
-        Campaign.objects.filter(pk=campaign.pk, status__in=tracking.ACTIVE_CAMPAIGN_STATUSES).update(
-            status=Campaign.Status.CANCELLED, updated_at=now
-        )
-        Recipient.objects.filter(campaign=campaign, status__in=tracking.OPEN_RECIPIENT_STATUSES).update(
-            status=Recipient.Status.CANCELLED, status_updated_at=now
-        )
-    campaign.refresh_from_db()
-    return campaign
+    try:
+        tasks.campaign_dispatch.delay(campaign_id)
+    except Exception:
+        logger.warning("Could not queue campaign %s; the beat sweep will send it", campaign_id, exc_info=True)
 
 
-@dataclass(frozen=True)
-class RetryResult:
-    campaign: Campaign
-    retried_calls: int
+def campaign_cancel(*, campaign: Campaign, client=None) -> "control.CancelResult":
+    """Cancel a campaign: no batch is sent after this, every batch sent is cancelled at ElevenLabs.
 
-
-def campaign_retry(*, campaign: Campaign, client=None) -> RetryResult:
-    """Ask ElevenLabs to call the campaign's failed and unanswered recipients again.
-
-    Raises Conflict when nothing can be retried, UpstreamError when ElevenLabs fails.
+    See `campaigns.control`. Raises Conflict when the campaign has already ended.
     """
-    retryable = (Recipient.Status.FAILED, Recipient.Status.VOICEMAIL)
-    if campaign.status not in (Campaign.Status.IN_PROGRESS, Campaign.Status.COMPLETED):
-        raise Conflict(
-            f"The campaign is {campaign.get_status_display().lower()}; only a campaign that is calling "
-            "or completed can retry calls."
-        )
-    batches = list(campaign.batches.filter(elevenlabs_batch_call_id__isnull=False, status__in=tracking.TERMINAL_BATCH))
-    to_retry = Recipient.objects.filter(campaign=campaign, status__in=retryable)
-    if not batches or not to_retry.exists():
-        raise Conflict("There are no failed or unanswered calls to retry once the batch has finished.")
-    client = client or elevenlabs.client_from_settings()
-    for batch in batches:
-        try:
-            remote = client.retry_batch(batch.elevenlabs_batch_call_id)
-        except elevenlabs.ElevenLabsError as exc:
-            raise UpstreamError(f"ElevenLabs could not retry the calls: {exc}") from None
-        CampaignBatch.objects.filter(pk=batch.pk).update(status=remote.status, retry_count=remote.retry_count)
-    now = timezone.now()
-    with transaction.atomic():
-        # An explicit retry is the one move back: those calls are placed again.
-        # The new call gets a new conversation: forget the old call's outcome and link.
-        retried = to_retry.update(
-            status=Recipient.Status.PENDING,
-            conversation_id="",
-            call_successful="",
-            failure_reason="",
-            summary="",
-            status_updated_at=now,
-        )
-        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.IN_PROGRESS, error="", updated_at=now)
-    campaign.refresh_from_db()
-    return RetryResult(campaign=campaign, retried_calls=retried)
+    return control.campaign_cancel(campaign=campaign, client=client)
+
+
+def campaign_retry(*, campaign: Campaign, client=None) -> "control.RetryResult":
+    """Call the campaign's failed and unanswered recipients again, batch by batch (see `campaigns.control`).
+
+    Raises Conflict when nothing can be retried, UpstreamError when ElevenLabs refused every batch.
+    """
+    return control.campaign_retry(campaign=campaign, client=client)
 
 
 # --- Agents and phone numbers from ElevenLabs --------------------------------------------
@@ -528,7 +483,7 @@ def demo_bootstrap(*, client=None) -> Demo:
     elevenlabs_sync(user=user, client=client)
     # The first agent by name, the first number in the workspace's own order.
     agent = selectors.agent_list(user=user).first()
-    phone_number = selectors.phone_number_list(user=user).order_by("pk").first()
+    phone_number = selectors.phone_number_list(user=user, outbound_only=True).order_by("pk").first()
     if agent is None or phone_number is None:
         raise ValidationFailed("The ElevenLabs workspace has no agent or no phone number to call with.")
     with transaction.atomic():
@@ -566,8 +521,8 @@ def campaign_dispatch_now(*, campaign: Campaign) -> Campaign:
         waiting.filter(status=Campaign.Status.SCHEDULED).exclude(scheduled_at__lte=now).update(
             scheduled_at=now, updated_at=now
         )
-        # robust: as in campaign_create, a broker that is down leaves the work to the beat sweep.
-        transaction.on_commit(functools.partial(tasks.campaign_dispatch.delay, campaign.pk), robust=True)
+        # As in campaign_create, a broker that is down leaves the work to the beat sweep.
+        transaction.on_commit(lambda: _dispatch_queue(campaign.pk))
     campaign.refresh_from_db()
     return campaign
 

@@ -226,11 +226,18 @@ DISPATCH_STALE_AFTER_SECONDS = env.int("DISPATCH_STALE_AFTER_SECONDS", default=1
 DISPATCH_MAX_ATTEMPTS = env.int("DISPATCH_MAX_ATTEMPTS", default=5)
 # An immediate campaign still unclaimed this long after creation lost its message (broker down).
 DISPATCH_LOST_AFTER_SECONDS = env.int("DISPATCH_LOST_AFTER_SECONDS", default=30)
+# A batch ElevenLabs answers 404 for on this many polls in a row is no longer followed.
+BATCH_LOST_AFTER_POLLS = env.int("BATCH_LOST_AFTER_POLLS", default=5)
+# A batch that ended at ElevenLabs but still lists open calls is final after this much silence.
+BATCH_FOLLOW_AFTER_END_SECONDS = env.int("BATCH_FOLLOW_AFTER_END_SECONDS", default=2 * 60 * 60)
+# How often beat applies webhook events still waiting in the inbox and looks their calls up.
+WEBHOOK_INBOX_EVERY = env.float("WEBHOOK_INBOX_EVERY", default=30.0)
 SANDBOX_TICK_EVERY = env.float("SANDBOX_TICK_EVERY", default=2.0)
 
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-campaigns": {"task": "campaigns.tasks.campaigns_dispatch_due", "schedule": DISPATCH_DUE_EVERY},
     "poll-active-campaigns": {"task": "campaigns.tasks.campaigns_poll_active", "schedule": POLL_ACTIVE_EVERY},
+    "webhook-inbox": {"task": "campaigns.tasks.webhook_events_sweep", "schedule": WEBHOOK_INBOX_EVERY},
 }
 if ELEVENLABS_SANDBOX:
     CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": SANDBOX_TICK_EVERY}

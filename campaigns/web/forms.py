@@ -102,6 +102,8 @@ class CampaignForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         self.kept: uploads.KeptUpload | None = None
+        # The campaign this form's preview was already turned into, if any.
+        self.already_created: Campaign | None = None
         self.fields["agent_id"].widget.choices = [
             ("", "Choose an agent"),
             *((agent.elevenlabs_agent_id, agent.name) for agent in selectors.agent_list(user=user)),
@@ -156,6 +158,11 @@ class CampaignForm(forms.Form):
             self.kept = previous
             return None
         if token:
+            # The kept file is deleted once a campaign is made from it: a second click lands here.
+            key = uploads.upload_key(user=self.user, token=token)
+            self.already_created = selectors.campaign_from_upload(user=self.user, source_upload=key) if key else None
+            if self.already_created:
+                return None
             raise forms.ValidationError("The file from your preview is no longer available. Choose it again.")
         raise forms.ValidationError("Choose a CSV or Excel (.xlsx) file with the people to call.")
 
@@ -180,7 +187,11 @@ class CampaignForm(forms.Form):
     def create(self) -> Campaign:
         with self._recipients_file() as recipients_file:
             campaign = services.campaign_create(
-                user=self.user, name=self.cleaned_data["name"], recipients_file=recipients_file, **self._inputs()
+                user=self.user,
+                name=self.cleaned_data["name"],
+                recipients_file=recipients_file,
+                source_upload=self.kept.key if self.kept else None,
+                **self._inputs(),
             )
         if self.kept:
             uploads.upload_discard(self.kept)

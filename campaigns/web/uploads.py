@@ -55,6 +55,16 @@ def upload_keep(*, user, uploaded) -> KeptUpload:
     return KeptUpload(token=token, key=key, name=name, size=path.stat().st_size)
 
 
+def upload_key(*, user, token: str) -> str | None:
+    """The key a valid token of `user` names, whether or not its file is still kept."""
+    try:
+        data = signing.loads(token, salt=SALT, max_age=MAX_AGE_SECONDS)
+    except signing.BadSignature:
+        return None
+    key = str(data.get("key", ""))
+    return key if data.get("user") == user.pk and _KEY.fullmatch(key) else None
+
+
 def upload_get(*, user, token: str) -> KeptUpload | None:
     """The upload `token` names, if it is `user`'s, recent and still on disk."""
     if not token:

@@ -12,7 +12,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from campaigns import selectors, services, tracking
-from campaigns.errors import ApplicationError, NotFound
+from campaigns.errors import AlreadyCreated, ApplicationError, NotFound
 from campaigns.models import Campaign, Recipient
 
 from . import exports
@@ -68,7 +68,9 @@ def _progress(campaign: Campaign) -> dict:
         "id": campaign.pk,
         "status": campaign.status,
         "status_display": campaign.get_status_display(),
-        "final": campaign.status not in tracking.ACTIVE_CAMPAIGN_STATUSES,
+        # Outcomes keep arriving after a cancel: the page refreshes until every batch settled.
+        "final": campaign.status not in (*tracking.ACTIVE_CAMPAIGN_STATUSES, Campaign.Status.CANCELLING)
+        and not campaign.batches.filter(elevenlabs_batch_call_id__isnull=False, settled_at__isnull=True).exists(),
         "recipients_count": campaign.recipients_count,
         "calls_dispatched": campaign.calls_dispatched,
         "calls_finished": campaign.calls_finished,
@@ -102,17 +104,31 @@ def campaign_list(request):
 def campaign_new(request):
     form = CampaignForm(request.POST or None, request.FILES or None, user=request.user)
     preview = None
-    if request.method == "POST" and form.is_valid():
+    valid = request.method == "POST" and form.is_valid()
+    if form.already_created:
+        return _already_created(request, form.already_created)
+    if valid:
         try:
             if request.POST.get("action") == "create":
                 campaign = form.create()
                 messages.success(request, _created_message(campaign))
                 return redirect("web:campaign_detail", campaign_id=campaign.pk)
             preview = form.preview()
+        except AlreadyCreated as exc:
+            campaign = selectors.campaign_from_upload(user=request.user, source_upload=exc.source_upload)
+            if campaign is None:  # another user's upload key cannot reach here; be safe anyway
+                raise Http404(exc.error) from None
+            return _already_created(request, campaign)
         except ApplicationError as exc:
             form.add_service_error(exc)
     context = {"form": form, "preview": preview, "max_file_bytes": settings.RECIPIENTS_MAX_FILE_BYTES}
     return render(request, "campaigns/campaign_form.html", context)
+
+
+def _already_created(request, campaign: Campaign):
+    """A second create from one preview (double click, two tabs): show the campaign it made."""
+    messages.info(request, f"Campaign “{campaign.name}” was already created from this preview; here it is.")
+    return redirect("web:campaign_detail", campaign_id=campaign.pk)
 
 
 def _created_message(campaign: Campaign) -> str:
@@ -176,11 +192,19 @@ def campaign_progress(request, campaign_id):
 def campaign_cancel(request, campaign_id):
     campaign = _campaign_or_404(request, campaign_id)
     try:
-        services.campaign_cancel(campaign=campaign)
+        result = services.campaign_cancel(campaign=campaign)
     except ApplicationError as exc:
         messages.error(request, exc.error)
     else:
-        messages.success(request, f"Campaign “{campaign.name}” cancelled. No further calls will be placed.")
+        if result.unconfirmed_batches:
+            messages.warning(
+                request,
+                f"Cancel accepted for “{campaign.name}”, but ElevenLabs has not confirmed it yet for "
+                f"{result.unconfirmed_batches} batch{'es' if result.unconfirmed_batches != 1 else ''}: calls may "
+                "still be placed until it does. It is retried automatically; this page shows when it is done.",
+            )
+        else:
+            messages.success(request, f"Campaign “{campaign.name}” cancelled. No further calls will be placed.")
     return redirect("web:campaign_detail", campaign_id=campaign.pk)
 
 
@@ -195,6 +219,11 @@ def campaign_retry(request, campaign_id):
     else:
         calls = f"{result.retried_calls:,} call{'s' if result.retried_calls != 1 else ''}"
         messages.success(request, f"Retrying {calls} that failed or reached voicemail.")
+        for failed in result.failed_batches:
+            messages.error(
+                request,
+                f"Batch {failed.part} ({failed.elevenlabs_batch_call_id}) could not be retried: {failed.error}",
+            )
     return redirect("web:campaign_detail", campaign_id=campaign.pk)
 
 
