@@ -1,12 +1,20 @@
 import pytest
 from elevenlabs.conversational_ai.phone_numbers.types.phone_numbers_list_response_item import (
+    PhoneNumbersListResponseItem_SipTrunk,
     PhoneNumbersListResponseItem_Twilio,
 )
 from elevenlabs.types import GetAgentResponseModel, GetAgentsPageResponseModel
 
 from sandbox import workspace
 
+from .sdk import assert_documented
+
 pytestmark = [pytest.mark.django_db]
+
+PHONE_NUMBER_MODELS = {
+    "twilio": PhoneNumbersListResponseItem_Twilio,
+    "sip_trunk": PhoneNumbersListResponseItem_SipTrunk,
+}
 
 
 def test_agents_come_in_cursor_pages(api):
@@ -16,7 +24,7 @@ def test_agents_come_in_cursor_pages(api):
         response = api.get("/v1/convai/agents", params)
         assert response.status_code == 200
         page = response.json()
-        GetAgentsPageResponseModel.model_validate(page)
+        assert_documented(GetAgentsPageResponseModel, page)
         pages.append(page)
         if not page["has_more"]:
             break
@@ -88,19 +96,22 @@ def test_an_unknown_agent_is_not_found(api):
     assert response.json() == {"detail": {"status": "not_found", "message": "Agent agent_x not found"}}
 
 
-def test_phone_numbers_are_a_bare_array_of_twilio_numbers(api):
+def test_phone_numbers_are_a_bare_array_each_shaped_for_its_provider(api):
     response = api.get("/v1/convai/phone-numbers")
 
     assert response.status_code == 200
     numbers = response.json()
     assert isinstance(numbers, list)
-    parsed = [PhoneNumbersListResponseItem_Twilio.model_validate(number) for number in numbers]
-    assert [(n.phone_number_id, n.phone_number, n.label, n.provider) for n in parsed] == [
-        ("phnum_demo_main", "+14155550100", "Demo line", "twilio"),
-        ("phnum_demo_eu", "+442079460000", "Demo UK line", "twilio"),
+    parsed = [assert_documented(PHONE_NUMBER_MODELS[number["provider"]], number) for number in numbers]
+    assert [(n.phone_number_id, n.phone_number, n.label, n.provider, n.supports_outbound) for n in parsed] == [
+        ("phnum_demo_main", "+14155550100", "Demo line", "twilio", True),
+        ("phnum_demo_eu", "+442079460000", "Demo UK line", "twilio", True),
+        ("phnum_demo_sip", "+13125550100", "Demo SIP trunk", "sip_trunk", True),
+        ("phnum_demo_inbound", "+14155550199", "Demo inbound-only line", "twilio", False),
     ]
     assert parsed[0].assigned_agent.agent_id == "agent_demo_reminders"
     assert parsed[1].assigned_agent is None
+    assert parsed[2].livekit_stack == "standard"
 
 
 def test_phone_numbers_filter_by_agent_and_provider(api):
@@ -108,7 +119,7 @@ def test_phone_numbers_filter_by_agent_and_provider(api):
     sip = api.get("/v1/convai/phone-numbers", {"provider": "sip_trunk"}).json()
 
     assert [number["phone_number_id"] for number in by_agent] == ["phnum_demo_main"]
-    assert sip == []
+    assert [number["phone_number_id"] for number in sip] == ["phnum_demo_sip"]
 
 
 def test_the_workspace_constants_carry_elevenlabs_field_names():
@@ -120,4 +131,6 @@ def test_the_workspace_constants_carry_elevenlabs_field_names():
     assert {number["phone_number_id"]: number["phone_number"] for number in workspace.PHONE_NUMBERS} == {
         "phnum_demo_main": "+14155550100",
         "phnum_demo_eu": "+442079460000",
+        "phnum_demo_sip": "+13125550100",
+        "phnum_demo_inbound": "+14155550199",
     }
