@@ -35,6 +35,13 @@ class NotFound(DetailedError):
     detail_status = "not_found"
 
 
+class OverrideNotAllowed(DetailedError):
+    """A `conversation_config_override` field the agent's security settings do not allow."""
+
+    status_code = 400
+    detail_status = "override_not_allowed"
+
+
 class InvalidState(DetailedError):
     status_code = 400
     detail_status = "invalid_state"

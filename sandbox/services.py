@@ -48,8 +48,8 @@ from django.db import transaction
 from django.db.models import Case, CharField, Count, F, Q, Value, When
 from django.db.models.functions import Cast, Coalesce, Concat, LPad
 
-from sandbox import serializers, workspace
-from sandbox.errors import InvalidCursor, InvalidState, NotFound
+from sandbox import serializers, validation, workspace
+from sandbox.errors import InvalidCursor, InvalidState, NotFound, OverrideNotAllowed
 from sandbox.models import BatchStatus, Outcome, RecipientStatus, SandboxBatch, SandboxRecipient
 from sandbox.signing import HEADER, sign
 
@@ -151,12 +151,18 @@ def _conversation_id_sql():
 
 @transaction.atomic
 def batch_submit(*, payload: dict, now: float | None = None) -> SandboxBatch:
-    """Create a batch call from a validated submit body (see `validation.submit_body_validate`)."""
+    """Create a batch call from a validated submit body (see `validation.submit_body_validate`).
+
+    Refuses overrides the agent does not allow (unless SANDBOX_REFUSE_OVERRIDES is off). The
+    batch is returned as stored; `batch_advance` brings it to the moment of answering.
+    """
     now = _clock(now)
     agent = workspace.agent_find(payload["agent_id"])
     if agent is None:
         raise NotFound(f"Agent {payload['agent_id']} not found")
     phone_number = _batch_phone_number(payload, agent)
+    if getattr(settings, "SANDBOX_REFUSE_OVERRIDES", True):
+        _overrides_check(payload["recipients"], agent)
     scheduled = payload.get("scheduled_time_unix")
     now_unix = int(now)
     telephony_call_config = {
@@ -205,6 +211,20 @@ def batch_submit(*, payload: dict, now: float | None = None) -> SandboxBatch:
         for position, recipient in enumerate(payload["recipients"])
     )
     return batch
+
+
+def _overrides_check(recipients: list[dict], agent: dict) -> None:
+    """Refuse the batch when a recipient overrides a field the agent's security settings lock."""
+    permissions = workspace.AGENT_OVERRIDES.get(agent["agent_id"], {})
+    allowed = permissions.get("conversation_config_override") or {}
+    for index, recipient in enumerate(recipients):
+        override = (recipient["conversation_initiation_client_data"] or {}).get("conversation_config_override")
+        refused = validation.override_fields_refused(override or {}, allowed)
+        if refused:
+            raise OverrideNotAllowed(
+                f"recipients[{index}]: conversation_config_override field '{refused[0]}' is not allowed to be "
+                f"overridden for agent {agent['agent_id']}; allow it in the agent's security settings"
+            )
 
 
 def _batch_phone_number(payload: dict, agent: dict) -> dict | None:

@@ -6,11 +6,25 @@ fields with the same lax coercions and produces the same error entries, without 
 """
 
 import email.message
+import functools
 import json
+import re
+import zoneinfo
 
 from sandbox.errors import RequestValidationError, SandboxError
 
 MAX_RECIPIENTS = 10_000
+# E.164: a plus sign, then 7 to 15 digits.
+PHONE_NUMBER_PATTERN = r"^\+[0-9]{7,15}$"
+_PHONE_NUMBER = re.compile(PHONE_NUMBER_PATTERN)
+# What a dynamic variable may hold (the OpenAPI's anyOf[string, number, integer, boolean, null]),
+# as pydantic names the members of the union in an error's loc.
+_DYNAMIC_VARIABLE_MEMBERS = (
+    ("str", "string_type", "Input should be a valid string"),
+    ("float", "float_type", "Input should be a valid number"),
+    ("int", "int_type", "Input should be a valid integer"),
+    ("bool", "bool_type", "Input should be a valid boolean"),
+)
 
 _BOOL_TRUE = {"1", "on", "t", "true", "y", "yes"}
 _BOOL_FALSE = {"0", "off", "f", "false", "n", "no"}
@@ -109,6 +123,20 @@ class _Checker:
             self.errors.append(_error("bool_type", loc, "Input should be a valid boolean", value))
         return None
 
+    def pattern(self, value: str, loc, pattern: str, compiled: re.Pattern) -> str | None:
+        if compiled.match(value):
+            return value
+        self.errors.append(
+            _error(
+                "string_pattern_mismatch", loc, f"String should match pattern '{pattern}'", value, {"pattern": pattern}
+            )
+        )
+        return None
+
+    def value_error(self, value, loc, message: str) -> None:
+        """A field validator's ValueError; FastAPI renders the exception in ctx as `{}`."""
+        self.errors.append(_error("value_error", loc, f"Value error, {message}", value, {"error": {}}))
+
     def mapping(self, value, loc):
         if isinstance(value, dict):
             return value
@@ -200,8 +228,10 @@ def submit_body_validate(body: object) -> dict:
 
 
 def _submit_field(check: _Checker, name: str, value, loc):
-    if name in ("call_name", "agent_id", "agent_phone_number_id", "timezone", "branch_id", "environment"):
+    if name in ("call_name", "agent_id", "agent_phone_number_id", "branch_id", "environment"):
         return check.string(value, loc)
+    if name == "timezone":
+        return _timezone(check, value, loc)
     if name in ("scheduled_time_unix", "target_concurrency_limit"):
         return check.integer(value, loc)
     if name == "recipients":
@@ -253,6 +283,10 @@ def _recipient(check: _Checker, item, loc):
     for name in ("id", "phone_number", "whatsapp_user_id"):
         value = item.get(name)
         recipient[name] = None if value is None else check.string(value, (*loc, name))
+    if recipient["phone_number"] is not None:
+        recipient["phone_number"] = check.pattern(
+            recipient["phone_number"], (*loc, "phone_number"), PHONE_NUMBER_PATTERN, _PHONE_NUMBER
+        )
     if item.get("phone_number") is None and item.get("whatsapp_user_id") is None:
         check.errors.append(_missing((*loc, "phone_number"), item))
     client_data = item.get("conversation_initiation_client_data")
@@ -266,11 +300,43 @@ def _client_data(check: _Checker, value, loc):
     value = check.model(value, loc, "ConversationInitiationClientDataRequestInput")
     if value is None:
         return None
+    if value.get("conversation_config_override") is not None:
+        check.model(
+            value["conversation_config_override"],
+            (*loc, "conversation_config_override"),
+            "ConversationConfigClientOverrideInput",
+        )
     if value.get("dynamic_variables") is not None:
-        check.mapping(value["dynamic_variables"], (*loc, "dynamic_variables"))
+        _dynamic_variables(check, value["dynamic_variables"], (*loc, "dynamic_variables"))
     for name in ("user_id", "branch_id", "environment", "starting_workflow_node_id"):
         if value.get(name) is not None:
             check.string(value[name], (*loc, name))
+    return value
+
+
+def _dynamic_variables(check: _Checker, value, loc) -> None:
+    """Each value a string, number, boolean or null: pydantic reports a list or an object once per member."""
+    if check.mapping(value, loc) is None:
+        return
+    for name, item in value.items():
+        if item is None or isinstance(item, str | int | float):
+            continue
+        for member, type_, msg in _DYNAMIC_VARIABLE_MEMBERS:
+            check.errors.append(_error(type_, (*loc, name, member), msg, item))
+
+
+@functools.cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _timezone(check: _Checker, value, loc):
+    value = check.string(value, loc)
+    if value is None:
+        return None
+    if value not in _timezones():
+        check.value_error(value, loc, f"Invalid timezone: {value}")
+        return None
     return value
 
 
@@ -303,6 +369,30 @@ def _telephony_call_config(check: _Checker, value, loc):
             value["twilio_call_recording_enabled"], (*loc, "twilio_call_recording_enabled")
         )
     return clean
+
+
+# --- Overrides the agent allows ---------------------------------------------------------
+
+
+def override_fields_refused(override: dict, allowed: dict, prefix: str = "") -> list[str]:
+    """The dotted paths set in `override` that the agent's `allowed` tree does not mark True.
+
+    `allowed` mirrors `platform_settings.overrides.conversation_config_override`, e.g.
+    `{"agent": {"first_message": True, "prompt": {"prompt": False}}, "tts": {"voice_id": False}}`;
+    a field it does not mention is not overridable. A field sent as null overrides nothing.
+    """
+    refused = []
+    for name, value in override.items():
+        path = f"{prefix}{name}"
+        permission = allowed.get(name)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            nested = permission if isinstance(permission, dict) else {}
+            refused.extend(override_fields_refused(value, nested, f"{path}."))
+        elif permission is not True:
+            refused.append(path)
+    return refused
 
 
 # --- Query strings ------------------------------------------------------------------------

@@ -189,6 +189,8 @@ SANDBOX_WEBHOOK_URL = env.str("SANDBOX_WEBHOOK_URL", default=f"{SITE_URL}/webhoo
 SANDBOX_CALL_SPACING_SECONDS = env.float("SANDBOX_CALL_SPACING_SECONDS", default=0.5)
 SANDBOX_STEP_SECONDS = env.float("SANDBOX_STEP_SECONDS", default=2.0)
 SANDBOX_SUBMIT_DELAY_SECONDS = env.float("SANDBOX_SUBMIT_DELAY_SECONDS", default=0)
+# Refuse a submit whose conversation_config_override sets a field the agent does not allow.
+SANDBOX_REFUSE_OVERRIDES = env.bool("SANDBOX_REFUSE_OVERRIDES", default=True)
 
 # --- Celery ------------------------------------------------------------------------------
 # Kombu's filesystem transport needs no server; production and CI use Redis.

@@ -1,5 +1,6 @@
 import json
 
+import pydantic
 import pytest
 from elevenlabs.types import HttpValidationError
 
@@ -180,3 +181,164 @@ def test_a_form_encoded_body_is_not_read_as_json(api):
         "msg": "Field required",
         "input": None,
     }
+
+
+# --- Dynamic variables, phone numbers, time zones -------------------------------------------
+
+
+class DynamicVariablesModel(pydantic.BaseModel):
+    """The OpenAPI's dynamic_variables: values anyOf[string, number, integer, boolean, null]."""
+
+    dynamic_variables: dict[str, str | float | int | bool | None]
+
+
+def test_a_dynamic_variable_that_is_a_list_or_an_object_is_a_422_as_pydantic_reports_it(api):
+    variables = {"first_name": "Ana", "tags": ["a", "b"], "address": {"city": "Madrid"}, "balance": 12.5}
+    client_data = {"dynamic_variables": variables}
+
+    response = api.post(
+        SUBMIT,
+        valid_body(recipients=[{"phone_number": "+14155550123", "conversation_initiation_client_data": client_data}]),
+    )
+
+    with pytest.raises(pydantic.ValidationError) as expected:
+        DynamicVariablesModel.model_validate({"dynamic_variables": variables})
+    prefix = ["body", "recipients", 0, "conversation_initiation_client_data"]
+    assert errors_of(response) == [
+        {**error, "loc": [*prefix, *error["loc"]]} for error in expected.value.errors(include_url=False)
+    ]
+    assert [error["loc"][-2:] for error in errors_of(response)][:2] == [["tags", "str"], ["tags", "float"]]
+    assert not SandboxBatch.objects.exists()
+
+
+def test_dynamic_variables_may_be_strings_numbers_booleans_or_null(api):
+    variables = {"name": "Ana", "count": 3, "balance": 12.5, "vip": True, "note": None}
+
+    response = api.post(
+        SUBMIT,
+        valid_body(
+            recipients=[
+                {
+                    "phone_number": "+14155550123",
+                    "conversation_initiation_client_data": {"dynamic_variables": variables},
+                }
+            ]
+        ),
+    )
+
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize(
+    "number", ["14155550123", "+1 415 555 0123", "+1-415-555-0123", "+123456", "+1234567890123456"]
+)
+def test_a_phone_number_that_is_not_e164_is_a_422(api, number):
+    response = api.post(SUBMIT, valid_body(recipients=[{"phone_number": "+14155550123"}, {"phone_number": number}]))
+
+    assert errors_of(response) == [
+        {
+            "type": "string_pattern_mismatch",
+            "loc": ["body", "recipients", 1, "phone_number"],
+            "msg": "String should match pattern '^\\+[0-9]{7,15}$'",
+            "input": number,
+            "ctx": {"pattern": "^\\+[0-9]{7,15}$"},
+        }
+    ]
+
+
+@pytest.mark.parametrize("number", ["+1234567", "+123456789012345"])
+def test_e164_numbers_of_7_to_15_digits_are_accepted(api, number):
+    assert api.post(SUBMIT, valid_body(recipients=[{"phone_number": number}])).status_code == 200
+
+
+def test_an_unknown_timezone_is_a_422(api):
+    response = api.post(SUBMIT, valid_body(timezone="Europe/Atlantis"))
+
+    assert errors_of(response) == [
+        {
+            "type": "value_error",
+            "loc": ["body", "timezone"],
+            "msg": "Value error, Invalid timezone: Europe/Atlantis",
+            "input": "Europe/Atlantis",
+            "ctx": {"error": {}},
+        }
+    ]
+
+
+@pytest.mark.parametrize("timezone", ["Europe/Madrid", "America/New_York", "UTC"])
+def test_an_iana_timezone_is_accepted(api, timezone):
+    response = api.post(SUBMIT, valid_body(timezone=timezone))
+
+    assert response.status_code == 200
+    assert response.json()["timezone"] == timezone
+
+
+# --- Overrides the agent allows -------------------------------------------------------------
+
+
+def with_override(override: dict, agent_id: str = "agent_demo_survey") -> dict:
+    return valid_body(
+        agent_id=agent_id,
+        recipients=[
+            {"phone_number": "+14155550123"},
+            {
+                "phone_number": "+14155550124",
+                "conversation_initiation_client_data": {"conversation_config_override": override},
+            },
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    "override,field",
+    [
+        ({"agent": {"prompt": {"prompt": "Sell them something."}}}, "agent.prompt.prompt"),
+        ({"tts": {"voice_id": "EXAVITQu4vr4xnSDxMaL"}}, "tts.voice_id"),
+        ({"tts": {"speed": 1.2}}, "tts.speed"),
+        ({"conversation": {"text_only": True}}, "conversation.text_only"),
+    ],
+)
+def test_an_override_the_agent_does_not_allow_refuses_the_batch(api, override, field):
+    response = api.post(SUBMIT, with_override(override))
+
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail["status"] == "override_not_allowed"
+    assert f"'{field}' is not allowed to be overridden" in detail["message"]
+    assert "recipients[1]" in detail["message"]
+    assert not SandboxBatch.objects.exists()
+
+
+def test_overrides_the_agent_allows_are_accepted(api):
+    override = {
+        "agent": {"first_message": "Hi {{first_name}}!", "language": "es", "prompt": {"prompt": "Be brief."}},
+        "tts": {"voice_id": "EXAVITQu4vr4xnSDxMaL"},
+    }
+
+    response = api.post(SUBMIT, with_override(override, agent_id="agent_demo_reminders"))
+
+    assert response.status_code == 200, response.content
+
+
+def test_a_field_sent_as_null_overrides_nothing(api):
+    response = api.post(SUBMIT, with_override({"agent": {"prompt": {"prompt": None}}, "tts": {}}))
+
+    assert response.status_code == 200, response.content
+
+
+def test_refusing_overrides_can_be_turned_off(api, settings):
+    settings.SANDBOX_REFUSE_OVERRIDES = False
+
+    response = api.post(SUBMIT, with_override({"tts": {"voice_id": "EXAVITQu4vr4xnSDxMaL"}}))
+
+    assert response.status_code == 200, response.content
+
+
+def test_an_override_that_is_not_an_object_is_a_422(api):
+    response = api.post(SUBMIT, with_override("agent.first_message=Hi"))
+
+    (error,) = errors_of(response)
+    assert (error["type"], error["loc"]) == (
+        "model_type",
+        ["body", "recipients", 1, "conversation_initiation_client_data", "conversation_config_override"],
+    )
