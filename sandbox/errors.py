@@ -35,6 +35,14 @@ class NotFound(DetailedError):
     detail_status = "not_found"
 
 
+class ConversationNotFound(DetailedError):
+    status_code = 404
+    detail_status = "conversation_not_found"
+
+    def __init__(self, conversation_id: str):
+        super().__init__(f"Conversation {conversation_id} not found")
+
+
 class OverrideNotAllowed(DetailedError):
     """A `conversation_config_override` field the agent's security settings do not allow."""
 

@@ -63,6 +63,9 @@ class SandboxBatch(models.Model):
     # When the current round of calls starts: recipient i is dispatched at
     # started_at + i * SANDBOX_CALL_SPACING_SECONDS.
     started_at = models.FloatField()
+    # started_at of every round so far (the submit, then each retry): a recipient's attempt n
+    # is placed in round n, which dates the conversations of its earlier attempts.
+    round_starts = models.JSONField(default=list)
     last_updated_at_unix = models.BigIntegerField()
 
     class Meta:
@@ -95,8 +98,12 @@ class SandboxRecipient(models.Model):
     dispatched = models.BooleanField(default=False)
     created_at_unix = models.BigIntegerField()
     updated_at_unix = models.BigIntegerField()
+    # Delivery of the current attempt's post_call_transcription or call_initiation_failure...
     webhook_sent = models.BooleanField(default=False)
     webhook_attempts = models.PositiveSmallIntegerField(default=0)
+    # ...and of its post_call_audio (SANDBOX_WEBHOOK_AUDIO), tracked apart.
+    audio_sent = models.BooleanField(default=False)
+    audio_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -104,6 +111,8 @@ class SandboxRecipient(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "webhook_sent"], name="sandbox_recipient_webhook"),
+            models.Index(fields=["status", "audio_sent"], name="sandbox_recipient_audio"),
+            models.Index(fields=["conversation_key"], name="sandbox_recipient_conversation"),
         ]
 
     def __str__(self):

@@ -1,14 +1,24 @@
 """The sandbox's state as ElevenLabs JSON: response bodies and webhook events.
 
 Optional fields are present with `null` when unset, as ElevenLabs' FastAPI responses are.
+Webhook events carry only what ElevenLabs documents; the provider's own report in a
+`call_initiation_failure` is shaped as that provider sends it.
 """
 
+from __future__ import annotations
+
+import base64
 import copy
+import datetime
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 from sandbox import workspace
-from sandbox.models import Outcome, RecipientStatus, SandboxBatch, SandboxRecipient
+from sandbox.models import Outcome, SandboxBatch, SandboxRecipient
+
+if TYPE_CHECKING:
+    from sandbox.services import Conversation
 
 
 def json_bytes(payload) -> bytes:
@@ -113,11 +123,59 @@ def phone_numbers_to_json(numbers: list[dict]) -> list[dict]:
     return [copy.deepcopy(number) for number in numbers]
 
 
-# --- Webhook events -----------------------------------------------------------------------
+# --- Conversations and webhook events ----------------------------------------------------
+
+# `metadata.phone_call.type` of a conversation placed from each kind of number.
+_PHONE_CALL_TYPES = {"twilio": "twilio", "sip_trunk": "sip_trunking", "exotel": "exotel"}
+_CALL_RESULTS = {
+    Outcome.SUCCESS: "answered",
+    Outcome.UNSUCCESSFUL: "answered",
+    Outcome.VOICEMAIL: "voicemail",
+    Outcome.BUSY: "busy",
+    Outcome.NO_ANSWER: "no_answer",
+}
+# Free text, as ElevenLabs' is: it never says how the call went (call_result does).
+_TERMINATION_REASONS = {
+    Outcome.SUCCESS: "Call ended by remote party",
+    Outcome.UNSUCCESSFUL: "Remote party hung up",
+    Outcome.VOICEMAIL: "Call ended by remote party",
+    Outcome.BUSY: "Call could not be connected",
+    Outcome.NO_ANSWER: "Call could not be connected",
+}
+_TRANSCRIPTS = {
+    Outcome.SUCCESS: [
+        ("agent", "Hello, this is the sandbox agent calling. Do you have a moment?"),
+        ("user", "Yes, go ahead."),
+    ],
+    Outcome.UNSUCCESSFUL: [
+        ("agent", "Hello, this is the sandbox agent calling. Do you have a moment?"),
+        ("user", "No, thank you. Goodbye."),
+    ],
+    Outcome.VOICEMAIL: [
+        ("user", "Hi, you've reached my voicemail. Please leave a message after the tone."),
+        ("agent", "Hello, this is a message from the sandbox agent. We'll try you again later. Goodbye."),
+    ],
+}
+_SUMMARIES = {
+    Outcome.SUCCESS: "The agent reached the recipient and the call achieved its goal.",
+    Outcome.UNSUCCESSFUL: "The agent reached the recipient, but the call did not achieve its goal.",
+    Outcome.VOICEMAIL: "The call reached voicemail; the agent left a short message.",
+}
+# What a SIP trunk reports for a call that did not connect.
+_SIP_FAILURES = {
+    Outcome.BUSY: (486, "Busy Here"),
+    Outcome.NO_ANSWER: (480, "Temporarily Unavailable"),
+}
 
 
 def _twilio_sid(prefix: str, seed: str) -> str:
     return prefix + hashlib.sha256(f"{prefix}:{seed}".encode()).hexdigest()[:32]
+
+
+def _call_sid(provider: str | None, conversation_id: str) -> str:
+    if provider == "sip_trunk":
+        return "SCL_" + hashlib.sha256(f"SCL:{conversation_id}".encode()).hexdigest()[:12]
+    return _twilio_sid("CA", conversation_id)
 
 
 def _agent_number(batch: SandboxBatch) -> str:
@@ -125,132 +183,165 @@ def _agent_number(batch: SandboxBatch) -> str:
     return number["phone_number"] if number else ""
 
 
-def webhook_event(
-    *,
-    recipient: SandboxRecipient,
-    batch: SandboxBatch,
-    conversation_id: str,
-    event_timestamp: int,
-    started_at: float,
-    duration_secs: int,
-) -> dict:
-    """The event ElevenLabs posts when the recipient's call has ended (see `sandbox.services`)."""
-    if recipient.status == RecipientStatus.FAILED:
-        return _call_initiation_failure(
-            recipient=recipient, batch=batch, conversation_id=conversation_id, event_timestamp=event_timestamp
-        )
-    return _post_call_transcription(
-        recipient=recipient,
-        batch=batch,
-        conversation_id=conversation_id,
-        event_timestamp=event_timestamp,
-        started_at=started_at,
-        duration_secs=duration_secs,
+def _phone_call(conversation: Conversation) -> dict | None:
+    """`metadata.phone_call`, in the variant of the number the call was placed from."""
+    batch, recipient = conversation.batch, conversation.recipient
+    if not recipient.phone_number or batch.phone_provider is None:
+        return None
+    provider = batch.phone_provider
+    ended = conversation.status in ("processing", "done") or (
+        conversation.status == "failed" and not conversation.cancelled
     )
-
-
-def _post_call_transcription(
-    *,
-    recipient: SandboxRecipient,
-    batch: SandboxBatch,
-    conversation_id: str,
-    event_timestamp: int,
-    started_at: float,
-    duration_secs: int,
-) -> dict:
-    voicemail = recipient.status == RecipientStatus.VOICEMAIL
-    if voicemail:
-        transcript = [
-            ("user", "Hi, you've reached my voicemail. Please leave a message after the tone."),
-            ("agent", "Hello, this is a message from the sandbox agent. We'll try you again later. Goodbye."),
-        ]
-        termination_reason = "Call ended: voicemail detected"
-        summary = "The call reached voicemail; the agent left a short message."
-    else:
-        transcript = [
-            ("agent", "Hello, this is the sandbox agent calling. Do you have a moment?"),
-            ("user", "Yes, go ahead." if recipient.outcome == Outcome.SUCCESS else "No, thank you. Goodbye."),
-        ]
-        termination_reason = "Call ended by remote party"
-        summary = (
-            "The agent reached the recipient and the call achieved its goal."
-            if recipient.outcome == Outcome.SUCCESS
-            else "The agent reached the recipient, but the call did not achieve its goal."
-        )
-    client_data = recipient.client_data or {}
-    metadata = {
-        "start_time_unix_secs": int(started_at),
-        "call_duration_secs": duration_secs,
-        "termination_reason": termination_reason,
-        "batch_call": {"batch_call_id": batch.id, "batch_call_recipient_id": recipient.id},
+    phone_call = {
+        "type": _PHONE_CALL_TYPES.get(provider, provider),
+        "direction": "outbound",
+        "phone_number_id": batch.phone_number_id or "",
+        "agent_number": _agent_number(batch),
+        "external_number": recipient.phone_number,
+        "call_result": _CALL_RESULTS[conversation.outcome] if ended else None,
+        "call_sid": _call_sid(provider, conversation.conversation_id),
     }
-    if recipient.phone_number:
-        metadata["phone_call"] = {
-            "type": "twilio",
-            "direction": "outbound",
-            "phone_number_id": batch.phone_number_id or "",
-            "agent_number": _agent_number(batch),
-            "external_number": recipient.phone_number,
-            "call_sid": _twilio_sid("CA", conversation_id),
-            "stream_sid": _twilio_sid("MZ", conversation_id),
-        }
+    if provider == "sip_trunk":
+        phone_call["call_id"] = None
+    else:
+        phone_call["stream_sid"] = _twilio_sid("MZ", conversation.conversation_id)
+    return phone_call
+
+
+def conversation_to_json(conversation: Conversation) -> dict:
+    """`GetConversationResponseModel`: also the `data` of a `post_call_transcription` event."""
+    batch, recipient, outcome, status = (
+        conversation.batch,
+        conversation.recipient,
+        conversation.outcome,
+        conversation.status,
+    )
+    turns = _TRANSCRIPTS.get(outcome, [])
+    if status == "initiated" or status == "failed":
+        turns = []
+    elif status == "in-progress":
+        turns = turns[:1]
+    if conversation.cancelled:
+        termination_reason = "Batch call cancelled"
+    elif status in ("processing", "done", "failed"):
+        termination_reason = _TERMINATION_REASONS[outcome]
+    else:
+        termination_reason = None
+    done = status == "done"
+    client_data = recipient.client_data or {}
+    return {
+        "agent_id": batch.agent_id,
+        "agent_name": batch.agent_name,
+        "conversation_id": conversation.conversation_id,
+        "status": status,
+        "user_id": client_data.get("user_id"),
+        "transcript": [
+            {"role": role, "message": message, "time_in_call_secs": index * max(1, conversation.duration_secs // 2)}
+            for index, (role, message) in enumerate(turns)
+        ],
+        "metadata": {
+            "start_time_unix_secs": int(conversation.started_at),
+            "call_duration_secs": conversation.duration_secs,
+            "termination_reason": termination_reason,
+            "phone_call": _phone_call(conversation),
+            "batch_call": {"batch_call_id": batch.id, "batch_call_recipient_id": recipient.id},
+        },
+        "analysis": (
+            {
+                "call_successful": "success" if outcome == Outcome.SUCCESS else "failure",
+                "transcript_summary": _SUMMARIES[outcome],
+                "evaluation_criteria_results": {},
+                "data_collection_results": {},
+            }
+            if done
+            else None
+        ),
+        "conversation_initiation_client_data": {
+            **client_data,
+            "dynamic_variables": client_data.get("dynamic_variables") or {},
+        },
+        "has_audio": done,
+        "has_user_audio": done,
+        "has_response_audio": done,
+        "has_auxiliary_audio": False,
+    }
+
+
+def call_event(conversation: Conversation, *, event_timestamp: int) -> dict:
+    """What ElevenLabs posts once a call has ended: its transcription, or why it never connected."""
+    if conversation.status == "failed":
+        return _call_initiation_failure(conversation, event_timestamp=event_timestamp)
     return {
         "type": "post_call_transcription",
         "event_timestamp": event_timestamp,
+        "data": conversation_to_json(conversation),
+    }
+
+
+def audio_event(conversation: Conversation, *, event_timestamp: int, audio: bytes) -> dict:
+    """`post_call_audio`: the call's recording, base64."""
+    return {
+        "type": "post_call_audio",
+        "event_timestamp": event_timestamp,
         "data": {
-            "agent_id": batch.agent_id,
-            "agent_name": batch.agent_name,
-            "conversation_id": conversation_id,
-            "status": "done",
-            "user_id": client_data.get("user_id"),
-            "transcript": [
-                {"role": role, "message": message, "time_in_call_secs": index * max(1, duration_secs // 2)}
-                for index, (role, message) in enumerate(transcript)
-            ],
-            "metadata": metadata,
-            "analysis": {
-                "call_successful": "success" if recipient.outcome == Outcome.SUCCESS else "failure",
-                "transcript_summary": summary,
-                "evaluation_criteria_results": {},
-                "data_collection_results": {},
-            },
-            "conversation_initiation_client_data": {
-                **client_data,
-                "dynamic_variables": client_data.get("dynamic_variables") or {},
-            },
-            "has_audio": False,
-            "has_user_audio": False,
-            "has_response_audio": False,
-            "has_auxiliary_audio": False,
+            "agent_id": conversation.batch.agent_id,
+            "conversation_id": conversation.conversation_id,
+            "full_audio": base64.b64encode(audio).decode(),
         },
     }
 
 
-def _call_initiation_failure(
-    *, recipient: SandboxRecipient, batch: SandboxBatch, conversation_id: str, event_timestamp: int
-) -> dict:
-    busy = recipient.outcome == Outcome.BUSY
-    call_status = "busy" if busy else "no-answer"
+def _call_initiation_failure(conversation: Conversation, *, event_timestamp: int) -> dict:
+    busy = conversation.outcome == Outcome.BUSY
+    if conversation.batch.phone_provider == "sip_trunk":
+        metadata = {"type": "sip", "body": _sip_failure(conversation)}
+    else:
+        metadata = {"type": "twilio", "body": _twilio_status_callback(conversation)}
     return {
         "type": "call_initiation_failure",
         "event_timestamp": event_timestamp,
         "data": {
-            "agent_id": batch.agent_id,
-            "conversation_id": conversation_id,
-            "failure_reason": call_status,
-            "metadata": {
-                "type": "twilio",
-                "body": {
-                    "CallSid": _twilio_sid("CA", conversation_id),
-                    "CallStatus": call_status,
-                    "SipResponseCode": "486" if busy else "487",
-                    "Direction": "outbound-api",
-                    "To": recipient.phone_number or "",
-                    "From": _agent_number(batch),
-                    # Not Twilio fields: lets the receiver find the recipient without a conversation.
-                    "batch_call_id": batch.id,
-                    "batch_call_recipient_id": recipient.id,
-                },
-            },
+            "agent_id": conversation.batch.agent_id,
+            "conversation_id": conversation.conversation_id,
+            "failure_reason": "busy" if busy else "no-answer",
+            "metadata": metadata,
         },
+    }
+
+
+def _twilio_status_callback(conversation: Conversation) -> dict:
+    """The fields of Twilio's StatusCallback for an outbound call that ended busy or unanswered."""
+    busy = conversation.outcome == Outcome.BUSY
+    agent_number = _agent_number(conversation.batch)
+    external_number = conversation.recipient.phone_number or ""
+    ended_at = datetime.datetime.fromtimestamp(conversation.ended_at or conversation.started_at, datetime.UTC)
+    return {
+        "AccountSid": _twilio_sid("AC", "sandbox-workspace"),
+        "ApiVersion": "2010-04-01",
+        "CallSid": _call_sid("twilio", conversation.conversation_id),
+        "CallStatus": "busy" if busy else "no-answer",
+        "Called": external_number,
+        "Caller": agent_number,
+        "Direction": "outbound-api",
+        "From": agent_number,
+        "To": external_number,
+        "SipResponseCode": "486" if busy else "487",
+        "Duration": "0",
+        "CallDuration": "0",
+        "Timestamp": ended_at.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+        "CallbackSource": "call-progress-events",
+        "SequenceNumber": "2",
+    }
+
+
+def _sip_failure(conversation: Conversation) -> dict:
+    code, status = _SIP_FAILURES[conversation.outcome]
+    return {
+        "from_number": _agent_number(conversation.batch),
+        "to_number": conversation.recipient.phone_number or "",
+        "sip_status_code": code,
+        "error_reason": f"INVITE failed: sip status: {code}: {status} (SIP {code})",
+        "call_sid": _call_sid("sip_trunk", conversation.conversation_id),
+        "twirp_code": "unavailable",
+        "sip_status": status,
     }

@@ -8,17 +8,28 @@ Timeline
         pending -> dispatched -> initiated -> in_progress -> completed | voicemail
         pending -> dispatched -> initiated -> failed              (busy, no answer)
 
-    A conversation_id (`conv_...`) appears at `initiated` for calls that are answered. The
-    batch is `pending` until its first recipient is dispatched, then `in_progress`, then
-    `completed` once every recipient is in a terminal status. Statuses are computed from the
-    clock on every read (`batch_advance`) and by `sandbox_tick`, so nothing needs to run in
-    the background for the API to move forward; only webhooks need `sandbox_tick`.
+    ElevenLabs creates a conversation for every call it places, so every recipient gets a
+    conversation_id (`conv_...`) at `initiated`, answered or not; each attempt (a retry) gets
+    a new one. The batch is `pending` until its first recipient is dispatched, then
+    `in_progress`, then `completed` once every recipient is in a terminal status. Statuses are
+    computed from the clock on every read (`batch_advance`, including the submit's own answer,
+    so an immediate batch answers `in_progress`; a small batch read late may go from `pending`
+    straight to `completed`) and by `sandbox_tick`, so nothing needs to run in the background
+    for the API to move forward; only webhooks need `sandbox_tick`.
+
+Conversations (`GET /v1/convai/conversations/{id}`, `conversation_get`)
+    `initiated` while the call rings, `in-progress` once answered, `processing` for half a
+    step after an answered call ends (its analysis is running), then `done`; `failed` for a
+    busy or unanswered call, and for a call cancelled after it was placed. Earlier attempts
+    of a retried recipient stay readable. `metadata.phone_call.call_result` says how the call
+    ended (`answered`, `voicemail`, `busy`, `no_answer`); `termination_reason` is free text
+    that never names the outcome.
 
 Outcome, from the last digit of the recipient's phone number
     0-5  completed, analysis call_successful "success"
     6    failed, failure_reason "busy"       (completed on a retry)
     7    failed, failure_reason "no-answer"  (completed on a retry)
-    8    voicemail (call_successful "failure")
+    8    voicemail (call_successful "failure", call_result "voicemail")
     9    completed, analysis call_successful "failure"
     A recipient with no phone number (WhatsApp) completes successfully.
 
@@ -28,15 +39,20 @@ that starts at the time of the retry.
 
 Webhooks (`sandbox_tick`)
     Each recipient that ends `completed` or `voicemail` gets one `post_call_transcription`
-    event; each `failed` one gets a `call_initiation_failure` event, whose `metadata.body`
-    (Twilio's status-callback fields) also carries `batch_call_id` and
-    `batch_call_recipient_id`. Events are POSTed to SANDBOX_WEBHOOK_URL, signed with
-    ELEVENLABS_WEBHOOK_SECRET (see `sandbox.signing`). A recipient counts as notified after a
-    2xx answer; otherwise it is tried again on the next tick, at most three times in all.
+    event once its conversation is `done` (its `data` is the conversation, as the endpoint
+    above returns it) and, when SANDBOX_WEBHOOK_AUDIO is on, one `post_call_audio` event
+    (SANDBOX_WEBHOOK_AUDIO_BYTES random bytes, base64, POSTed with `Transfer-Encoding:
+    chunked`). Each `failed` one gets a `call_initiation_failure` event whose `metadata`
+    is the provider's own report: Twilio's status-callback fields for a Twilio number
+    (`"type": "twilio"`), the SIP outcome for a SIP-trunk number (`"type": "sip"`). Events are
+    POSTed to SANDBOX_WEBHOOK_URL, signed with ELEVENLABS_WEBHOOK_SECRET (see
+    `sandbox.signing`). An event counts as delivered after a 2xx answer; otherwise it is tried
+    again on the next tick, at most three times in all, the audio apart from the rest.
 """
 
 import logging
 import math
+import re
 import secrets
 import time
 from collections import defaultdict
@@ -49,7 +65,7 @@ from django.db.models import Case, CharField, Count, F, Q, Value, When
 from django.db.models.functions import Cast, Coalesce, Concat, LPad
 
 from sandbox import serializers, validation, workspace
-from sandbox.errors import InvalidCursor, InvalidState, NotFound, OverrideNotAllowed
+from sandbox.errors import ConversationNotFound, InvalidCursor, InvalidState, NotFound, OverrideNotAllowed
 from sandbox.models import BatchStatus, Outcome, RecipientStatus, SandboxBatch, SandboxRecipient
 from sandbox.signing import HEADER, sign
 
@@ -70,11 +86,13 @@ TERMINAL_RECIPIENT = (
 )
 RETRYABLE_RECIPIENT = (RecipientStatus.FAILED, RecipientStatus.VOICEMAIL)
 NOTIFIED_RECIPIENT = (RecipientStatus.COMPLETED, RecipientStatus.FAILED, RecipientStatus.VOICEMAIL)
+RECORDED_RECIPIENT = (RecipientStatus.COMPLETED, RecipientStatus.VOICEMAIL)
 ANSWERED = (Outcome.SUCCESS, Outcome.UNSUCCESSFUL, Outcome.VOICEMAIL)
 UNANSWERED = (Outcome.BUSY, Outcome.NO_ANSWER)
 
 WEBHOOK_MAX_ATTEMPTS = 3
 WEBHOOK_TIMEOUT = (3, 10)
+AUDIO_CHUNK_BYTES = 16_384
 RETRY_CHUNK = 2_000
 # Floating-point slack when deciding whether a moment on the timeline has been reached.
 _EPSILON = 1e-6
@@ -104,8 +122,17 @@ class Timeline:
             step=float(getattr(settings, "SANDBOX_STEP_SECONDS", 2.0)),
         )
 
-    def dispatched_at(self, batch: SandboxBatch, position: int) -> float:
-        return batch.started_at + position * self.spacing
+    @property
+    def processing(self) -> float:
+        """How long an answered call's analysis runs after the call ends."""
+        return self.step / 2
+
+    def dispatched_at(self, batch: SandboxBatch, position: int, attempt: int | None = None) -> float:
+        """When the recipient at `position` is dispatched in the current round (or on its `attempt`)."""
+        start = batch.started_at
+        if attempt is not None and 0 < attempt <= len(batch.round_starts):
+            start = batch.round_starts[attempt - 1]
+        return start + position * self.spacing
 
     def last_position_at_stage(self, batch: SandboxBatch, stage: int, now: float) -> int | None:
         """The highest position that has reached `stage` (0 dispatched ... 3 ended), or None."""
@@ -132,9 +159,12 @@ def outcome_for(phone_number: str | None, attempt: int) -> Outcome:
     }.get(digit, Outcome.SUCCESS)
 
 
-def conversation_id_for(recipient: SandboxRecipient) -> str:
-    """The conversation_id of the recipient's current attempt (mirrors `_conversation_id_sql`)."""
-    return f"conv_{recipient.conversation_key}{recipient.attempt:02d}"
+def conversation_id_for(recipient: SandboxRecipient, attempt: int | None = None) -> str:
+    """The conversation_id of the recipient's `attempt`, by default its current one (mirrors `_conversation_id_sql`)."""
+    return f"conv_{recipient.conversation_key}{recipient.attempt if attempt is None else attempt:02d}"
+
+
+_CONVERSATION_ID = re.compile(r"^conv_(?P<key>[0-9a-f]{22})(?P<attempt>[0-9]{2,})$")
 
 
 def _conversation_id_sql():
@@ -165,6 +195,7 @@ def batch_submit(*, payload: dict, now: float | None = None) -> SandboxBatch:
         _overrides_check(payload["recipients"], agent)
     scheduled = payload.get("scheduled_time_unix")
     now_unix = int(now)
+    started_at = max(now, float(scheduled)) if scheduled is not None else now
     telephony_call_config = {
         "ringing_timeout_secs": 60,
         "twilio_call_recording_enabled": False,
@@ -189,7 +220,8 @@ def batch_submit(*, payload: dict, now: float | None = None) -> SandboxBatch:
         whatsapp_params=payload.get("whatsapp_params"),
         target_concurrency_limit=payload.get("target_concurrency_limit"),
         total_calls_scheduled=len(payload["recipients"]),
-        started_at=max(now, float(scheduled)) if scheduled is not None else now,
+        started_at=started_at,
+        round_starts=[started_at],
         last_updated_at_unix=now_unix,
     )
     SandboxRecipient.objects.bulk_create(
@@ -274,7 +306,11 @@ def batch_advance(batch: SandboxBatch, now: float | None = None) -> SandboxBatch
                 "conversation_id": conversation_id,
             },
         ),
-        (2, Q(outcome__in=UNANSWERED, status__in=OPEN_RECIPIENT), {"status": RecipientStatus.FAILED}),
+        (
+            2,
+            Q(outcome__in=UNANSWERED, status__in=OPEN_RECIPIENT),
+            {"status": RecipientStatus.FAILED, "conversation_id": conversation_id},
+        ),
         (
             2,
             Q(
@@ -286,14 +322,7 @@ def batch_advance(batch: SandboxBatch, now: float | None = None) -> SandboxBatch
         (
             1,
             Q(status__in=(RecipientStatus.PENDING, RecipientStatus.DISPATCHED)),
-            {
-                "status": RecipientStatus.INITIATED,
-                "conversation_id": Case(
-                    When(outcome__in=ANSWERED, then=_conversation_id_sql()),
-                    default=Value(None),
-                    output_field=CharField(),
-                ),
-            },
+            {"status": RecipientStatus.INITIATED, "conversation_id": conversation_id},
         ),
         (0, Q(status=RecipientStatus.PENDING), {"status": RecipientStatus.DISPATCHED}),
     ]
@@ -337,6 +366,7 @@ def _batch_totals_save(batch: SandboxBatch, now_unix: int, *, status: str | None
         "total_calls_finished": counts["n_finished"],
         "last_updated_at_unix": now_unix,
         "started_at": batch.started_at,
+        "round_starts": batch.round_starts,
         "retry_count": batch.retry_count,
     }
     if SandboxBatch.objects.filter(pk=batch.pk, status=batch.status).update(**changes):
@@ -438,11 +468,14 @@ def batch_retry(*, batch_id: str, now: float | None = None) -> SandboxBatch:
                 dispatched=False,
                 webhook_sent=False,
                 webhook_attempts=0,
+                audio_sent=False,
+                audio_attempts=0,
                 updated_at_unix=now_unix,
             )
     # The new round keeps the recipients' order and spacing; its first call goes out now.
     first_position = min(position for *_, position in rows)
     batch.started_at = now - first_position * Timeline.from_settings().spacing
+    batch.round_starts = [*batch.round_starts, batch.started_at]
     batch.retry_count += 1
     _batch_totals_save(batch, now_unix, status=BatchStatus.IN_PROGRESS)
     return batch
@@ -509,6 +542,97 @@ def phone_number_list(*, provider: str | None = None, agent_id: str | None = Non
     return list(numbers)
 
 
+# --- Conversations ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One call the sandbox has placed: a recipient's `attempt`, as it stands at some moment."""
+
+    conversation_id: str
+    batch: SandboxBatch
+    recipient: SandboxRecipient
+    attempt: int
+    outcome: Outcome
+    # initiated | in-progress | processing | done | failed, as ElevenLabs spells them.
+    status: str
+    cancelled: bool
+    # When the call was placed, when it ended (None while it goes on), and how long it lasted.
+    started_at: float
+    ended_at: float | None
+    duration_secs: int
+
+
+def conversation_build(
+    *, recipient: SandboxRecipient, batch: SandboxBatch, attempt: int, now: float
+) -> Conversation | None:
+    """The conversation of the recipient's `attempt` at `now`, or None if that call was never placed.
+
+    The recipient must be up to date (`batch_advance`). Earlier attempts have ended with the
+    outcome `outcome_for` gives them.
+    """
+    timeline = Timeline.from_settings()
+    placed_at = timeline.dispatched_at(batch, recipient.position, attempt) + timeline.step
+    cancelled = False
+    if attempt < recipient.attempt:
+        outcome = Outcome(outcome_for(recipient.phone_number, attempt))
+        status = "done" if outcome in ANSWERED else "failed"
+    else:
+        outcome = Outcome(recipient.outcome)
+        status = {
+            RecipientStatus.INITIATED: "initiated",
+            RecipientStatus.IN_PROGRESS: "in-progress",
+            RecipientStatus.COMPLETED: "done",
+            RecipientStatus.VOICEMAIL: "done",
+            RecipientStatus.FAILED: "failed",
+            RecipientStatus.CANCELLED: "failed",
+        }.get(recipient.status)
+        if status is None or recipient.conversation_id is None:
+            return None
+        cancelled = recipient.status == RecipientStatus.CANCELLED
+        if status == "done" and now < placed_at + 2 * timeline.step + timeline.processing - _EPSILON:
+            status = "processing"
+    ended_at = None
+    duration = 0
+    if status in ("done", "processing"):
+        ended_at = placed_at + 2 * timeline.step
+        duration = max(1, round(2 * timeline.step))
+    elif status == "in-progress":
+        duration = max(0, int(now - placed_at))
+    elif status == "failed":
+        # Busy and unanswered calls fail one step after they were placed; cancelled ones at the cancel.
+        ended_at = recipient.updated_at_unix if cancelled else placed_at + timeline.step
+    return Conversation(
+        conversation_id=conversation_id_for(recipient, attempt),
+        batch=batch,
+        recipient=recipient,
+        attempt=attempt,
+        outcome=outcome,
+        status=status,
+        cancelled=cancelled,
+        started_at=placed_at,
+        ended_at=ended_at,
+        duration_secs=duration,
+    )
+
+
+def conversation_get(*, conversation_id: str, now: float | None = None) -> Conversation:
+    """A conversation of any attempt of any recipient, as it stands at `now`."""
+    match = _CONVERSATION_ID.match(conversation_id)
+    recipient = None
+    if match is not None:
+        recipient = SandboxRecipient.objects.filter(conversation_key=match["key"]).select_related("batch").first()
+    if recipient is None or not 1 <= int(match["attempt"]) <= recipient.attempt:
+        raise ConversationNotFound(conversation_id)
+    now = _clock(now)
+    batch = batch_advance(recipient.batch, now)
+    recipient = SandboxRecipient.objects.get(pk=recipient.pk)
+    conversation = conversation_build(recipient=recipient, batch=batch, attempt=int(match["attempt"]), now=now)
+    if conversation is None:
+        raise ConversationNotFound(conversation_id)
+    return conversation
+
+
 # --- Webhooks -----------------------------------------------------------------------------
 
 
@@ -519,12 +643,26 @@ class TickResult:
     webhooks_failed: int = 0
 
 
-def sandbox_tick(now: float | None = None) -> TickResult:
-    """Advance every active batch, then send the webhooks of recipients that have finished.
+@dataclass(frozen=True)
+class _Delivery:
+    """One kind of event per attempt, and the recipient columns that track its delivery."""
 
-    Safe to run concurrently: a recipient's delivery is claimed with a conditional UPDATE
-    before it is sent, so two ticks never send the same event. No transaction is held
-    while a webhook is in flight (the receiver may write to the same database).
+    statuses: tuple
+    sent: str
+    attempts: str
+    audio: bool
+
+
+_CALL_EVENT = _Delivery(statuses=NOTIFIED_RECIPIENT, sent="webhook_sent", attempts="webhook_attempts", audio=False)
+_AUDIO_EVENT = _Delivery(statuses=RECORDED_RECIPIENT, sent="audio_sent", attempts="audio_attempts", audio=True)
+
+
+def sandbox_tick(now: float | None = None) -> TickResult:
+    """Advance every active batch, then send the webhooks of calls that have ended.
+
+    Safe to run concurrently: each delivery is claimed with a conditional UPDATE before it
+    is sent, so two ticks never send the same event. No transaction is held while a
+    webhook is in flight (the receiver may write to the same database).
     """
     if not sandbox_enabled():
         return TickResult()
@@ -535,55 +673,78 @@ def sandbox_tick(now: float | None = None) -> TickResult:
     url = getattr(settings, "SANDBOX_WEBHOOK_URL", "")
     if not url:
         return TickResult(batches_advanced=len(active))
+    deliveries = [_CALL_EVENT]
+    if getattr(settings, "SANDBOX_WEBHOOK_AUDIO", False):
+        deliveries.append(_AUDIO_EVENT)
+    sent = failed = 0
+    secret = getattr(settings, "ELEVENLABS_WEBHOOK_SECRET", "")
+    with requests.Session() as session:
+        for delivery in deliveries:
+            for delivered in _deliveries_send(session=session, url=url, secret=secret, delivery=delivery, now=now):
+                if delivered:
+                    sent += 1
+                else:
+                    failed += 1
+    return TickResult(batches_advanced=len(active), webhooks_sent=sent, webhooks_failed=failed)
+
+
+def _deliveries_send(*, session: requests.Session, url: str, secret: str, delivery: _Delivery, now: float):
+    """Send each due event of one kind; yields whether each attempt was delivered."""
     due = list(
         SandboxRecipient.objects.filter(
-            status__in=NOTIFIED_RECIPIENT, webhook_sent=False, webhook_attempts__lt=WEBHOOK_MAX_ATTEMPTS
+            status__in=delivery.statuses,
+            **{delivery.sent: False, f"{delivery.attempts}__lt": WEBHOOK_MAX_ATTEMPTS},
         )
         .select_related("batch")
         .order_by("batch__created_at", "batch_id", "position")
     )
-    sent = failed = 0
-    timeline = Timeline.from_settings()
-    secret = getattr(settings, "ELEVENLABS_WEBHOOK_SECRET", "")
-    with requests.Session() as session:
-        for recipient in due:
-            claimed = SandboxRecipient.objects.filter(
-                pk=recipient.pk,
-                attempt=recipient.attempt,
-                webhook_sent=False,
-                webhook_attempts=recipient.webhook_attempts,
-            ).update(webhook_attempts=F("webhook_attempts") + 1)
-            if not claimed:
-                continue
-            if _webhook_deliver(session=session, url=url, secret=secret, recipient=recipient, timeline=timeline):
-                SandboxRecipient.objects.filter(pk=recipient.pk, attempt=recipient.attempt).update(webhook_sent=True)
-                sent += 1
-            else:
-                failed += 1
-    return TickResult(batches_advanced=len(active), webhooks_sent=sent, webhooks_failed=failed)
+    for recipient in due:
+        conversation = conversation_build(
+            recipient=recipient, batch=recipient.batch, attempt=recipient.attempt, now=now
+        )
+        if conversation is None or conversation.status not in ("done", "failed"):
+            continue  # ElevenLabs posts once the analysis is done
+        claimed = SandboxRecipient.objects.filter(
+            pk=recipient.pk,
+            attempt=recipient.attempt,
+            **{delivery.sent: False, delivery.attempts: getattr(recipient, delivery.attempts)},
+        ).update(**{delivery.attempts: F(delivery.attempts) + 1})
+        if not claimed:
+            continue
+        delivered = _webhook_deliver(
+            session=session, url=url, secret=secret, conversation=conversation, audio=delivery.audio
+        )
+        if delivered:
+            SandboxRecipient.objects.filter(pk=recipient.pk, attempt=recipient.attempt).update(**{delivery.sent: True})
+        yield delivered
+
+
+def _audio_chunks(body: bytes):
+    for start in range(0, len(body), AUDIO_CHUNK_BYTES):
+        yield body[start : start + AUDIO_CHUNK_BYTES]
 
 
 def _webhook_deliver(
-    *, session: requests.Session, url: str, secret: str, recipient: SandboxRecipient, timeline: Timeline
+    *, session: requests.Session, url: str, secret: str, conversation: Conversation, audio: bool
 ) -> bool:
     timestamp = int(time.time())
-    dispatched_at = timeline.dispatched_at(recipient.batch, recipient.position)
-    event = serializers.webhook_event(
-        recipient=recipient,
-        batch=recipient.batch,
-        conversation_id=conversation_id_for(recipient),
-        event_timestamp=timestamp,
-        started_at=dispatched_at + timeline.step,
-        duration_secs=max(1, round(2 * timeline.step)),
-    )
+    if audio:
+        size = int(getattr(settings, "SANDBOX_WEBHOOK_AUDIO_BYTES", 65_536))
+        event = serializers.audio_event(conversation, event_timestamp=timestamp, audio=secrets.token_bytes(size))
+    else:
+        event = serializers.call_event(conversation, event_timestamp=timestamp)
     body = serializers.json_bytes(event)
     headers = {"Content-Type": "application/json", HEADER: sign(body, secret, timestamp)}
+    # ElevenLabs streams the audio event: a generator makes requests send it chunked.
+    data = _audio_chunks(body) if audio else body
     try:
-        response = session.post(url, data=body, headers=headers, timeout=WEBHOOK_TIMEOUT)
+        response = session.post(url, data=data, headers=headers, timeout=WEBHOOK_TIMEOUT)
     except requests.RequestException as exc:
-        logger.warning("Sandbox webhook for %s to %s failed: %s", recipient.pk, url, exc)
+        logger.warning("Sandbox webhook %s for %s failed: %s", event["type"], conversation.conversation_id, exc)
         return False
     if not 200 <= response.status_code < 300:
-        logger.warning("Sandbox webhook for %s to %s answered %s", recipient.pk, url, response.status_code)
+        logger.warning(
+            "Sandbox webhook %s for %s answered %s", event["type"], conversation.conversation_id, response.status_code
+        )
         return False
     return True

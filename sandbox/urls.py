@@ -13,6 +13,11 @@ urlpatterns = [
     path("v1/convai/agents", views.agent_list, name="sandbox-agent-list"),
     path("v1/convai/agents/<str:agent_id>", views.agent_detail, name="sandbox-agent-detail"),
     path("v1/convai/phone-numbers", views.phone_number_list, name="sandbox-phone-number-list"),
+    path(
+        "v1/convai/conversations/<str:conversation_id>",
+        views.conversation_detail,
+        name="sandbox-conversation-detail",
+    ),
     # Anything else answers like FastAPI: 404 {"detail": "Not Found"}.
     re_path(r"^.*$", views.not_found, name="sandbox-not-found"),
 ]

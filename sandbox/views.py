@@ -63,7 +63,8 @@ def batch_submit(request):
     delay = getattr(settings, "SANDBOX_SUBMIT_DELAY_SECONDS", 0)
     if delay:
         time.sleep(delay)
-    return _json(serializers.batch_to_json(batch))
+    # The answer shows the batch as it stands now: an immediate one is already calling.
+    return _json(serializers.batch_to_json(services.batch_advance(batch)))
 
 
 @sandbox_endpoint("GET")
@@ -131,3 +132,12 @@ def phone_number_list(request):
     query.done()
     numbers = services.phone_number_list(provider=provider, agent_id=query.string("agent_id"))
     return _json(serializers.phone_numbers_to_json(numbers))
+
+
+@sandbox_endpoint("GET")
+def conversation_detail(request, conversation_id: str):
+    query = QueryParams(request.GET)
+    query.enum("format", ("json", "opentelemetry"))
+    query.done()
+    conversation = services.conversation_get(conversation_id=conversation_id)
+    return _json(serializers.conversation_to_json(conversation))

@@ -191,6 +191,9 @@ SANDBOX_STEP_SECONDS = env.float("SANDBOX_STEP_SECONDS", default=2.0)
 SANDBOX_SUBMIT_DELAY_SECONDS = env.float("SANDBOX_SUBMIT_DELAY_SECONDS", default=0)
 # Refuse a submit whose conversation_config_override sets a field the agent does not allow.
 SANDBOX_REFUSE_OVERRIDES = env.bool("SANDBOX_REFUSE_OVERRIDES", default=True)
+# Also send post_call_audio webhooks (ElevenLabs does when the workspace enables audio), of this many bytes.
+SANDBOX_WEBHOOK_AUDIO = env.bool("SANDBOX_WEBHOOK_AUDIO", default=False)
+SANDBOX_WEBHOOK_AUDIO_BYTES = env.int("SANDBOX_WEBHOOK_AUDIO_BYTES", default=65536)
 
 # --- Celery ------------------------------------------------------------------------------
 # Kombu's filesystem transport needs no server; production and CI use Redis.

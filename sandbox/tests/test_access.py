@@ -14,6 +14,7 @@ PATHS = [
     ("get", "/v1/convai/agents"),
     ("get", "/v1/convai/agents/agent_demo_reminders"),
     ("get", "/v1/convai/phone-numbers"),
+    ("get", "/v1/convai/conversations/conv_0123"),
 ]
 
 

@@ -1,6 +1,8 @@
 import pytest
 from elevenlabs.types import BatchCallDetailedResponse, BatchCallResponse, WorkspaceBatchCallsResponse
 
+from .sdk import assert_documented
+
 pytestmark = [pytest.mark.django_db]
 
 BATCHES = "/v1/convai/batch-calling"
@@ -10,7 +12,15 @@ def recipients_by_number(batch: dict) -> dict:
     return {recipient["phone_number"]: recipient for recipient in batch["recipients"]}
 
 
-def test_a_submitted_batch_is_pending_and_looks_like_elevenlabs(api, clock):
+def test_the_sdk_oracle_refuses_a_field_elevenlabs_does_not_document(api):
+    batch = api.submit()
+    batch["telephony_call_config"]["made_up"] = True
+
+    with pytest.raises(AssertionError, match=r"BatchCallResponse\.telephony_call_config\.made_up"):
+        assert_documented(BatchCallResponse, batch)
+
+
+def test_an_immediate_batch_answers_its_submit_already_calling(api, clock):
     batch = api.submit(
         numbers=["+14155550123", "+14155550124"],
         call_name="April reminders",
@@ -18,10 +28,11 @@ def test_a_submitted_batch_is_pending_and_looks_like_elevenlabs(api, clock):
         telephony_call_config={"ringing_timeout_secs": 45},
     )
 
-    BatchCallResponse.model_validate(batch)
+    assert_documented(BatchCallResponse, batch)
     assert batch["id"].startswith("btcal_")
     assert batch["name"] == "April reminders"
-    assert batch["status"] == "pending"
+    # The answer shows the batch as it stands: its first call went out as it was stored.
+    assert batch["status"] == "in_progress"
     assert batch["agent_id"] == "agent_demo_reminders"
     assert batch["agent_name"] == "Appointment reminders (demo)"
     assert batch["phone_number_id"] == "phnum_demo_main"
@@ -29,8 +40,33 @@ def test_a_submitted_batch_is_pending_and_looks_like_elevenlabs(api, clock):
     assert batch["created_at_unix"] == batch["scheduled_time_unix"] == int(clock.now)
     assert batch["timezone"] == "Europe/Madrid"
     assert batch["telephony_call_config"]["ringing_timeout_secs"] == 45
-    assert (batch["total_calls_scheduled"], batch["total_calls_dispatched"], batch["total_calls_finished"]) == (2, 0, 0)
+    assert (batch["total_calls_scheduled"], batch["total_calls_dispatched"], batch["total_calls_finished"]) == (2, 1, 0)
     assert batch["retry_count"] == 0
+
+
+def test_a_batch_for_later_answers_its_submit_pending(api, clock):
+    batch = api.submit(numbers=["+14155550123"], scheduled_time_unix=int(clock.now) + 60)
+
+    assert_documented(BatchCallResponse, batch)
+    assert batch["status"] == "pending"
+    assert batch["total_calls_dispatched"] == 0
+
+
+def test_a_small_batch_read_late_goes_from_pending_straight_to_completed(api, clock):
+    created = api.submit(numbers=["+14155550123"], scheduled_time_unix=int(clock.now) + 60)
+
+    clock.advance(3600)
+    batch = api.batch(created["id"])
+
+    assert (created["status"], batch["status"]) == ("pending", "completed")
+    assert batch["recipients"][0]["status"] == "completed"
+
+
+def test_a_batch_placed_from_a_sip_trunk_names_its_provider(api):
+    batch = api.submit(agent_phone_number_id="phnum_demo_sip")
+
+    assert_documented(BatchCallResponse, batch)
+    assert (batch["phone_number_id"], batch["phone_provider"]) == ("phnum_demo_sip", "sip_trunk")
 
 
 def test_the_detailed_batch_lists_every_recipient_with_its_client_data(api):
@@ -44,7 +80,7 @@ def test_the_detailed_batch_lists_every_recipient_with_its_client_data(api):
 
     batch = api.batch(created["id"])
 
-    BatchCallDetailedResponse.model_validate(batch)
+    assert_documented(BatchCallDetailedResponse, batch)
     first, second = batch["recipients"]
     assert first["id"].startswith("rcpt_")
     assert first["phone_number"] == "+14155550123"
@@ -64,7 +100,7 @@ def test_recipients_move_through_every_status_as_time_passes(api, clock):
     for offset in (0.1, 2.1, 4.1, 6.1):
         clock.now = started + offset
         batch = api.batch(created["id"])
-        BatchCallDetailedResponse.model_validate(batch)
+        assert_documented(BatchCallDetailedResponse, batch)
         (recipient,) = batch["recipients"]
         seen.append((batch["status"], recipient["status"], recipient["conversation_id"] is not None))
 
@@ -74,6 +110,23 @@ def test_recipients_move_through_every_status_as_time_passes(api, clock):
         ("in_progress", "in_progress", True),
         ("completed", "completed", True),
     ]
+
+
+@pytest.mark.parametrize("number", ["+14155550120", "+14155550126", "+14155550127"])
+def test_every_call_has_its_conversation_id_from_initiated_on_answered_or_not(api, clock, number):
+    created = api.submit(numbers=[number])
+    started = clock.now
+
+    seen = []
+    for offset in (0.1, 2.1, 4.1, 60):
+        clock.now = started + offset
+        (recipient,) = api.batch(created["id"])["recipients"]
+        seen.append((recipient["status"], recipient["conversation_id"]))
+
+    assert seen[0] == ("dispatched", None)
+    assert seen[1][0] == "initiated"
+    assert seen[1][1].startswith("conv_")
+    assert {conversation_id for _, conversation_id in seen[1:]} == {seen[1][1]}
 
 
 def test_calls_are_dispatched_one_spacing_apart(api, clock, settings):
@@ -99,14 +152,15 @@ def test_the_last_digit_of_the_number_decides_how_the_call_ends(api, clock):
     clock.advance(60)
     batch = api.batch(created["id"])
 
-    BatchCallDetailedResponse.model_validate(batch)
+    assert_documented(BatchCallDetailedResponse, batch)
     outcome = {
         number[-1]: (r["status"], r["conversation_id"] is not None) for number, r in recipients_by_number(batch).items()
     }
+    # ElevenLabs creates a conversation for every call it places, answered or not.
     assert outcome == {
         **{digit: ("completed", True) for digit in "012345"},
-        "6": ("failed", False),
-        "7": ("failed", False),
+        "6": ("failed", True),
+        "7": ("failed", True),
         "8": ("voicemail", True),
         "9": ("completed", True),
     }
@@ -158,7 +212,7 @@ def test_the_workspace_list_pages_newest_first_with_next_doc(api, clock):
         response = api.get(f"{BATCHES}/workspace", params)
         assert response.status_code == 200
         page = response.json()
-        WorkspaceBatchCallsResponse.model_validate(page)
+        assert_documented(WorkspaceBatchCallsResponse, page)
         pages.append(page)
         if not page["has_more"]:
             break
@@ -269,7 +323,7 @@ def test_cancelling_a_running_batch_cancels_every_unfinished_recipient(api, cloc
 
     assert response.status_code == 200
     cancelled = response.json()
-    BatchCallResponse.model_validate(cancelled)
+    assert_documented(BatchCallResponse, cancelled)
     assert cancelled["status"] == "cancelled"
     clock.advance(60)
     batch = api.batch(created["id"])
@@ -314,7 +368,7 @@ def test_retrying_calls_failed_and_voicemail_recipients_again(api, clock):
 
     assert response.status_code == 200
     retried = response.json()
-    BatchCallResponse.model_validate(retried)
+    assert_documented(BatchCallResponse, retried)
     assert retried["retry_count"] == 1
     assert retried["status"] == "in_progress"
     requeued = recipients_by_number(api.batch(created["id"]))
@@ -328,7 +382,7 @@ def test_retrying_calls_failed_and_voicemail_recipients_again(api, clock):
 
     clock.advance(60)
     after = api.batch(created["id"])
-    BatchCallDetailedResponse.model_validate(after)
+    assert_documented(BatchCallDetailedResponse, after)
     ended = recipients_by_number(after)
     assert after["status"] == "completed"
     assert after["retry_count"] == 1
