@@ -3,6 +3,7 @@
 
 class SandboxError(Exception):
     status_code = 400
+    headers: dict[str, str] = {}
 
     def __init__(self, detail):
         super().__init__(detail)
@@ -48,6 +49,15 @@ class OverrideNotAllowed(DetailedError):
 
     status_code = 400
     detail_status = "override_not_allowed"
+
+
+class RateLimited(DetailedError):
+    status_code = 429
+    detail_status = "rate_limit_exceeded"
+    headers = {"Retry-After": "1"}
+
+    def __init__(self):
+        super().__init__("Too many requests. Please slow down and try again in a moment.")
 
 
 class InvalidState(DetailedError):

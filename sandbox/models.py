@@ -1,4 +1,4 @@
-"""State of the sandbox: the batch calls submitted to it and their recipients.
+"""State of the sandbox: the batch calls submitted to it, their recipients, and its fault counters.
 
 Times are unix seconds, as in ElevenLabs' JSON; `created_at` and `started_at` keep the
 fraction so that ordering and the call timeline are exact. Optional text is NULL when
@@ -117,3 +117,17 @@ class SandboxRecipient(models.Model):
 
     def __str__(self):
         return f"{self.id} ({self.phone_number or self.whatsapp_user_id})"
+
+
+class SandboxFault(models.Model):
+    """How many answers one rule of SANDBOX_FAULTS has turned into errors so far.
+
+    In the database so that every web worker draws from the same count.
+    """
+
+    # The rule as written in SANDBOX_FAULTS, e.g. "submit=429:2": a changed rule counts afresh.
+    rule = models.CharField(primary_key=True, max_length=64)
+    used = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.rule} ({self.used} used)"

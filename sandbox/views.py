@@ -1,19 +1,22 @@
 """HTTP interface of the ElevenLabs sandbox: thin views over `sandbox.services`.
 
 Plain Django views answering as ElevenLabs' FastAPI server does: its status codes, its
-`{"detail": ...}` error bodies, its 404 and 405 for unknown paths and methods.
+`{"detail": ...}` error bodies, its 404 and 405 for unknown paths and methods. Every
+endpoint also honours SANDBOX_LATENCY_SECONDS and SANDBOX_FAULTS (see `sandbox.faults`),
+read on each request.
 """
 
 import functools
 import hmac
 import time
+from http import HTTPStatus
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from sandbox import serializers, services, validation
-from sandbox.errors import InvalidApiKey, SandboxError
+from sandbox import faults, serializers, services, validation
+from sandbox.errors import InvalidApiKey, RateLimited, SandboxError
 from sandbox.validation import QueryParams
 
 NOT_FOUND = {"detail": "Not Found"}
@@ -23,8 +26,26 @@ def _json(payload, status: int = 200) -> JsonResponse:
     return JsonResponse(payload, status=status, safe=False)
 
 
-def sandbox_endpoint(*methods: str):
-    """Sandbox switch, allowed methods, `xi-api-key` and error bodies, in FastAPI's order."""
+def _error_response(exc: SandboxError) -> JsonResponse:
+    response = _json(exc.body, status=exc.status_code)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+def _fault_response(fault: faults.Fault) -> HttpResponse:
+    """A 429 in ElevenLabs' shape, or a bare 5xx as a failing gateway or server sends it."""
+    if fault.status == 429:
+        return _error_response(RateLimited())
+    return HttpResponse(HTTPStatus(fault.status).phrase, status=fault.status, content_type="text/plain; charset=utf-8")
+
+
+def sandbox_endpoint(**endpoints: str):
+    """Sandbox switch, allowed methods, latency, `xi-api-key`, injected faults and error bodies.
+
+    `endpoints` maps each allowed method to the endpoint's name in SANDBOX_FAULTS, e.g.
+    `sandbox_endpoint(GET="get", DELETE="delete")`.
+    """
 
     def decorate(view):
         @csrf_exempt
@@ -32,17 +53,23 @@ def sandbox_endpoint(*methods: str):
         def wrapper(request, *args, **kwargs):
             if not services.sandbox_enabled():
                 return _json(NOT_FOUND, status=404)
-            if request.method not in methods:
+            latency = float(getattr(settings, "SANDBOX_LATENCY_SECONDS", 0) or 0)
+            if latency > 0:
+                time.sleep(latency)
+            if request.method not in endpoints:
                 response = _json({"detail": "Method Not Allowed"}, status=405)
-                response["Allow"] = ", ".join(methods)
+                response["Allow"] = ", ".join(endpoints)
                 return response
             try:
                 api_key = request.headers.get("xi-api-key", "")
                 if not hmac.compare_digest(api_key.encode(), services.sandbox_api_key().encode()):
                     raise InvalidApiKey()
+                fault = faults.fault_claim(endpoints[request.method])
+                if fault is not None:
+                    return _fault_response(fault)
                 return view(request, *args, **kwargs)
             except SandboxError as exc:
-                return _json(exc.body, status=exc.status_code)
+                return _error_response(exc)
 
         return wrapper
 
@@ -54,7 +81,7 @@ def not_found(request, *args, **kwargs):
     return _json(NOT_FOUND, status=404)
 
 
-@sandbox_endpoint("POST")
+@sandbox_endpoint(POST="submit")
 def batch_submit(request):
     body = validation.submit_body_parse(raw=request.body, content_type=request.headers.get("content-type"))
     batch = services.batch_submit(payload=validation.submit_body_validate(body))
@@ -67,7 +94,7 @@ def batch_submit(request):
     return _json(serializers.batch_to_json(services.batch_advance(batch)))
 
 
-@sandbox_endpoint("GET")
+@sandbox_endpoint(GET="list")
 def batch_list(request):
     query = QueryParams(request.GET)
     limit = query.integer("limit", default=100, ge=1)
@@ -78,7 +105,7 @@ def batch_list(request):
     )
 
 
-@sandbox_endpoint("GET", "DELETE")
+@sandbox_endpoint(GET="get", DELETE="delete")
 def batch_detail(request, batch_id: str):
     if request.method == "DELETE":
         services.batch_delete(batch_id=batch_id)
@@ -89,17 +116,17 @@ def batch_detail(request, batch_id: str):
     return _json(serializers.batch_detailed_to_json(batch, services.batch_recipients(batch=batch)))
 
 
-@sandbox_endpoint("POST")
+@sandbox_endpoint(POST="cancel")
 def batch_cancel(request, batch_id: str):
     return _json(serializers.batch_to_json(services.batch_cancel(batch_id=batch_id)))
 
 
-@sandbox_endpoint("POST")
+@sandbox_endpoint(POST="retry")
 def batch_retry(request, batch_id: str):
     return _json(serializers.batch_to_json(services.batch_retry(batch_id=batch_id)))
 
 
-@sandbox_endpoint("GET")
+@sandbox_endpoint(GET="agents")
 def agent_list(request):
     query = QueryParams(request.GET)
     page_size = query.integer("page_size", default=30, ge=1, le=100)
@@ -120,12 +147,12 @@ def agent_list(request):
     )
 
 
-@sandbox_endpoint("GET")
+@sandbox_endpoint(GET="agent")
 def agent_detail(request, agent_id: str):
     return _json(serializers.agent_to_json(services.agent_get(agent_id=agent_id)))
 
 
-@sandbox_endpoint("GET")
+@sandbox_endpoint(GET="phone_numbers")
 def phone_number_list(request):
     query = QueryParams(request.GET)
     provider = query.enum("provider", ("twilio", "sip_trunk", "exotel"))
@@ -134,7 +161,7 @@ def phone_number_list(request):
     return _json(serializers.phone_numbers_to_json(numbers))
 
 
-@sandbox_endpoint("GET")
+@sandbox_endpoint(GET="conversation")
 def conversation_detail(request, conversation_id: str):
     query = QueryParams(request.GET)
     query.enum("format", ("json", "opentelemetry"))

@@ -189,6 +189,10 @@ SANDBOX_WEBHOOK_URL = env.str("SANDBOX_WEBHOOK_URL", default=f"{SITE_URL}/webhoo
 SANDBOX_CALL_SPACING_SECONDS = env.float("SANDBOX_CALL_SPACING_SECONDS", default=0.5)
 SANDBOX_STEP_SECONDS = env.float("SANDBOX_STEP_SECONDS", default=2.0)
 SANDBOX_SUBMIT_DELAY_SECONDS = env.float("SANDBOX_SUBMIT_DELAY_SECONDS", default=0)
+# Sandbox fault injection, read on every request: a delay before every answer, and
+# "ENDPOINT=STATUS:COUNT,..." answers (e.g. "submit=429:2,get=503:3"; see sandbox/faults.py).
+SANDBOX_LATENCY_SECONDS = env.float("SANDBOX_LATENCY_SECONDS", default=0)
+SANDBOX_FAULTS = env.str("SANDBOX_FAULTS", default="")
 # Refuse a submit whose conversation_config_override sets a field the agent does not allow.
 SANDBOX_REFUSE_OVERRIDES = env.bool("SANDBOX_REFUSE_OVERRIDES", default=True)
 # Also send post_call_audio webhooks (ElevenLabs does when the workspace enables audio), of this many bytes.
