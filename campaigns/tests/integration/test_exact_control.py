@@ -125,3 +125,33 @@ def test_a_create_while_the_broker_is_down_answers_201_and_is_sent_once_by_the_s
     wait_until(lambda: Campaign.objects.get(pk=campaign["id"]).status == "completed", timeout=90,
                message="the swept campaign completes")  # fmt: skip
     assert len(sandbox_batches(campaign["id"])) == 1
+
+
+def test_rate_limits_and_outages_at_elevenlabs_end_with_one_batch_and_a_confirmed_cancel(stack, account):  # noqa: F811
+    # Given an ElevenLabs that rate-limits the first submit and fails the first two cancels
+    stack.kill("web", signal.SIGTERM)
+    stack.env.update(SANDBOX_STEP_SECONDS="4", SANDBOX_CALL_SPACING_SECONDS="0.5")
+    stack.web(SANDBOX_FAULTS="submit=429:1,cancel=503:2")
+    stack.worker(DISPATCH_LOST_AFTER_SECONDS=2)
+    stack.beat(DISPATCH_LOST_AFTER_SECONDS=2)
+    numbers = [f"+1212555{n:04d}" for n in range(500, 510)]
+
+    # When a campaign is created, and cancelled once it is calling
+    campaign = create_campaign(stack, account, "Bumpy", numbers=numbers)
+    wait_until(
+        lambda: len(sandbox_batches(campaign["id"])) == 1, timeout=60, message="the batch goes out after the 429"
+    )
+    answer = requests.post(
+        f"{stack.url}/api/v1/campaigns/{campaign['id']}/cancel", headers={"X-API-Key": account["key"]}, timeout=30
+    )
+
+    # Then the cancel is accepted but not claimed done, and the worker gets it confirmed
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["data"]["status"] == "cancelling"
+    assert "503" in answer.json()["data"]["error"]
+    wait_until(lambda: Campaign.objects.get(pk=campaign["id"]).status == "cancelled", timeout=60,
+               message="the worker's retried cancel is confirmed")  # fmt: skip
+    assert [batch.status for batch in sandbox_batches(campaign["id"])] == ["cancelled"]
+    assert Campaign.objects.get(pk=campaign["id"]).error == ""
+    wait_until(lambda: settled(campaign["id"]), timeout=60, message="the batch is followed to its end")
+    assert our_statuses(campaign["id"]) == elevenlabs_statuses(campaign["id"])
