@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from campaigns import elevenlabs, tracking
+from campaigns import control, elevenlabs, tracking
 from campaigns.models import Campaign, CampaignBatch, Recipient
 
 logger = logging.getLogger(__name__)
@@ -221,8 +221,6 @@ def _batch_submitted(batch: CampaignBatch, remote, *, client) -> None:
     # read is seen here, and one that commits after it sees this batch's id. Either way
     # somebody cancels the batch at ElevenLabs.
     if Campaign.objects.filter(pk=batch.campaign_id, cancel_requested_at__isnull=False).exists():
-        from campaigns import control  # control imports this module
-
         control.campaign_cancel_push(campaign_id=batch.campaign_id, client=client)
         return
     tracking.campaign_refresh(campaign_id=batch.campaign_id)

@@ -18,7 +18,7 @@ being followed, when exactly one recipient fits.
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
@@ -90,14 +90,14 @@ def _phone(value) -> str:
     return number if number.startswith("+") else f"+{number}"
 
 
-def _clean(value, depth: int = 0):
+def _clean(value):
     """The payload as stored: no NUL characters (PostgreSQL's jsonb refuses them)."""
     if isinstance(value, str):
         return value.replace("\x00", "")
     if isinstance(value, dict):
-        return {str(key).replace("\x00", ""): _clean(item, depth + 1) for key, item in value.items()}
+        return {str(key).replace("\x00", ""): _clean(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_clean(item, depth + 1) for item in value]
+        return [_clean(item) for item in value]
     return value
 
 
@@ -122,7 +122,6 @@ class Outcome:
     transcript: list | None = None
     duration_secs: int | None = None
     started_at: dt.datetime | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def event_outcome(payload: dict) -> Outcome | None:
