@@ -38,6 +38,7 @@ MAX_TURN_CHARS = 10_000
 # Ask ElevenLabs about a conversation once its event has waited this long for a poll.
 LOOKUP_AFTER_SECONDS = 60
 SWEEP_BATCH = 500
+IN_SLICE = 1_000
 # call_result (metadata.phone_call) -> (recipient status, failure_reason)
 CALL_RESULTS = {
     "answered": (R.COMPLETED, ""),
@@ -369,10 +370,18 @@ def _call_update(call: Call, outcome: Outcome) -> None:
 def events_apply_pending(*, conversation_ids=None, limit: int = SWEEP_BATCH) -> int:
     """Apply pending events (only those about `conversation_ids`, if given); returns how many applied."""
     pending = WebhookEvent.objects.filter(status=E.PENDING).order_by("received_at", "pk")
-    if conversation_ids is not None:
-        pending = pending.filter(conversation_id__in=[cid for cid in conversation_ids if cid])
+    if conversation_ids is None:
+        event_ids = list(pending.values_list("pk", flat=True)[:limit])
+    else:
+        # A first poll of a large batch learns thousands of conversations: ask in slices.
+        wanted = sorted({cid for cid in conversation_ids if cid})
+        event_ids = []
+        for start in range(0, len(wanted), IN_SLICE):
+            event_ids += pending.filter(conversation_id__in=wanted[start : start + IN_SLICE]).values_list(
+                "pk", flat=True
+            )
     applied = 0
-    for event_id in pending.values_list("pk", flat=True)[:limit]:
+    for event_id in event_ids:
         try:
             applied += event_apply(event_id=event_id)
         except Exception:
