@@ -103,7 +103,8 @@ def sandbox_enabled() -> bool:
 
 
 def sandbox_api_key() -> str:
-    return getattr(settings, "ELEVENLABS_SANDBOX_API_KEY", "sandbox")
+    """The only key the sandbox accepts; empty (no request accepted) when settings have none."""
+    return getattr(settings, "ELEVENLABS_SANDBOX_API_KEY", "") or ""
 
 
 def _clock(now: float | None) -> float:

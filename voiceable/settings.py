@@ -5,6 +5,7 @@ default, so the service runs with nothing configured: SQLite, a broker that need
 server, and the built-in ElevenLabs sandbox. `.env.example` lists every variable.
 """
 
+import secrets
 from pathlib import Path
 
 import environ
@@ -162,10 +163,15 @@ SPECTACULAR_SETTINGS = {
 # Where this service can be reached, for links and for the sandbox's webhooks to find it.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 ELEVENLABS_API_KEY = env.str("ELEVENLABS_API_KEY", default="")
-# The built-in fake of ElevenLabs: on in development when no real key is set, and in
-# production only when asked for.
+# The built-in fake of ElevenLabs, for demos and development: on in development when no real
+# key is set, and outside DEBUG only when asked for (and then only with its own key and
+# webhook secret, checked below).
 ELEVENLABS_SANDBOX = env.bool("ELEVENLABS_SANDBOX", default=DEBUG and not ELEVENLABS_API_KEY)
-ELEVENLABS_SANDBOX_API_KEY = "sandbox"
+# The one key the sandbox accepts (xi-api-key): "sandbox" in development. Outside DEBUG with
+# the sandbox off, a random key nobody knows, should anything turn the sandbox on.
+SANDBOX_API_KEY_MIN_CHARS = 32
+_sandbox_api_key = env.str("SANDBOX_API_KEY", default="")
+ELEVENLABS_SANDBOX_API_KEY = _sandbox_api_key or ("sandbox" if DEBUG else secrets.token_urlsafe(32))
 if ELEVENLABS_SANDBOX and not ELEVENLABS_API_KEY:
     ELEVENLABS_API_KEY = ELEVENLABS_SANDBOX_API_KEY
 ELEVENLABS_BASE_URL = env.str(
@@ -178,10 +184,26 @@ ELEVENLABS_TIMEOUT_SECONDS = (
 )
 # ElevenLabs' documented limit of recipients per batch; bigger campaigns go out as several.
 ELEVENLABS_BATCH_MAX_RECIPIENTS = env.int("ELEVENLABS_BATCH_MAX_RECIPIENTS", default=10_000)
-# Secret of the post-call webhook (ElevenLabs-Signature HMAC). The sandbox signs with it too.
+# Secret of the post-call webhook (ElevenLabs-Signature HMAC). The sandbox signs with it too;
+# only in development does it have a default.
+SANDBOX_DEV_WEBHOOK_SECRET = "sandbox-webhook-secret"
 ELEVENLABS_WEBHOOK_SECRET = env.str(
-    "ELEVENLABS_WEBHOOK_SECRET", default="sandbox-webhook-secret" if ELEVENLABS_SANDBOX else ""
+    "ELEVENLABS_WEBHOOK_SECRET", default=SANDBOX_DEV_WEBHOOK_SECRET if ELEVENLABS_SANDBOX and DEBUG else ""
 )
+if ELEVENLABS_SANDBOX and not DEBUG:
+    # Outside DEBUG the sandbox is reachable by whoever reaches this service: a known key
+    # would let anyone read and cancel its batches, a known secret forge call outcomes.
+    _missing = []
+    if len(_sandbox_api_key) < SANDBOX_API_KEY_MIN_CHARS:
+        _missing.append(f"SANDBOX_API_KEY to a random key of at least {SANDBOX_API_KEY_MIN_CHARS} characters")
+    if ELEVENLABS_WEBHOOK_SECRET in ("", SANDBOX_DEV_WEBHOOK_SECRET):
+        _missing.append("ELEVENLABS_WEBHOOK_SECRET to a secret of your own")
+    if _missing:
+        raise ImproperlyConfigured(
+            f"The ElevenLabs sandbox is on (ELEVENLABS_SANDBOX) with DEBUG off: set {' and '.join(_missing)} "
+            '(python -c "import secrets; print(secrets.token_urlsafe(32))" makes one), or turn the sandbox '
+            "off; it is for demos and development, never for real data."
+        )
 ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS = env.int("ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS", default=30 * 60)
 # Largest webhook body read; post-call audio events carry the whole recording in base64.
 ELEVENLABS_WEBHOOK_MAX_BYTES = env.int("ELEVENLABS_WEBHOOK_MAX_BYTES", default=100 * 1024 * 1024)

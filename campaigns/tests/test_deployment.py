@@ -2,8 +2,12 @@
 each command they run is checked against the code it names."""
 
 import importlib
+import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +97,120 @@ def test_every_variable_settings_reads_is_in_env_example():
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', SETTINGS_SOURCE))
     assert read and read <= documented, f"undocumented: {sorted(read - documented)}"
+
+
+def test_the_compose_file_has_no_built_in_sandbox_key_or_webhook_secret():
+    env = compose()["services"]["web"]["environment"]
+    assert env["ELEVENLABS_SANDBOX"] == "${ELEVENLABS_SANDBOX:-false}"
+    assert env["SANDBOX_API_KEY"] == "${SANDBOX_API_KEY:-}"
+    assert env["ELEVENLABS_WEBHOOK_SECRET"] == "${ELEVENLABS_WEBHOOK_SECRET:-}"
+
+
+# --- Starting with the sandbox ----------------------------------------------------------
+
+SANDBOX_KEY = "k" * 32
+OWN_SECRET = "whsec_" + "s" * 32
+# Sets Django up, then asks the sandbox for its agents with the old constant key and the own one.
+PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.test import Client
+
+def status(key):
+    return Client().get("/sandbox/elevenlabs/v1/convai/agents", headers={"xi-api-key": key}).status_code
+
+print(json.dumps({
+    "sandbox": settings.ELEVENLABS_SANDBOX,
+    "key": settings.ELEVENLABS_SANDBOX_API_KEY,
+    "service_uses_the_sandbox_key": settings.ELEVENLABS_API_KEY == settings.ELEVENLABS_SANDBOX_API_KEY,
+    "webhook_secret": settings.ELEVENLABS_WEBHOOK_SECRET,
+    "old_constant_key": status("sandbox"),
+    "own_key": status(settings.ELEVENLABS_SANDBOX_API_KEY),
+}))
+"""
+
+
+def start(tmp_path, **variables) -> subprocess.CompletedProcess:
+    """Start Django in a fresh interpreter whose environment holds only what is given here."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DJANGO_SETTINGS_MODULE": "voiceable.settings",
+        "SECRET_KEY": "x",
+        "DEBUG": "false",
+        "CELERY_BROKER_URL": "memory://",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "ALLOWED_HOSTS": "testserver",
+        "ELEVENLABS_API_KEY": "",
+        **variables,
+    }
+    return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def started(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def refusal(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "django.core.exceptions.ImproperlyConfigured" in result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_with_debug_off_the_sandbox_without_its_key_and_secret_refuses_to_start_saying_what_to_set(tmp_path):
+    result = start(tmp_path, ELEVENLABS_SANDBOX="true", SANDBOX_API_KEY="", ELEVENLABS_WEBHOOK_SECRET="")
+
+    message = refusal(result)
+    assert "The ElevenLabs sandbox is on (ELEVENLABS_SANDBOX) with DEBUG off: set SANDBOX_API_KEY to a random key" in (
+        message
+    )
+    assert "at least 32 characters and ELEVENLABS_WEBHOOK_SECRET to a secret of your own" in message
+    assert "never for real data" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "secret", "named", "not_named"),
+    [
+        ("k" * 31, OWN_SECRET, "SANDBOX_API_KEY", "ELEVENLABS_WEBHOOK_SECRET"),
+        ("sandbox", OWN_SECRET, "SANDBOX_API_KEY", "ELEVENLABS_WEBHOOK_SECRET"),
+        (SANDBOX_KEY, "", "ELEVENLABS_WEBHOOK_SECRET", "SANDBOX_API_KEY"),
+        (SANDBOX_KEY, "sandbox-webhook-secret", "ELEVENLABS_WEBHOOK_SECRET", "SANDBOX_API_KEY"),
+    ],
+    ids=["short-key", "old-constant-key", "no-secret", "readme-default-secret"],
+)
+def test_with_debug_off_the_sandbox_refuses_a_short_or_known_key_or_secret(tmp_path, key, secret, named, not_named):
+    result = start(tmp_path, ELEVENLABS_SANDBOX="true", SANDBOX_API_KEY=key, ELEVENLABS_WEBHOOK_SECRET=secret)
+
+    message = refusal(result)
+    assert f"set {named} to" in message
+    assert not_named not in message
+
+
+def test_with_its_own_key_and_secret_the_sandbox_starts_and_the_old_constant_key_gets_401(tmp_path):
+    result = start(
+        tmp_path, ELEVENLABS_SANDBOX="true", SANDBOX_API_KEY=SANDBOX_KEY, ELEVENLABS_WEBHOOK_SECRET=OWN_SECRET
+    )
+
+    shown = started(result)
+    assert (shown["sandbox"], shown["key"], shown["webhook_secret"]) == (True, SANDBOX_KEY, OWN_SECRET)
+    assert shown["service_uses_the_sandbox_key"]
+    assert (shown["old_constant_key"], shown["own_key"]) == (401, 200)
+
+
+def test_in_development_the_sandbox_needs_nothing_set(tmp_path):
+    result = start(tmp_path, DEBUG="true")
+
+    shown = started(result)
+    assert (shown["sandbox"], shown["key"], shown["webhook_secret"]) == (True, "sandbox", "sandbox-webhook-secret")
+    assert shown["service_uses_the_sandbox_key"]
+    assert shown["own_key"] == 200
+
+
+def test_with_debug_off_and_the_sandbox_off_nothing_about_it_is_required_and_it_answers_404(tmp_path):
+    result = start(tmp_path, SANDBOX_API_KEY="", ELEVENLABS_WEBHOOK_SECRET="")
+
+    shown = started(result)
+    assert shown["sandbox"] is False
+    assert shown["key"] not in ("", "sandbox") and len(shown["key"]) >= 32
+    assert (shown["old_constant_key"], shown["own_key"], shown["webhook_secret"]) == (404, 404, "")

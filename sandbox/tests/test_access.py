@@ -33,10 +33,52 @@ def test_a_missing_api_key_is_a_401(db):
     assert response.json()["detail"]["status"] == "invalid_api_key"
 
 
-def test_the_key_comes_from_settings_with_sandbox_as_default(db, settings):
+@pytest.mark.parametrize("given", ["sandbox", ""])
+def test_without_a_key_in_settings_no_request_is_accepted(db, settings, given):
     del settings.ELEVENLABS_SANDBOX_API_KEY
 
-    assert ElevenLabsClient(api_key="sandbox").get("/v1/convai/agents").status_code == 200
+    assert ElevenLabsClient(api_key=given).get("/v1/convai/agents").status_code == 401
+
+
+def test_an_empty_key_in_settings_does_not_let_an_empty_key_in(db, settings):
+    settings.ELEVENLABS_SANDBOX_API_KEY = ""
+
+    assert ElevenLabsClient(api_key="").get("/v1/convai/agents").status_code == 401
+
+
+@pytest.mark.parametrize("method,path", PATHS)
+def test_the_old_constant_key_opens_nothing_once_the_deployment_has_its_own(db, settings, method, path):
+    settings.ELEVENLABS_SANDBOX_API_KEY = "k" * 40
+
+    response = getattr(ElevenLabsClient(api_key="sandbox"), method)(path)
+
+    assert response.status_code == 401
+
+
+def test_without_the_key_a_batch_can_be_neither_seen_nor_changed(api, clock):
+    # Given a batch submitted with the deployment's key, one call already placed
+    batch = api.submit(numbers=["+14155550120", "+14155550121"])
+    clock.advance(2.1)
+    conversation_id = api.batch(batch["id"])["recipients"][0]["conversation_id"]
+    before = api.batch(batch["id"])
+
+    # When someone without the key tries every batch endpoint
+    stranger = ElevenLabsClient(api_key="sandbox")
+    answers = [
+        stranger.get("/v1/convai/batch-calling/workspace"),
+        stranger.get(f"/v1/convai/batch-calling/{batch['id']}"),
+        stranger.get(f"/v1/convai/conversations/{conversation_id}"),
+        stranger.post(f"/v1/convai/batch-calling/{batch['id']}/cancel"),
+        stranger.post(f"/v1/convai/batch-calling/{batch['id']}/retry"),
+        stranger.delete(f"/v1/convai/batch-calling/{batch['id']}"),
+    ]
+
+    # Then each is refused, and the batch is as it was
+    assert [response.status_code for response in answers] == [401] * 6
+    assert all(b"btcal" not in response.content and b"+1415" not in response.content for response in answers)
+    assert api.batch(batch["id"]) == before
+    listed = api.get("/v1/convai/batch-calling/workspace").json()["batch_calls"]
+    assert [item["id"] for item in listed] == [batch["id"]]
 
 
 @pytest.mark.parametrize("method,path", [*PATHS, ("get", "/v1/convai/conversations")])
