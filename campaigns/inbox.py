@@ -17,6 +17,7 @@ being followed, when exactly one recipient fits.
 
 import datetime as dt
 import logging
+import math
 import re
 from dataclasses import dataclass
 
@@ -51,6 +52,10 @@ CALL_RESULTS = {
 FAILURE_RESULTS = {"busy": "busy", "no-answer": "no_answer"}
 ONE_SECOND = dt.timedelta(seconds=1)
 _DIGITS = re.compile(r"\+?\d{5,15}")
+# What no column takes: NUL (PostgreSQL refuses it) and lone surrogates (JSON's "\ud800" is no UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Largest value of a PositiveIntegerField on every database.
+_POSITIVE_INT_MAX = 2_147_483_647
 
 
 # --- Reading an event ----------------------------------------------------------------------
@@ -60,10 +65,16 @@ def _dict(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _storable(text: str) -> str:
+    if not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub(lambda found: "" if found.group() == "\x00" else "\ufffd", text)
+
+
 def _text(value, limit: int) -> str:
     if value is None or isinstance(value, dict | list):
         return ""
-    return str(value).replace("\x00", "")[:limit]
+    return _storable(str(value))[:limit]
 
 
 def _int(value) -> int | None:
@@ -73,6 +84,12 @@ def _int(value) -> int | None:
         return int(value)
     except (OverflowError, ValueError):
         return None
+
+
+def _count(value) -> int | None:
+    """A whole number a PositiveIntegerField holds, or None."""
+    number = _int(value)
+    return number if number is not None and 0 <= number <= _POSITIVE_INT_MAX else None
 
 
 def _instant(value) -> dt.datetime | None:
@@ -92,13 +109,16 @@ def _phone(value) -> str:
 
 
 def _clean(value):
-    """The payload as stored: no NUL characters (PostgreSQL's jsonb refuses them)."""
+    """The payload as stored: text without NUL or lone surrogates, and no NaN or infinity
+    (JSON has none; Python's reader takes them, PostgreSQL's jsonb and SQLite's JSON do not)."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _storable(value)
     if isinstance(value, dict):
-        return {str(key).replace("\x00", ""): _clean(item) for key, item in value.items()}
+        return {_storable(str(key)): _clean(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_clean(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -154,7 +174,7 @@ def event_outcome(payload: dict) -> Outcome | None:
             summary=_text(analysis.get("transcript_summary"), 20_000),
             provider=_text(phone_call.get("type"), 16),
             transcript=_transcript(data.get("transcript")),
-            duration_secs=_int(metadata.get("call_duration_secs")),
+            duration_secs=_count(metadata.get("call_duration_secs")),
             started_at=_instant(metadata.get("start_time_unix_secs")),
         )
     body = _dict(metadata.get("body"))

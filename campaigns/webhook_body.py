@@ -20,8 +20,14 @@ SPOOL_IN_MEMORY = 1024 * 1024
 STRING_LIMIT = 64 * 1024  # longer strings (base64 audio) are replaced by ""
 STRUCTURE_LIMIT = 16 * 1024 * 1024  # the event without its long strings
 DEPTH_LIMIT = 200
+# How far ahead of our clock a signature timestamp may be (clocks drift). ElevenLabs signs as
+# it sends; a timestamp further ahead would keep a captured request replayable for longer.
+CLOCK_SKEW_SECONDS = 5 * 60
 
 _BRACKET_RUNS = re.compile(rb"[\[{]+|[\]}]+")
+# A unix timestamp in ASCII digits (str.isdigit also takes "²" and "٣", which int() refuses,
+# and a few thousand digits make int() raise).
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 class SignatureError(Exception):
@@ -47,16 +53,23 @@ class VerifiedBody:
 
 
 def _signature_parse(*, header: str, secret: str, tolerance: int, now: float | None) -> tuple[str, list[str]]:
-    """The timestamp and the v0 signatures of the header, once the timestamp is within tolerance."""
+    """The timestamp and the v0 signatures of the header, once the timestamp is within tolerance.
+
+    `tolerance` is how old a signature may be; it may be ahead of our clock by at most
+    CLOCK_SKEW_SECONDS.
+    """
     if not secret:
         raise SignatureError("webhook secret is not configured")
     items = [item.strip().split("=", 1) for item in header.split(",") if "=" in item]
     timestamp = next((value for key, value in items if key == "t"), "")
     signatures = [value for key, value in items if key == "v0"]
-    if not timestamp.isdigit() or not signatures:
+    if not _TIMESTAMP.fullmatch(timestamp) or not signatures:
         raise SignatureError("missing or malformed ElevenLabs-Signature header")
-    if abs((now or time.time()) - int(timestamp)) > tolerance:
+    age = (time.time() if now is None else now) - int(timestamp)
+    if age > tolerance:
         raise SignatureError("signature timestamp is outside the tolerance")
+    if age < -CLOCK_SKEW_SECONDS:
+        raise SignatureError("signature timestamp is in the future")
     return timestamp, signatures
 
 

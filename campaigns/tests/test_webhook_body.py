@@ -14,6 +14,7 @@ from django.test import RequestFactory
 
 from campaigns import webhook_body
 from campaigns.webhook_body import (
+    CLOCK_SKEW_SECONDS,
     STRING_LIMIT,
     STRUCTURE_LIMIT,
     BodyRefused,
@@ -251,8 +252,13 @@ def test_random_json_loses_exactly_its_long_strings_whatever_the_chunk_size(monk
         (None, "missing or malformed"),
         ("v0=abc", "missing or malformed"),
         (f"t={int(time.time()) - 31 * 60},v0={'0' * 64}", "outside the tolerance"),
+        (f"t={int(time.time()) + CLOCK_SKEW_SECONDS + 60},v0={'0' * 64}", "in the future"),
+        (f"t=17850000\u00b2,v0={'0' * 64}", "missing or malformed"),
+        (f"t=\u0661\u0667\u0668\u0665,v0={'0' * 64}", "missing or malformed"),
+        (f"t={'9' * 5000},v0={'0' * 64}", "missing or malformed"),
+        (f"t=-{int(time.time())},v0={'0' * 64}", "missing or malformed"),
     ],
-    ids=["missing", "malformed", "stale"],
+    ids=["missing", "malformed", "stale", "future", "superscript-digit", "arabic-digits", "5000-digits", "negative"],
 )
 def test_a_header_that_cannot_match_is_refused_before_the_body_is_read(header, reason):
     environ = chunked(audio_event(MB), header)
@@ -285,6 +291,41 @@ def test_a_wrong_signature_or_an_altered_body_is_refused_with_401(client, framin
 
     assert [r.status_code for r in responses] == [401, 401]
     assert responses[0].json() == {"error": "Refused: signature does not match."}
+
+
+@pytest.mark.parametrize(
+    ("ahead", "status"),
+    [
+        (0, 200),
+        (CLOCK_SKEW_SECONDS - 10, 200),
+        (CLOCK_SKEW_SECONDS + 10, 401),
+        (29 * 60, 401),
+        (10 * 365 * 24 * 60 * 60, 401),
+    ],
+    ids=["now", "within-the-skew", "just-past-the-skew", "within-the-age-tolerance", "ten-years"],
+)
+def test_a_signature_dated_further_ahead_than_the_clock_skew_is_refused_like_a_stale_one(client, ahead, status):
+    # Five minutes ahead at most (CLOCK_SKEW_SECONDS), whatever the tolerance for old signatures.
+    body = json.dumps({"type": "post_call_audio", "data": {"conversation_id": "conv_1"}}).encode()
+
+    response = client.generic("POST", URL, **with_length(body, signature(body, age=-ahead)))
+
+    assert response.status_code == status
+    if status == 401:
+        assert response.json() == {"error": "Refused: signature timestamp is in the future."}
+
+
+def test_the_clock_skew_allowed_is_five_minutes():
+    assert CLOCK_SKEW_SECONDS == 5 * 60
+
+
+@pytest.mark.parametrize("timestamp", ["1785000000\u00b2", "9" * 5000, "\u0661\u0667"])
+def test_a_timestamp_int_cannot_read_is_a_401_not_a_server_error(client, timestamp):
+    body = b"{}"
+
+    response = client.generic("POST", URL, **with_length(body, f"t={timestamp},v0={'0' * 64}"))
+
+    assert response.status_code == 401
 
 
 # --- Refused bodies: 411, 413, 400 --------------------------------------------------------

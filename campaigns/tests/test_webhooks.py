@@ -688,3 +688,141 @@ def test_a_signed_event_of_any_shape_is_answered_200_and_kept(client, event):
 
     assert response.status_code == 200
     assert WebhookEvent.objects.count() == 1
+
+
+# --- Total over its input: any signed body is 200 (kept) or 400, never a server error -------
+
+
+def raw_event(event_timestamp="1785000000", data=None, kind='"post_call_transcription"') -> bytes:
+    """A signed body written by hand, so it can hold what json.dumps would not write."""
+    return f'{{"type": {kind}, "event_timestamp": {event_timestamp}, "data": {data or "{}"}}}'.encode()
+
+
+def assert_storable(value):
+    """What PostgreSQL's jsonb takes: finite numbers, no NUL, no lone surrogate."""
+    text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    assert "\x00" not in text
+    text.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        raw_event(str(10**30)),
+        raw_event("-5"),
+        raw_event("1785000000.75"),
+        raw_event('"NaN"'),
+        raw_event('"Infinity"'),
+        raw_event('"1e999"'),
+        raw_event("NaN"),
+        raw_event("-Infinity"),
+        raw_event("1e999"),
+        raw_event("9" * 4000),
+        raw_event(data=json.dumps({"conversation_id": "c" * 10_000, "agent_id": "a" * 10_000})),
+        raw_event(data=json.dumps({"conversation_id": "conv_1", "agent_id": 12345})),
+        raw_event(data=json.dumps({"conversation_id": "conv_1", "agent_id": {"id": "agent_abc123"}})),
+        raw_event(data=json.dumps({"agent_id": True, "conversation_id": 1.5})),
+        raw_event(kind='"call_initiation_failure"', data=json.dumps({"metadata": {"type": "sip", "body": [1, 2]}})),
+        raw_event(kind='"call_initiation_failure"', data=json.dumps({"metadata": {"type": "twilio", "body": None}})),
+        raw_event(kind='"call_initiation_failure"', data=json.dumps({"metadata": {"body": {"To": "+1" * 5000}}})),
+        raw_event(data=json.dumps({"transcript": [{"role": "user", "message": "hi"}] * 100_000})),
+        raw_event(data=json.dumps({"transcript": {"role": "user"}})),
+        raw_event(data=json.dumps({"transcript": ["turn", None, 3, [1]]})),
+        raw_event(kind=json.dumps("t\x00ype" * 100), data=json.dumps({"con\x00versation_id": "x\x00y", "\x00": 1})),
+        raw_event(data='{"conversation_id": "conv_\\ud800", "agent_id": "\\udfff", "\\ud83d": "lone"}'),
+        raw_event(kind='"post_call_transcription\\u0000"', data='{"metadata": {"phone_call": NaN}}'),
+        raw_event(kind="null"),
+        raw_event(kind='["post_call_transcription"]'),
+        b'{"type": "post_call_transcription", "data": {"metadata": {"call_duration_secs": 1e999}}}',
+    ],
+    ids=[
+        "timestamp-huge", "timestamp-negative", "timestamp-float", "timestamp-NaN-string",
+        "timestamp-Infinity-string", "timestamp-1e999-string", "timestamp-NaN", "timestamp-minus-Infinity",
+        "timestamp-1e999", "timestamp-4000-digits", "ids-10000-chars", "agent-id-number", "agent-id-object",
+        "ids-bool-and-float", "failure-body-list", "failure-body-null", "failure-number-10000-chars",
+        "transcript-100000-turns", "transcript-object", "transcript-not-turns", "nul-in-keys-and-type",
+        "lone-surrogates", "nul-escape-in-type-and-nan-object", "type-null", "type-list", "duration-infinite",
+    ],
+)  # fmt: skip
+def test_a_signed_event_of_any_other_shape_is_answered_200_and_kept_within_its_columns(client, body):
+    response = post_signed(client, None, body=body)
+
+    assert response.status_code == 200, response.content
+    event = WebhookEvent.objects.get()
+    assert len(event.event_type) <= 64
+    assert len(event.conversation_id) <= 128 and len(event.agent_id) <= 128
+    assert "\x00" not in event.event_type + event.conversation_id + event.agent_id
+    assert_storable(event.payload)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [raw_event("9" * 5000), raw_event(data='{"a": ' + "[" * 300 + "]" * 300 + "}"), b"NaN", b"[1, 2]", b'"text"'],
+    ids=["number-of-5000-digits", "nested-300-deep", "nan", "list", "string"],
+)
+def test_a_signed_body_that_is_no_event_at_all_is_a_400(client, body):
+    response = post_signed(client, None, body=body)
+
+    assert response.status_code == 400
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("metadata", "shown"),
+    [
+        ({"call_duration_secs": 10**12, "start_time_unix_secs": 10**12}, (None, None)),
+        ({"call_duration_secs": -42, "start_time_unix_secs": -1}, (None, None)),
+        ({"call_duration_secs": 42.9, "start_time_unix_secs": "1785000000"}, (42, None)),
+        ({"call_duration_secs": "42", "start_time_unix_secs": 1785000000.5}, (None, 1785000000)),
+    ],
+    ids=["huge", "negative", "float-and-string", "string-and-float"],
+)
+def test_numbers_a_column_cannot_hold_are_left_out_and_the_event_still_applied(client, user, metadata, shown):
+    submitted_campaign("btcal_1", ["+12125550100"], user=user)
+    event = transcription_event()
+    event["data"]["metadata"].update(metadata)
+    event["data"]["transcript"][0]["time_in_call_secs"] = 10**30
+
+    assert post_signed(client, event).status_code == 200
+
+    call = Call.objects.get(conversation_id="conv_100")
+    started = int(call.started_at.timestamp()) if call.started_at else None
+    assert (call.duration_secs, started) == shown
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.APPLIED
+
+
+def test_a_transcript_of_100000_turns_is_kept_to_its_first_2000_on_the_call(client, user):
+    submitted_campaign("btcal_1", ["+12125550100"], user=user)
+    event = transcription_event()
+    event["data"]["transcript"] = [
+        {"role": "user", "message": f"turn {n}", "time_in_call_secs": n} for n in range(100_000)
+    ]
+
+    assert post_signed(client, event).status_code == 200
+
+    transcript = Call.objects.get(conversation_id="conv_100").transcript
+    assert len(transcript) == inbox.MAX_TRANSCRIPT_TURNS
+    assert transcript[-1] == {"role": "user", "message": "turn 1999", "time_in_call_secs": 1999}
+
+
+def test_values_longer_than_their_columns_are_cut_on_the_call_and_the_recipient(client, user):
+    campaign = submitted_campaign("btcal_1", ["+12125550100"], user=user)
+    event = transcription_event(call_successful="s" * 500, call_result="r" * 500, summary="w" * 100_000)
+    event["data"]["metadata"]["phone_call"]["type"] = "t" * 500
+
+    assert post_signed(client, event).status_code == 200
+
+    call = Call.objects.get(conversation_id="conv_100")
+    assert (len(call.call_successful), len(call.call_result), len(call.provider)) == (16, 16, 16)
+    assert len(recipient("+12125550100", campaign).call_successful) == 16
+
+
+def test_a_conversation_id_of_10000_characters_is_matched_by_its_first_128(client, user):
+    long_id = "conv_" + "x" * 9_995
+    submitted_campaign("btcal_1", ["+12125550100"], user=user)
+
+    assert post_signed(client, transcription_event(conversation_id=long_id)).status_code == 200
+    assert post_signed(client, transcription_event(conversation_id=long_id, summary="Again.")).status_code == 200
+
+    assert list(Call.objects.values_list("conversation_id", flat=True)) == [long_id[:128]]
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {WebhookEvent.Status.APPLIED}
