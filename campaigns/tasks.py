@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from campaigns import control, dispatch, inbox, tracking
+from campaigns.web import uploads
 
 # acks_late: a task lost with its worker is delivered again; the claims make that harmless.
 IDEMPOTENT = {"acks_late": True, "reject_on_worker_lost": True}
@@ -51,3 +52,9 @@ def webhook_events_sweep() -> None:
     """Beat: apply inbox events still waiting, and ask ElevenLabs about the calls they describe."""
     inbox.events_apply_pending()
     inbox.events_look_up()
+
+
+@shared_task(**IDEMPOTENT)
+def uploads_sweep() -> None:
+    """Beat: delete the staff form's kept uploads whose day is over (abandoned previews, crashes)."""
+    uploads.uploads_sweep()

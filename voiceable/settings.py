@@ -263,12 +263,15 @@ BATCH_LOST_AFTER_POLLS = env.int("BATCH_LOST_AFTER_POLLS", default=5)
 BATCH_FOLLOW_AFTER_END_SECONDS = env.int("BATCH_FOLLOW_AFTER_END_SECONDS", default=2 * 60 * 60)
 # How often beat applies webhook events still waiting in the inbox and looks their calls up.
 WEBHOOK_INBOX_EVERY = env.float("WEBHOOK_INBOX_EVERY", default=30.0)
+# How often beat deletes the staff form's uploads older than a day (a crash or an abandoned preview).
+UPLOADS_SWEEP_EVERY = env.float("UPLOADS_SWEEP_EVERY", default=60 * 60.0)
 SANDBOX_TICK_EVERY = env.float("SANDBOX_TICK_EVERY", default=2.0)
 
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-campaigns": {"task": "campaigns.tasks.campaigns_dispatch_due", "schedule": DISPATCH_DUE_EVERY},
     "poll-active-campaigns": {"task": "campaigns.tasks.campaigns_poll_active", "schedule": POLL_ACTIVE_EVERY},
     "webhook-inbox": {"task": "campaigns.tasks.webhook_events_sweep", "schedule": WEBHOOK_INBOX_EVERY},
+    "uploads-sweep": {"task": "campaigns.tasks.uploads_sweep", "schedule": UPLOADS_SWEEP_EVERY},
 }
 if ELEVENLABS_SANDBOX:
     CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": SANDBOX_TICK_EVERY}

@@ -3,9 +3,11 @@
 Browsers cannot refill a file input, so the file is saved once under a random name in the
 uploads folder and the form carries a signed token naming it. Only the user who uploaded the
 file can use its token, for a day; the file is deleted once the campaign is created, and
-files left behind by previews that were never followed up are swept when new ones arrive.
+files left behind by previews never followed up, or half written when a process died, are
+swept once their day is over: when new ones arrive, and hourly by beat (`uploads_sweep`).
 """
 
+import logging
 import re
 import time
 import uuid
@@ -15,6 +17,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core import signing
 from django.core.files import File
+
+logger = logging.getLogger(__name__)
 
 SALT = "campaigns.web.uploads"
 MAX_AGE_SECONDS = 24 * 60 * 60
@@ -44,7 +48,7 @@ class KeptUpload:
 def upload_keep(*, user, uploaded) -> KeptUpload:
     folder = uploads_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    _sweep(folder)
+    uploads_sweep(folder=folder)
     key = uuid.uuid4().hex
     path = folder / key
     with path.open("xb") as out:
@@ -86,11 +90,29 @@ def upload_discard(kept: KeptUpload) -> None:
     kept.path.unlink(missing_ok=True)
 
 
-def _sweep(folder: Path) -> None:
-    oldest = time.time() - MAX_AGE_SECONDS
-    for path in folder.iterdir():
+def uploads_sweep(*, folder: Path | None = None, now: float | None = None) -> int:
+    """Delete the kept uploads older than MAX_AGE_SECONDS; returns how many were deleted.
+
+    Their tokens have expired, so nothing can use them. Only files named as this module names
+    them are touched, whatever else the folder holds. Safe alongside another sweep, and while
+    files are being written or discarded.
+    """
+    folder = uploads_dir() if folder is None else folder
+    oldest = (time.time() if now is None else now) - MAX_AGE_SECONDS
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:  # nothing was ever uploaded
+        return 0
+    deleted = 0
+    for path in entries:
+        if not _KEY.fullmatch(path.name):
+            continue
         try:
             if path.is_file() and path.stat().st_mtime < oldest:
-                path.unlink(missing_ok=True)
-        except OSError:  # another process swept it first
+                path.unlink()
+                deleted += 1
+        except FileNotFoundError:  # discarded or swept by another process meanwhile
             continue
+        except OSError as exc:  # one file we cannot delete must not stop the sweep, or an upload
+            logger.warning("Could not delete the expired upload %s: %s", path, exc)
+    return deleted
