@@ -16,13 +16,15 @@ being followed, when exactly one recipient fits.
 """
 
 import datetime as dt
+import json
 import logging
 import math
 import re
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from campaigns import elevenlabs, tracking
@@ -39,7 +41,6 @@ MAX_TURN_CHARS = 10_000
 # Ask ElevenLabs about a conversation once its event has waited this long for a poll.
 LOOKUP_AFTER_SECONDS = 60
 SWEEP_BATCH = 500
-IN_SLICE = 1_000
 # call_result (metadata.phone_call) -> (recipient status, failure_reason)
 CALL_RESULTS = {
     "answered": (R.COMPLETED, ""),
@@ -390,16 +391,16 @@ def _call_update(call: Call, outcome: Outcome) -> None:
 def events_apply_pending(*, conversation_ids=None, limit: int = SWEEP_BATCH) -> int:
     """Apply pending events (only those about `conversation_ids`, if given); returns how many applied."""
     pending = WebhookEvent.objects.filter(status=E.PENDING).order_by("received_at", "pk")
-    if conversation_ids is None:
-        event_ids = list(pending.values_list("pk", flat=True)[:limit])
-    else:
-        # A first poll of a large batch learns thousands of conversations: ask in slices.
-        wanted = sorted({cid for cid in conversation_ids if cid})
-        event_ids = []
-        for start in range(0, len(wanted), IN_SLICE):
-            event_ids += pending.filter(conversation_id__in=wanted[start : start + IN_SLICE]).values_list(
-                "pk", flat=True
-            )
+    if conversation_ids is not None:
+        # One JSON parameter, however many conversations a poll just learned (a first poll
+        # of a 10,000-call batch learns them all): no giant IN list, one query.
+        wanted = json.dumps(sorted({cid for cid in conversation_ids if cid}))
+        if connection.vendor == "postgresql":
+            ids = RawSQL("SELECT jsonb_array_elements_text(%s::jsonb)", [wanted])
+        else:
+            ids = RawSQL("SELECT value FROM json_each(%s)", [wanted])
+        pending = pending.filter(conversation_id__in=ids)
+    event_ids = list(pending.values_list("pk", flat=True)[:limit])
     applied = 0
     for event_id in event_ids:
         try:
