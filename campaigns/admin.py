@@ -1,14 +1,26 @@
 """Django admin over every model.
 
-Changelists load related rows up front (no query per row). Actions are thin: each calls a
-service for every selected row and tells the user what it did and what it skipped, and why.
+Superusers see and act on every row; any other staff user only on their own account's, as on
+the staff pages (AccountScopedAdmin). Changelists load related rows up front (no query per
+row). Actions are thin: each calls a service for every selected row and tells the user what it
+did and what it skipped, and why.
 """
 
 import datetime as dt
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import widgets
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as AuthUserAdmin
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
+from django.db import models
+from django.db.models.constants import LOOKUP_SEP
+from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -18,6 +30,179 @@ from django.utils.safestring import mark_safe
 from campaigns import services, tracking
 from campaigns.errors import ApplicationError
 from campaigns.models import Agent, ApiKey, Call, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient, WebhookEvent
+
+User = get_user_model()
+
+# The path from a row to the user whose account it belongs to. WebhookEvent is not here: its
+# rows belong to no account, so only superusers see them.
+ACCOUNT_PATHS = {
+    User: "pk",
+    Profile: "user",
+    Agent: "user",
+    PhoneNumber: "user",
+    ApiKey: "user",
+    Campaign: "user",
+    CampaignBatch: "campaign__user",
+    Recipient: "campaign__user",
+    Call: "campaign__user",
+}
+
+
+def account_rows(queryset, user):
+    """The rows of `queryset` that `user` may see: every one for a superuser, else their account's."""
+    if user.is_superuser:
+        return queryset
+    path = ACCOUNT_PATHS.get(queryset.model)
+    return queryset.none() if path is None else queryset.filter(**{path: user.pk})
+
+
+def _refused_value(model, key: str, value: str) -> bool:
+    """Whether a filter value would fail in the query rather than be refused by Django.
+
+    PostgreSQL refuses a NUL character in text. Django bounds a date-hierarchy year by the next
+    one, and moves an instant to UTC: at year 1 or 9999 either leaves the calendar.
+    """
+    if "\x00" in value:
+        return True
+    path, _, lookup = key.rpartition(LOOKUP_SEP)
+    if not path:
+        path, lookup = key, "exact"
+    try:
+        field = model._meta.get_field(path)
+    except FieldDoesNotExist:
+        return False
+    if not isinstance(field, models.DateField):
+        return False
+    try:
+        if lookup == "year":
+            year = int(value)
+        elif lookup in ("exact", "gte", "lt"):
+            year = field.to_python(value).year
+        else:
+            return False
+    except (ValueError, ValidationError):
+        return False  # Django refuses it itself
+    return not dt.MINYEAR < year < dt.MAXYEAR
+
+
+class AccountChangeList(ChangeList):
+    """Django's change list, also refusing the filter values it would otherwise fail on.
+
+    Like any value Django cannot parse, they answer a redirect to the unfiltered list (`?e=1`).
+    """
+
+    def get_filters(self, request):
+        for key, values in self.get_filters_params().items():
+            if any(_refused_value(self.model, key, value) for value in values):
+                raise IncorrectLookupParameters(f"Cannot filter by {key}={values[-1]!r}.")
+        return super().get_filters(request)
+
+
+class OwnRecordRawIdWidget(widgets.ForeignKeyRawIdWidget):
+    """The raw-id input, naming the record whose id it holds only if the user may see it."""
+
+    def __init__(self, rel, admin_site, *, queryset, **kwargs):
+        super().__init__(rel, admin_site, **kwargs)
+        self.queryset = queryset
+
+    def label_and_url_for_value(self, value):
+        # A posted id of another account's record is refused by the form, which then shows the
+        # input again: without this check, next to that record's name.
+        key = self.rel.get_related_field().name
+        try:
+            visible = self.queryset.filter(**{key: value}).exists()
+        except (ValueError, ValidationError):
+            visible = False
+        return super().label_and_url_for_value(value) if visible else ("", "")
+
+
+class AccountScopedAdmin:
+    """Superusers see and act on every row; any other staff user only on their own account's.
+
+    Every read the admin makes goes through get_queryset: lists, search, filters, date
+    hierarchy, counts, actions, raw-id popups, autocomplete, change pages and the campaign
+    page's batches, so scoping it scopes them all. Another account's row answers 404, as a
+    missing one does. The forms offer only the user's own records, and refuse a posted id of
+    anyone else's. The list's query parameters are checked too (lookup_allowed, AccountChangeList).
+    """
+
+    superusers_only = False  # for rows that belong to no account
+
+    def get_queryset(self, request):
+        return account_rows(super().get_queryset(request), request.user)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such record.")
+        return obj
+
+    def _open_to(self, request) -> bool:
+        return request.user.is_superuser or not self.superusers_only
+
+    def has_module_permission(self, request):
+        return self._open_to(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._open_to(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return self._open_to(request) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return self._open_to(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._open_to(request) and super().has_delete_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser:
+            related = db_field.remote_field.model
+            kwargs["queryset"] = account_rows(related._default_manager.all(), request.user)
+            if related is User:
+                # The owner is the user: one choice, not a popup over a list of users they cannot see.
+                kwargs.update(widget=forms.Select, empty_label=None)
+            elif db_field.name in self.raw_id_fields:
+                kwargs["widget"] = OwnRecordRawIdWidget(
+                    db_field.remote_field, self.admin_site, queryset=kwargs["queryset"], using=kwargs.get("using")
+                )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_search_results(self, request, queryset, search_term):
+        if "\x00" in search_term:
+            # No stored text holds one, and PostgreSQL refuses it. (The list's search form drops
+            # it already; the autocomplete view passes its term through.)
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def get_changelist(self, request, **kwargs):
+        return AccountChangeList
+
+    def lookup_allowed(self, lookup, value, request):
+        # Only the parameters this list's own filters and date hierarchy write: any other lookup
+        # typed into the address (a regex, a JSON containment, a year 0, a column the list does
+        # not show such as key_hash) is refused with a 400 before it reaches the database.
+        return lookup in self._filter_parameters(request) and super().lookup_allowed(lookup, value, request)
+
+    def _filter_parameters(self, request) -> set[str]:
+        """The query parameters this list's filters and date hierarchy write."""
+        names = set()
+        for list_filter in self.get_list_filter(request):
+            if isinstance(list_filter, type) and issubclass(list_filter, admin.SimpleListFilter):
+                names.add(list_filter.parameter_name)
+                continue
+            path = list_filter[0] if isinstance(list_filter, (list, tuple)) else list_filter
+            field = get_fields_from_path(self.model, path)[-1]
+            # What Django's field filters write: a value (bare for the all-values filter) or its
+            # absence; a range for a date; the related row's key for a relation.
+            names.update([path, f"{path}{LOOKUP_SEP}exact", f"{path}{LOOKUP_SEP}isnull"])
+            if isinstance(field, models.DateField):
+                names.update([f"{path}{LOOKUP_SEP}gte", f"{path}{LOOKUP_SEP}lt"])
+            if field.is_relation:
+                names.add(LOOKUP_SEP.join([path, field.target_field.name, "exact"]))
+        if self.date_hierarchy:
+            names.update(f"{self.date_hierarchy}{LOOKUP_SEP}{part}" for part in ("year", "month", "day"))
+        return names
 
 
 def _plural(count: int, noun: str) -> str:
@@ -53,7 +238,7 @@ class ElevenLabsSyncAdminMixin:
 
 
 @admin.register(Agent)
-class AgentAdmin(ElevenLabsSyncAdminMixin, admin.ModelAdmin):
+class AgentAdmin(AccountScopedAdmin, ElevenLabsSyncAdminMixin, admin.ModelAdmin):
     list_display = ["name", "elevenlabs_agent_id", "user", "updated_at"]
     list_select_related = ["user"]
     search_fields = ["name", "elevenlabs_agent_id"]
@@ -61,7 +246,7 @@ class AgentAdmin(ElevenLabsSyncAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(PhoneNumber)
-class PhoneNumberAdmin(ElevenLabsSyncAdminMixin, admin.ModelAdmin):
+class PhoneNumberAdmin(AccountScopedAdmin, ElevenLabsSyncAdminMixin, admin.ModelAdmin):
     list_display = ["phone_number", "label", "provider", "supports_outbound", "elevenlabs_phone_number_id", "user"]
     list_filter = ["supports_outbound"]
     list_select_related = ["user"]
@@ -84,7 +269,7 @@ class CampaignTypeFilter(admin.SimpleListFilter):
         return queryset
 
 
-class CampaignBatchInline(admin.TabularInline):
+class CampaignBatchInline(AccountScopedAdmin, admin.TabularInline):
     """The campaign's ElevenLabs batches (a handful per campaign), as the workers left them."""
 
     model = CampaignBatch
@@ -117,7 +302,7 @@ class CampaignBatchInline(admin.TabularInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
     list_display = [
         "name",
         "status",
@@ -268,11 +453,22 @@ class CampaignFilter(admin.SimpleListFilter):
     parameter_name = "campaign__id__exact"
 
     def lookups(self, request, model_admin):
-        value = self.value()
+        value = self.campaign_id()
         return [(value, f"Campaign {value}")] if value else []
 
     def queryset(self, request, queryset):
-        return queryset.filter(campaign_id=self.value()) if self.value() else queryset
+        value = self.campaign_id()
+        return queryset.filter(campaign_id=value) if value else queryset
+
+    def campaign_id(self) -> str | None:
+        """The id asked for; anything but one is refused like any value Django cannot parse."""
+        value = self.value()
+        if not value:
+            return None
+        # A bigint: SQLite cannot even compare a larger one.
+        if not (value.isascii() and value.isdigit() and int(value) < 2**63):
+            raise IncorrectLookupParameters(f"{value!r} is not a campaign id.")
+        return value
 
 
 class CappedCountPaginator(Paginator):
@@ -290,7 +486,7 @@ class CappedCountPaginator(Paginator):
 
 
 @admin.register(Recipient)
-class RecipientAdmin(admin.ModelAdmin):
+class RecipientAdmin(AccountScopedAdmin, admin.ModelAdmin):
     list_display = ["phone_number", "campaign", "status", "call_successful", "failure_reason", "line"]
     list_filter = ["status", CampaignFilter]
     list_select_related = ["campaign"]
@@ -301,7 +497,7 @@ class RecipientAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AccountScopedAdmin, admin.ModelAdmin):
     list_display = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
     list_select_related = ["user"]
     list_filter = ["revoked_at"]
@@ -339,10 +535,32 @@ class ApiKeyAdmin(admin.ModelAdmin):
             self.message_user(request, _skipped("API key", already), messages.WARNING)
 
 
-admin.site.register(Profile)
+@admin.register(Profile)
+class ProfileAdmin(AccountScopedAdmin, admin.ModelAdmin):
+    """A staff user sees and edits their own preferences only."""
+
+    list_display = ["user", "timezone"]
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
+    raw_id_fields = ["user"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(AccountScopedAdmin, AuthUserAdmin):
+    """Superusers only.
+
+    Whoever may change a user may make it a superuser: shown only their own record, a staff
+    user could still grant themselves everything. Their password is changed from the admin's
+    "Change password" link, which needs no access to users.
+    """
+
+    superusers_only = True
+
+
+class ReadOnlyAdmin(AccountScopedAdmin, admin.ModelAdmin):
     """Records written by the workers and the webhook receiver: looked at, never edited here."""
 
     def has_add_permission(self, request):
@@ -381,6 +599,7 @@ class WaitingFilter(admin.SimpleListFilter):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
+    superusers_only = True  # verified events, matched or not, are not any one account's records
     list_display = ["received_at", "event_type", "status", "conversation_id", "attempts", "note"]
     list_filter = ["status", WaitingFilter, "event_type"]
     search_fields = ["=conversation_id"]

@@ -54,3 +54,13 @@ class RecipientFactory(factory.django.DjangoModelFactory):
     campaign = factory.SubFactory(CampaignFactory)
     phone_number = factory.Sequence(lambda n: f"+1212555{n % 10000:04d}")
     line = factory.Sequence(lambda n: n + 2)
+
+
+class CallFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Call"
+
+    recipient = factory.SubFactory(RecipientFactory)
+    campaign = factory.SelfAttribute("recipient.campaign")
+    attempt = 1
+    conversation_id = factory.Sequence(lambda n: f"conv_{n:04d}")

@@ -1,19 +1,26 @@
-"""Django admin: every model reachable, no query per row, API keys shown once."""
+"""Django admin: every model reachable, no query per row, API keys shown once, each staff user
+scoped to their own account, and no query parameter that fails a list."""
 
 import datetime as dt
+import html
 import queue
+import re
+from types import SimpleNamespace
 
 import pytest
-from django.db import connection
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import connection, transaction
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import dispatch, elevenlabs, services
 from campaigns.admin import CappedCountPaginator
-from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Recipient
+from campaigns.models import Agent, ApiKey, Call, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient, WebhookEvent
 
-from .factories import AgentFactory, CampaignFactory, PhoneNumberFactory, RecipientFactory, UserFactory
+from .factories import AgentFactory, CallFactory, CampaignFactory, PhoneNumberFactory, RecipientFactory, UserFactory
 from .test_tracking import BASE, BATCHES, campaign_submitted, remote_batch, remote_detail, remote_recipient
 
 pytestmark = pytest.mark.django_db
@@ -505,3 +512,388 @@ def test_revoking_keys_revokes_the_active_ones_and_names_those_already_revoked(a
     assert messages == ["Revoked 1 API key.", f"Skipped 1 API key:\n“{old}”: it was already revoked."]
     assert ApiKey.objects.get(pk=active.pk).revoked_at is not None
     assert ApiKey.objects.get(pk=old.pk).revoked_at == revoked_at
+
+
+# --- Who sees what: superusers everything, other staff their own account ------------------
+
+SCOPED = ["campaign", "recipient", "call", "agent", "phonenumber", "apikey", "profile"]
+
+
+def one_of_everything(owner, tag, number):
+    """A scheduled campaign with a recipient and a call, an agent, a number, a key and a profile."""
+    campaign = scheduled(
+        f"{tag} campaign",
+        user=owner,
+        agent=AgentFactory(user=owner, name=f"{tag} agent"),
+        phone_number=PhoneNumberFactory(user=owner, label=f"{tag} line"),
+    )
+    recipient = RecipientFactory(campaign=campaign, phone_number=number)
+    return SimpleNamespace(
+        campaign=campaign,
+        recipient=recipient,
+        call=CallFactory(recipient=recipient, conversation_id=f"conv_{tag}"),
+        agent=campaign.agent,
+        phonenumber=campaign.phone_number,
+        apikey=services.api_key_create(user=owner, name=f"{tag} key").api_key,
+        profile=Profile.objects.create(user=owner, timezone="Europe/Paris"),
+    )
+
+
+@pytest.fixture
+def mine(user):
+    return one_of_everything(user, "alice", "+12125550100")
+
+
+@pytest.fixture
+def theirs(other_user):
+    return one_of_everything(other_user, "mallory", "+14155550199")
+
+
+def grant_every_campaigns_permission(user):
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="campaigns"))
+
+
+@pytest.fixture
+def staff_client(user):
+    """Alice: staff with every permission on the campaigns models, not a superuser."""
+    grant_every_campaigns_permission(user)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def change_link(model, row) -> str:
+    return f'href="{reverse(f"admin:campaigns_{model}_change", args=[row.pk])}'
+
+
+@pytest.mark.parametrize("model", SCOPED)
+def test_a_staff_user_lists_only_their_own_accounts_rows(staff_client, mine, theirs, model):
+    page = staff_client.get(reverse(f"admin:campaigns_{model}_changelist")).content.decode()
+
+    assert change_link(model, getattr(mine, model)) in page
+    assert change_link(model, getattr(theirs, model)) not in page
+    assert "mallory" not in page and "+14155550199" not in page
+    assert page.count('name="_selected_action"') == 1
+
+
+@pytest.mark.parametrize("model", SCOPED)
+def test_a_superuser_lists_every_accounts_rows(admin_client, mine, theirs, model):
+    page = admin_client.get(reverse(f"admin:campaigns_{model}_changelist")).content.decode()
+
+    assert change_link(model, getattr(mine, model)) in page
+    assert change_link(model, getattr(theirs, model)) in page
+
+
+@pytest.mark.parametrize("model", SCOPED)
+def test_another_accounts_record_answers_404_like_a_missing_one(staff_client, mine, theirs, model):
+    row = getattr(theirs, model)
+
+    for view in ("change", "history", "delete"):
+        assert staff_client.get(reverse(f"admin:campaigns_{model}_{view}", args=[row.pk])).status_code == 404
+        assert staff_client.get(reverse(f"admin:campaigns_{model}_{view}", args=[10**9])).status_code == 404
+    assert (
+        staff_client.post(reverse(f"admin:campaigns_{model}_delete", args=[row.pk]), {"post": "yes"}).status_code == 404
+    )
+    assert type(row).objects.filter(pk=row.pk).exists()
+    assert (
+        staff_client.get(reverse(f"admin:campaigns_{model}_change", args=[getattr(mine, model).pk])).status_code == 200
+    )
+
+
+@pytest.mark.parametrize(
+    "model, term",
+    [
+        ("campaign", "mallory campaign"),
+        ("recipient", "+14155550199"),
+        ("call", "conv_mallory"),
+        ("agent", "mallory agent"),
+        ("phonenumber", "mallory line"),
+        ("apikey", "mallory"),
+        ("profile", "mallory"),
+    ],
+)
+def test_another_accounts_rows_never_appear_in_search(staff_client, admin_client, mine, theirs, model, term):
+    changelist = reverse(f"admin:campaigns_{model}_changelist")
+
+    found = staff_client.get(changelist, {"q": term}).content.decode()
+
+    assert change_link(model, getattr(theirs, model)) not in found
+    assert 'name="_selected_action"' not in found
+    # while the search itself finds it for a superuser
+    assert change_link(model, getattr(theirs, model)) in admin_client.get(changelist, {"q": term}).content.decode()
+
+
+def test_dates_filter_choices_and_counts_come_from_the_users_own_rows(staff_client, mine, theirs):
+    Campaign.objects.filter(pk=theirs.campaign.pk).update(created_at=dt.datetime(2020, 1, 15, tzinfo=dt.UTC))
+    Call.objects.filter(pk=theirs.call.pk).update(status="failed")
+    Call.objects.filter(pk=mine.call.pk).update(status="done")
+    CallFactory(recipient=mine.recipient, attempt=2, status="busy")  # a filter shows from two values
+    campaigns = reverse("admin:campaigns_campaign_changelist")
+
+    listing = staff_client.get(campaigns, {"_facets": "1"}).content.decode()
+    in_2020 = staff_client.get(campaigns, {"created_at__year": "2020"}).content.decode()
+    calls = staff_client.get(reverse("admin:campaigns_call_changelist")).content.decode()
+
+    assert f"created_at__year={timezone.now().year}" in listing and "created_at__year=2020" not in listing
+    assert "Scheduled (1)" in listing
+    assert 'name="_selected_action"' not in in_2020
+    assert "status=done" in calls and "status=busy" in calls
+    assert "status=failed" not in calls
+
+
+def test_an_action_never_reaches_another_accounts_rows(staff_client, mine, theirs, http):
+    # Both rows ticked, as a forged form would send them
+    cancelled = shown(act(staff_client, "cancel", [mine.campaign, theirs.campaign]))
+    revoked = shown(act(staff_client, "revoke", [mine.apikey, theirs.apikey], model="apikey"))
+    # and every row of the list, selected across pages
+    staff_client.post(
+        reverse("admin:campaigns_recipient_changelist"),
+        {"action": "delete_selected", "select_across": "1", "_selected_action": [mine.recipient.pk], "post": "yes"},
+    )
+
+    assert cancelled == ["Cancelled 1 campaign."]
+    assert revoked == ["Revoked 1 API key."]
+    assert dict(Campaign.objects.values_list("name", "status")) == {
+        "alice campaign": "cancelled",
+        "mallory campaign": "scheduled",
+    }
+    assert ApiKey.objects.get(pk=theirs.apikey.pk).is_active and not ApiKey.objects.get(pk=mine.apikey.pk).is_active
+    assert list(Recipient.objects.values_list("phone_number", flat=True)) == ["+14155550199"]
+    assert len(http.calls) == 0
+
+
+def test_lookups_for_a_related_record_offer_only_the_users_own(staff_client, mine, theirs):
+    def popup(model):
+        url = reverse(f"admin:campaigns_{model}_changelist")
+        return staff_client.get(url, {"_to_field": "id", "_popup": "1"}).content.decode()
+
+    agents, campaigns = popup("agent"), popup("campaign")
+    found = staff_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "campaigns", "model_name": "campaign", "field_name": "agent", "term": "agent"},
+    ).json()
+
+    assert "alice agent" in agents and "mallory agent" not in agents
+    assert "alice campaign" in campaigns and "mallory campaign" not in campaigns
+    assert [result["text"] for result in found["results"]] == [str(mine.agent)]
+
+
+def test_a_form_offers_only_the_users_own_records_and_refuses_anyone_elses(staff_client, user, mine, theirs):
+    CampaignBatch.objects.create(
+        campaign=mine.campaign, part=1, offset=0, size=1, token="t_alice", elevenlabs_batch_call_id="btcal_alice"
+    )
+    url = reverse("admin:campaigns_campaign_change", args=[mine.campaign.pk])
+
+    response = staff_client.get(url)
+    form = response.context["adminform"].form
+    assert list(form.fields["user"].queryset) == [user]
+    assert list(form.fields["agent"].queryset) == [mine.agent]
+    assert list(form.fields["phone_number"].queryset) == [mine.phonenumber]
+    assert "btcal_alice" in response.content.decode()
+
+    def save(**changes):
+        data = {
+            "name": "Renamed",
+            "user": user.pk,
+            "agent": mine.agent.pk,
+            "phone_number": mine.phonenumber.pk,
+            "timezone": "UTC",
+            "batches-TOTAL_FORMS": "1",
+            "batches-INITIAL_FORMS": "1",
+            "batches-MIN_NUM_FORMS": "0",
+            "batches-MAX_NUM_FORMS": "0",
+            "batches-0-id": mine.campaign.batches.get().pk,
+            "batches-0-campaign": mine.campaign.pk,
+        }
+        return staff_client.post(url, {**data, **changes})
+
+    for refused in (
+        {"agent": theirs.agent.pk},
+        {"phone_number": theirs.phonenumber.pk},
+        {"user": theirs.campaign.user_id},
+    ):
+        response = save(**refused)
+        page = response.content.decode()
+        assert response.status_code == 200 and "Select a valid choice" in page
+        assert "mallory" not in page  # not even as the label of the id typed in
+    assert Campaign.objects.get(pk=mine.campaign.pk).name == "alice campaign"
+
+    assert save().status_code == 302
+    assert Campaign.objects.get(pk=mine.campaign.pk).name == "Renamed"
+
+
+def test_webhook_events_and_users_are_for_superusers_only(staff_client, admin_client, user, other_user):
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="auth", codename__endswith="_user"))
+    event = WebhookEvent.objects.create(digest="0" * 64, event_type="post_call_transcription")
+    hidden = [
+        (reverse("admin:campaigns_webhookevent_changelist"), 403),
+        (reverse("admin:campaigns_webhookevent_change", args=[event.pk]), 404),
+        (reverse("admin:auth_user_changelist"), 403),
+        (reverse("admin:auth_user_add"), 403),
+        (reverse("admin:auth_user_change", args=[other_user.pk]), 404),
+        (reverse("admin:auth_user_password_change", args=[other_user.pk]), 404),
+    ]
+
+    index = staff_client.get(reverse("admin:index")).content.decode()
+
+    assert reverse("admin:campaigns_campaign_changelist") in index
+    assert reverse("admin:campaigns_webhookevent_changelist") not in index
+    assert reverse("admin:auth_user_changelist") not in index
+    assert [(url, staff_client.get(url).status_code) for url, _ in hidden] == hidden
+    assert staff_client.post(reverse("admin:auth_user_add"), {"username": "eve"}).status_code == 403
+    assert not get_user_model().objects.filter(username="eve").exists()
+    for url, _ in hidden:
+        assert admin_client.get(url).status_code == 200
+
+
+# --- Query parameters a list cannot answer -------------------------------------------------
+
+CHANGELISTS = [f"admin:campaigns_{model}_changelist" for model in [*SCOPED, "webhookevent"]] + [
+    "admin:auth_user_changelist"
+]
+
+HOSTILE = [
+    # the recipients' and calls' campaign link
+    "campaign__id__exact=abc",
+    "campaign__id__exact=1.5",
+    "campaign__id__exact=99999999999999999999",
+    "campaign__id__exact=%00",
+    "_facets=1&campaign__id__exact=abc",
+    # fields and lookups no filter offers
+    "nosuchfield=1",
+    "status__nosuchlookup=1",
+    "id__range=1",
+    "id__in=99999999999999999999",
+    "name__regex=%5B",
+    "status__regex=%5B",
+    "variables__contains=x",
+    "variables__foo__bar=%00",
+    "payload__contains=%7B",
+    "key_hash__startswith=a",
+    "user__password__startswith=x",
+    "created_at__year=0",
+    "created_at__iso_year=0",
+    # dates at, past or outside the calendar's ends
+    "created_at__year=9999",
+    "created_at__year=9999&created_at__month=12&created_at__day=31",
+    "created_at__year=2020&created_at__year=9999",
+    "received_at__year=9999&received_at__month=12",
+    "created_at__year=abc",
+    "created_at__year=2020&created_at__month=13",
+    "created_at__gte=0001-01-01T00:00:00%2B14:00",
+    "created_at__lt=9999-12-31T23:59:59-12:00",
+    "scheduled_at__gte=0001-01-01T00:00:00%2B14:00",
+    "created_at=0001-01-01T00:00:00%2B14:00",
+    "created_at__exact=9999-12-31T23:59:59-12:00",
+    "revoked_at__lt=9999-12-31T23:59:59-12:00",
+    "created_at__gte=notadate",
+    "scheduled_at__isnull=maybe",
+    # values no filter offers
+    "status=nope",
+    "status__exact=nope",
+    "status__exact=%00",
+    "event_type__exact=%00",
+    "supports_outbound__exact=maybe",
+    "is_staff__exact=%00",
+    "type=nope",
+    "waiting=nope",
+    # ordering, pages, search, popups
+    "o=notanumber",
+    "o=999.-7.x",
+    "p=garbage",
+    "p=-1",
+    "p=99999999999999999999",
+    "q=%00",
+    "q=" + "9" * 2000,
+    "all=",
+    "_to_field=password",
+    "_popup=1&_to_field=id",
+    "e=1&nosuchfield=1",
+]
+
+
+SUPERUSERS_ONLY = ["admin:campaigns_webhookevent_changelist", "admin:auth_user_changelist"]
+
+
+def sign_in(client, user, role):
+    if role == "superuser":
+        user.is_superuser = True
+        user.save()
+    else:
+        grant_every_campaigns_permission(user)
+    client.force_login(user)
+
+
+def more_rows_to_filter(*accounts):
+    """A second call (a filter over a column's values shows from two) and two webhook events."""
+    for account in accounts:
+        CallFactory(recipient=account.recipient, attempt=2, status="busy", call_result="answered")
+    WebhookEvent.objects.create(digest="0" * 64, event_type="post_call_transcription")
+    WebhookEvent.objects.create(digest="1" * 64, event_type="call_initiation_failure")
+
+
+@pytest.mark.parametrize("changelist", CHANGELISTS)
+@pytest.mark.parametrize("role", ["superuser", "staff"])
+def test_every_link_a_list_offers_answers(client, user, mine, theirs, role, changelist):
+    more_rows_to_filter(mine, theirs)
+    sign_in(client, user, role)
+    url = reverse(changelist)
+    if role == "staff" and changelist in SUPERUSERS_ONLY:
+        assert client.get(url).status_code == 403
+        return
+
+    links = set()
+    for page in (url, f"{url}?_facets=True"):
+        links |= {html.unescape(href) for href in re.findall(r'href="(\?[^"]*)"', client.get(page).content.decode())}
+    answers = {link: client.get(url + link).status_code for link in sorted(links)}
+
+    assert len(answers) > 1
+    assert answers == dict.fromkeys(sorted(links), 200)
+
+
+@pytest.mark.parametrize("changelist", CHANGELISTS)
+@pytest.mark.parametrize("role", ["superuser", "staff"])
+def test_no_query_parameter_fails_a_list(client, user, mine, theirs, role, changelist):
+    more_rows_to_filter(mine, theirs)
+    sign_in(client, user, role)
+    url = reverse(changelist)
+
+    failures = []
+    for query in HOSTILE:
+        try:
+            with transaction.atomic():  # a failed query must not hide the ones after it
+                status = client.get(f"{url}?{query}").status_code
+        except Exception as exc:  # the test client raises what the view raised
+            status = repr(exc)
+        if not isinstance(status, int) or status >= 500:
+            failures.append(f"?{query}: {status}")
+
+    assert failures == []
+
+
+def test_a_value_a_filter_cannot_take_goes_back_to_the_whole_list(admin_client):
+    for model, query in [
+        ("recipient", "campaign__id__exact=abc"),
+        ("call", "campaign__id__exact=99999999999999999999"),
+        ("campaign", "created_at__year=9999&created_at__month=12"),
+        ("campaign", "created_at__lt=9999-12-31T23:59:59-12:00"),
+        ("campaign", "status__exact=%00"),
+    ]:
+        changelist = reverse(f"admin:campaigns_{model}_changelist")
+        response = admin_client.get(f"{changelist}?{query}")
+        assert (response.status_code, response["Location"]) == (302, f"{changelist}?e=1"), query
+
+
+def test_a_lookup_no_filter_offers_is_a_bad_request(admin_client):
+    for model, query in [
+        ("campaign", "name__regex=%5B"),
+        ("apikey", "key_hash__startswith=a"),
+        ("recipient", "variables__contains=x"),
+        ("agent", "created_at__gte=2020-01-01T00:00:00%2B00:00"),
+        ("campaign", "status__in=scheduled,pending"),
+    ]:
+        assert admin_client.get(f"{reverse(f'admin:campaigns_{model}_changelist')}?{query}").status_code == 400, query
+
+    # while the filters' own parameters still work
+    users = reverse("admin:auth_user_changelist")
+    assert admin_client.get(f"{users}?is_staff__exact=1&groups__id__exact=1").status_code == 200
