@@ -6,6 +6,7 @@ server, and the built-in ElevenLabs sandbox. `.env.example` lists every variable
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "campaigns",
     "sandbox",
 ]
@@ -52,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "voiceable.urls"
@@ -117,7 +121,32 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", default=False) else None
+# --- Security ----------------------------------------------------------------------------
+# Behind a proxy that terminates HTTPS and sets X-Forwarded-Proto and X-Forwarded-For, the
+# client's address is the last X-Forwarded-For entry, the one the proxy added. Without it
+# X-Forwarded-For is ignored (anyone can send one) and the client is REMOTE_ADDR.
+BEHIND_HTTPS_PROXY = env.bool("BEHIND_HTTPS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_HTTPS_PROXY else None
+
+# Sign-in protection (django-axes) on the staff and admin sign-in pages: after
+# LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair is locked
+# out for LOGIN_LOCKOUT_MINUTES (counted from the last failure before the lockout); other
+# addresses and other usernames are not. Attempts are kept in the database (admin: Axes), so
+# every web process sees them; `manage.py axes_reset_username NAME` lifts a lockout early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Tries during a lockout do not push its end further away: the page can say when it ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "campaigns.client_ip.client_ip"
+# No banner on every start of every process; failures and lockouts are still logged.
+AXES_VERBOSE = False
 
 # --- Recipients files -------------------------------------------------------------------
 # Uploads above this many bytes are refused before they are read.
@@ -131,12 +160,17 @@ WEB_UPLOADS_DIR = Path(env.str("WEB_UPLOADS_DIR", default=str(BASE_DIR / "var" /
 
 # --- API ---------------------------------------------------------------------------------
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")
+# Requests with a missing or wrong API key allowed per client address; past it, 429.
+API_BAD_KEY_RATE_LIMIT = env.str("API_BAD_KEY_RATE_LIMIT", default="20/min")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["campaigns.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["campaigns.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": API_RATE_LIMIT},
+    # The client address for per-address limits: the last X-Forwarded-For entry behind our
+    # proxy, REMOTE_ADDR otherwise (campaigns/client_ip.py does the same for sign-in).
+    "NUM_PROXIES": 1 if BEHIND_HTTPS_PROXY else 0,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.MultiPartParser",

@@ -5,22 +5,29 @@ from rest_framework import authentication, exceptions
 
 from campaigns import services
 
+from .auth_throttle import bad_key_attempt_record
+
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
+        # Every way of failing is counted per client address (auth_throttle): past the limit
+        # the answer is 429 instead of 401. A valid key is never counted.
         raw_key = request.META.get("HTTP_X_API_KEY", "").strip()
         if not raw_key:
             parts = request.META.get("HTTP_AUTHORIZATION", "").split()
             if not parts or parts[0].lower() != self.keyword.lower():
+                bad_key_attempt_record(request)
                 return None
             if len(parts) != 2:
+                bad_key_attempt_record(request)
                 raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <api key>'.")
             raw_key = parts[1]
 
         api_key = services.api_key_authenticate(raw_key=raw_key)
         if api_key is None:
+            bad_key_attempt_record(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return api_key.user, api_key
 

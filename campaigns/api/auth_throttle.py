@@ -1,0 +1,45 @@
+"""A limit on API requests that bring no valid key, per client address.
+
+Past API_BAD_KEY_RATE_LIMIT such requests from one address (20 a minute by default), the
+next ones are answered 429 with Retry-After instead of 401: a misconfigured client or a key
+scanner is told to back off. A request with a valid key is never counted or refused here,
+whoever shares its address: keys are long random strings, so letting them through gives a
+guesser nothing, and one client's mistakes must not lock out a working one behind the same
+NAT or proxy. The counts live in the cache; while it cannot be reached nothing is refused.
+"""
+
+import logging
+
+import redis
+from django.conf import settings
+from rest_framework.exceptions import Throttled
+from rest_framework.throttling import SimpleRateThrottle
+
+from campaigns.client_ip import client_ip
+
+logger = logging.getLogger(__name__)
+
+# What the cache backends raise when their server cannot be reached: Redis, and socket errors.
+CACHE_UNREACHABLE = (redis.RedisError, OSError)
+
+
+class BadApiKeyThrottle(SimpleRateThrottle):
+    scope = "api_bad_key"
+
+    def get_rate(self):
+        return settings.API_BAD_KEY_RATE_LIMIT
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}
+
+
+def bad_key_attempt_record(request) -> None:
+    """Count a request without a valid key; raise Throttled once its address is past the limit."""
+    throttle = BadApiKeyThrottle()
+    try:
+        allowed = throttle.allow_request(request, view=None)
+    except CACHE_UNREACHABLE as exc:
+        logger.warning("Requests with a bad API key are not counted while the cache is unreachable (%s)", exc)
+        return
+    if not allowed:
+        raise Throttled(wait=throttle.wait(), detail="Too many requests without a valid API key.")

@@ -1,0 +1,261 @@
+"""Sign-in lockout on the staff and admin sign-in pages, and the limit on requests with a bad API key."""
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from axes.models import AccessAttempt
+from django.core.cache import cache
+from django.db.models import F
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from .factories import UserFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"  # UserFactory's
+WRONG = "not the password"
+LOCKED = "Sign-in paused"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits():
+    # Sign-in attempts live in the database (rolled back after each test); API counts in the cache.
+    cache.clear()
+
+
+def sign_in(client, path="/accounts/login/", username="staff", password=PASSWORD, **request):
+    return client.post(path, {"username": username, "password": password}, **request)
+
+
+def signed_in(client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+# --- Sign-in lockout --------------------------------------------------------------------
+
+
+def test_five_wrong_passwords_lock_that_username_out_and_even_the_right_one_then_gets_the_lockout_page(client, db):
+    UserFactory(username="staff")
+
+    for _ in range(4):
+        response = sign_in(client, password=WRONG)
+        assert response.status_code == 200
+        assert "Please enter a correct username and password" in response.text
+    fifth = sign_in(client, password=WRONG)
+    right = sign_in(client)
+
+    for response in (fifth, right):
+        assert response.status_code == 429
+        assert LOCKED in response.text
+        assert "Too many failed sign-ins as <strong>staff</strong> from your address" in response.text
+        assert "paused for 15 minutes" in response.text
+        assert 'href="/accounts/login/"' in response.text  # back to the page it came from
+    assert not signed_in(client)
+
+
+def test_the_admin_sign_in_page_locks_out_the_same_way(client, db):
+    UserFactory(username="staff")
+
+    answers = [sign_in(client, "/admin/login/", password=WRONG).status_code for _ in range(5)]
+    right = sign_in(client, "/admin/login/")
+
+    assert answers == [200, 200, 200, 200, 429]
+    assert right.status_code == 429 and LOCKED in right.text
+    assert not signed_in(client)
+
+
+def test_the_lockout_holds_for_that_username_from_that_address_only(client, db):
+    UserFactory(username="staff")
+    UserFactory(username="colleague")
+    for _ in range(5):
+        sign_in(client, password=WRONG, REMOTE_ADDR="203.0.113.7")
+
+    assert sign_in(client, REMOTE_ADDR="203.0.113.7").status_code == 429
+    assert sign_in(client, username="colleague", REMOTE_ADDR="203.0.113.7").status_code == 302
+    client.logout()
+    assert sign_in(client, REMOTE_ADDR="198.51.100.2").status_code == 302
+
+
+def test_the_lockout_ends_15_minutes_after_the_last_counted_failure_however_often_one_tries_meanwhile(client, db):
+    UserFactory(username="staff")
+    for _ in range(5):
+        sign_in(client, password=WRONG)
+    for _ in range(3):
+        assert sign_in(client, password=WRONG).status_code == 429
+
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - dt.timedelta(minutes=14, seconds=50))
+    assert sign_in(client).status_code == 429
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - dt.timedelta(seconds=11))
+    response = sign_in(client)
+
+    assert response.status_code == 302 and signed_in(client)
+
+
+def test_signing_in_clears_earlier_failures(client, db):
+    UserFactory(username="staff")
+    for _ in range(4):
+        sign_in(client, password=WRONG)
+    assert sign_in(client).status_code == 302
+    client.logout()
+
+    answers = [sign_in(client, password=WRONG).status_code for _ in range(4)]
+
+    assert answers == [200, 200, 200, 200]
+
+
+def test_without_the_proxy_x_forwarded_for_is_ignored_so_rotating_it_does_not_escape_the_lockout(client, db):
+    UserFactory(username="staff")
+    for n in range(5):
+        sign_in(client, password=WRONG, HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+
+    assert sign_in(client, HTTP_X_FORWARDED_FOR="192.0.2.99").status_code == 429
+
+
+def test_behind_the_proxy_the_client_is_the_address_the_proxy_added(client, db, settings):
+    settings.BEHIND_HTTPS_PROXY = True
+    UserFactory(username="staff")
+    proxy = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_PROTO": "https"}
+    # What a client sends in X-Forwarded-For comes first; the proxy appends the address it saw.
+    for n in range(5):
+        sign_in(client, password=WRONG, HTTP_X_FORWARDED_FOR=f"192.0.2.{n}, 203.0.113.7", **proxy)
+
+    assert sign_in(client, HTTP_X_FORWARDED_FOR="192.0.2.99, 203.0.113.7", **proxy).status_code == 429
+    # Another client behind the same proxy is not locked out.
+    assert sign_in(client, HTTP_X_FORWARDED_FOR="198.51.100.2", **proxy).status_code == 302
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.7"
+
+
+# --- API keys: a limit on requests without a valid key ---------------------------------------
+
+
+@pytest.fixture
+def bad_key_limit(settings):
+    settings.API_BAD_KEY_RATE_LIMIT = "3/min"
+
+
+def api_get(key=None, **request):
+    headers = {"HTTP_X_API_KEY": key} if key else {}
+    return APIClient().get("/api/v1/campaigns", **headers, **request)
+
+
+def test_past_the_limit_wrong_keys_from_one_address_get_429_in_the_envelope_with_retry_after(db, bad_key_limit):
+    answers = [api_get("vk_wrong").status_code for _ in range(3)]
+    response = api_get("vk_wrong")
+
+    assert answers == [401, 401, 401]
+    assert response.status_code == 429
+    body = response.json()
+    assert body["status"] == {"code": 429, "message": "Too many requests"}
+    assert re.fullmatch(r"Too many requests\. Try again in \d+ seconds\.", body["error"])
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+@pytest.mark.parametrize(
+    "request_headers",
+    [{}, {"HTTP_AUTHORIZATION": "Basic dXNlcjpwYXNz"}, {"HTTP_AUTHORIZATION": "Bearer two words"}],
+    ids=["no-key", "other-scheme", "malformed-bearer"],
+)
+def test_requests_without_a_key_count_too(db, bad_key_limit, request_headers):
+    answers = [APIClient().get("/api/v1/campaigns", **request_headers).status_code for _ in range(4)]
+
+    assert answers == [401, 401, 401, 429]
+
+
+def test_a_valid_key_is_never_throttled_by_bad_attempts_from_its_address(db, bad_key_limit, raw_api_key):
+    for _ in range(5):
+        api_get("vk_wrong")
+
+    assert api_get("vk_wrong").status_code == 429
+    assert [api_get(raw_api_key).status_code for _ in range(5)] == [200] * 5
+
+
+def test_other_addresses_are_not_throttled_by_one_address_bad_attempts(db, bad_key_limit):
+    for _ in range(4):
+        api_get("vk_wrong", REMOTE_ADDR="203.0.113.7")
+
+    assert api_get("vk_wrong", REMOTE_ADDR="198.51.100.2").status_code == 401
+
+
+def test_behind_the_proxy_bad_keys_are_counted_per_client_not_per_proxy(db, bad_key_limit, settings):
+    settings.BEHIND_HTTPS_PROXY = True
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    for n in range(3):
+        api_get("vk_wrong", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}, 203.0.113.7", **proxy)
+
+    assert api_get("vk_wrong", HTTP_X_FORWARDED_FOR="203.0.113.7", **proxy).status_code == 429
+    assert api_get("vk_wrong", HTTP_X_FORWARDED_FOR="198.51.100.2", **proxy).status_code == 401
+
+
+def test_while_the_cache_is_unreachable_bad_keys_are_still_answered_401(db, bad_key_limit, caplog):
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # the discard port: nothing answers
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        answers = [api_get("vk_wrong").status_code for _ in range(5)]
+
+    assert answers == [401] * 5
+    assert "bad API key are not counted while the cache is unreachable" in caplog.text
+
+
+# --- Settings as the environment makes them (a fresh interpreter each) -----------------------
+
+PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.test import Client
+
+names = [
+    "DEBUG", "SECURE_SSL_REDIRECT", "SECURE_PROXY_SSL_HEADER", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "PASSWORD_RESET_ENABLED",
+    "EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS",
+    "DEFAULT_FROM_EMAIL", "AXES_FAILURE_LIMIT",
+]
+shown = {name: getattr(settings, name, None) for name in names}
+shown["AXES_COOLOFF_MINUTES"] = settings.AXES_COOLOFF_TIME.total_seconds() / 60
+plain = Client().get("/accounts/login/")
+https = Client().get("/accounts/login/", headers={"X-Forwarded-Proto": "https"})
+shown["plain"] = [plain.status_code, plain.headers.get("Location")]
+shown["https"] = [https.status_code, https.headers.get("Strict-Transport-Security")]
+shown["csrf_cookie_secure"] = bool(https.cookies["csrftoken"]["secure"])
+print(json.dumps(shown))
+"""
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "ALLOWED_HOSTS": "campaigns.example.com,testserver",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+}
+
+
+def run_with(*args: str, **variables) -> subprocess.CompletedProcess:
+    """Run Python in a fresh interpreter whose environment holds only what is given here."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DJANGO_SETTINGS_MODULE": "voiceable.settings",
+        "CELERY_BROKER_URL": "memory://",
+        **variables,
+    }
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def settings_with(**variables) -> dict:
+    result = run_with("-c", PROBE, **variables)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_sign_in_lockout_limits_come_from_the_environment():
+    shown = settings_with(**PRODUCTION, LOGIN_FAILURE_LIMIT="10", LOGIN_LOCKOUT_MINUTES="60")
+    assert (shown["AXES_FAILURE_LIMIT"], shown["AXES_COOLOFF_MINUTES"]) == (10, 60)
