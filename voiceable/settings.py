@@ -148,6 +148,19 @@ AXES_CLIENT_IP_CALLABLE = "campaigns.client_ip.client_ip"
 # No banner on every start of every process; failures and lockouts are still logged.
 AXES_VERBOSE = False
 
+# --- Mail (password reset) ----------------------------------------------------------------
+# EMAIL_URL as django-environ reads it: smtp+tls://user:password@smtp.example.com:587 (STARTTLS),
+# smtp+ssl://…:465, consolemail:// (printed). With DEBUG on it defaults to the console. With
+# DEBUG off and no EMAIL_URL nothing can send mail, so password reset is switched off (its
+# pages answer 404 and the sign-in page does not offer it) rather than promise a mail.
+EMAIL_URL = env.str("EMAIL_URL", default="") or ("consolemail://" if DEBUG else "")
+if EMAIL_URL:
+    vars().update(env.email_url_config(EMAIL_URL))
+PASSWORD_RESET_ENABLED = bool(EMAIL_URL)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Voiceable <noreply@localhost>")
+# A mail server that does not answer must not hold a web worker for long.
+EMAIL_TIMEOUT = 10
+
 # --- Recipients files -------------------------------------------------------------------
 # Uploads above this many bytes are refused before they are read.
 RECIPIENTS_MAX_FILE_BYTES = env.int("RECIPIENTS_MAX_FILE_BYTES", default=20 * 1024 * 1024)

@@ -1,8 +1,18 @@
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import urls as auth_urls
 from django.urls import include, path, re_path
 
 from campaigns.api.views import ApiNotFoundView
 from campaigns.webhooks import elevenlabs_webhook
+
+# Sign-in, sign-out and password change; password reset only when mail can be sent
+# (settings.PASSWORD_RESET_ENABLED).
+account_urls = [
+    pattern
+    for pattern in auth_urls.urlpatterns
+    if settings.PASSWORD_RESET_ENABLED or not pattern.name.startswith("password_reset")
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -12,7 +22,7 @@ urlpatterns = [
     path("sandbox/elevenlabs/", include("sandbox.urls")),
     # Unknown paths under /api/ answer in the JSON error envelope, never an HTML page.
     re_path(r"^api/", ApiNotFoundView.as_view()),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include(account_urls)),
     path("", include("campaigns.web.urls")),
 ]
 

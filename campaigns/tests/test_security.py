@@ -1,6 +1,7 @@
-"""Sign-in lockout on the staff and admin sign-in pages, and the limit on requests with a bad API key."""
+"""Sign-in lockout, the limit on bad API keys, and password reset."""
 
 import datetime as dt
+import importlib
 import json
 import os
 import re
@@ -14,7 +15,10 @@ from axes.models import AccessAttempt
 from django.core.cache import cache
 from django.db.models import F
 from django.test import override_settings
+from django.urls import clear_url_caches
 from rest_framework.test import APIClient
+
+import voiceable.urls
 
 from .factories import UserFactory
 
@@ -259,3 +263,92 @@ def settings_with(**variables) -> dict:
 def test_sign_in_lockout_limits_come_from_the_environment():
     shown = settings_with(**PRODUCTION, LOGIN_FAILURE_LIMIT="10", LOGIN_LOCKOUT_MINUTES="60")
     assert (shown["AXES_FAILURE_LIMIT"], shown["AXES_COOLOFF_MINUTES"]) == (10, 60)
+
+
+# --- Password reset -------------------------------------------------------------------------
+
+
+def _reload_urls():
+    importlib.reload(voiceable.urls)
+    clear_url_caches()
+
+
+@pytest.fixture
+def password_reset_on():
+    """Password reset as it is when a mail backend is configured (EMAIL_URL, or DEBUG)."""
+    with override_settings(PASSWORD_RESET_ENABLED=True):
+        _reload_urls()
+        yield
+    _reload_urls()
+
+
+def test_with_no_mail_backend_password_reset_is_off_and_not_offered(client, db):
+    # The tests run like production without EMAIL_URL.
+    assert client.get("/accounts/password_reset/").status_code == 404
+    assert "Forgot your password?" not in client.get("/accounts/login/").text
+
+
+def test_the_reset_mail_reaches_the_user_and_its_link_sets_a_new_password(client, db, password_reset_on, mailoutbox):
+    UserFactory(username="staff", email="staff@example.com")
+    login_page = client.get("/accounts/login/").text
+    assert 'href="/accounts/password_reset/"' in login_page and "Forgot your password?" in login_page
+
+    response = client.post("/accounts/password_reset/", {"email": "staff@example.com"})
+
+    assert response.status_code == 302 and response["Location"] == "/accounts/password_reset/done/"
+    assert "Check your email" in client.get(response["Location"]).text
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert mail.to == ["staff@example.com"]
+    assert mail.from_email == "Voiceable <noreply@localhost>"
+    link = re.search(r"http://testserver(/accounts/reset/\S+/)", mail.body).group(1)
+
+    form = client.get(link, follow=True)
+    assert "Choose a new password" in form.text
+    new_password = "a brand new staff password"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
+    assert done.status_code == 302 and "Password changed" in client.get(done["Location"]).text
+
+    assert sign_in(client, password=PASSWORD).status_code == 200
+    assert sign_in(client, password=new_password).status_code == 302
+    # The link worked once.
+    assert "This link is not valid any more" in client.get(link, follow=True).text
+
+
+def test_an_unknown_address_gets_the_same_answer_and_no_mail(client, db, password_reset_on, mailoutbox):
+    response = client.post("/accounts/password_reset/", {"email": "nobody@example.com"})
+
+    assert response.status_code == 302 and response["Location"] == "/accounts/password_reset/done/"
+    assert mailoutbox == []
+
+
+def test_the_lockout_page_offers_password_reset_when_it_is_on(client, db, password_reset_on):
+    UserFactory(username="staff")
+    for _ in range(5):
+        response = sign_in(client, password=WRONG)
+
+    assert response.status_code == 429 and 'href="/accounts/password_reset/"' in response.text
+
+
+def test_mail_goes_to_the_console_in_development():
+    shown = settings_with(DEBUG="true", ALLOWED_HOSTS="testserver")
+
+    assert shown["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+    assert shown["PASSWORD_RESET_ENABLED"] is True
+
+
+def test_in_production_mail_goes_through_the_smtp_server_of_email_url():
+    shown = settings_with(
+        **PRODUCTION, EMAIL_URL="smtp+tls://mailer:p%40ss@smtp.example.com:587",
+        DEFAULT_FROM_EMAIL="Campaigns <campaigns@example.com>",
+    )  # fmt: skip
+
+    assert shown["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (shown["EMAIL_HOST"], shown["EMAIL_PORT"], shown["EMAIL_USE_TLS"]) == ("smtp.example.com", 587, True)
+    assert (shown["EMAIL_HOST_USER"], shown["EMAIL_HOST_PASSWORD"]) == ("mailer", "p@ss")
+    assert shown["DEFAULT_FROM_EMAIL"] == "Campaigns <campaigns@example.com>"
+    assert shown["PASSWORD_RESET_ENABLED"] is True
+
+
+def test_in_production_without_email_url_password_reset_is_off():
+    assert settings_with(**PRODUCTION)["PASSWORD_RESET_ENABLED"] is False
