@@ -1,7 +1,16 @@
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from . import views
+
+# Swagger UI under the Content-Security-Policy: its start-up script is served as a file (the
+# split view) rather than inline; its page's <style> element and the data: images of its
+# stylesheet are allowed on this page only.
+api_docs = csp_update({"style-src": [UNSAFE_INLINE], "img-src": ["data:"]})(
+    SpectacularSwaggerSplitView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[])
+)
 
 # Paths have no trailing slash, as documented; one is tolerated rather than redirected.
 urlpatterns = [
@@ -26,9 +35,5 @@ urlpatterns = [
         SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]),
         name="api-schema",
     ),
-    path(
-        "docs",
-        SpectacularSwaggerView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[]),
-        name="api-docs",
-    ),
+    path("docs", api_docs, name="api-docs"),
 ]

@@ -1,4 +1,5 @@
-"""Sign-in lockout, the limit on bad API keys, and password reset."""
+"""Sign-in lockout, the limit on bad API keys, password reset, and the production defaults:
+HTTPS only behind the proxy, HSTS, Secure cookies, the Content-Security-Policy."""
 
 import datetime as dt
 import importlib
@@ -19,8 +20,9 @@ from django.urls import clear_url_caches
 from rest_framework.test import APIClient
 
 import voiceable.urls
+from campaigns.models import Campaign
 
-from .factories import UserFactory
+from .factories import AgentFactory, CampaignFactory, PhoneNumberFactory, RecipientFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"  # UserFactory's
@@ -352,3 +354,139 @@ def test_in_production_mail_goes_through_the_smtp_server_of_email_url():
 
 def test_in_production_without_email_url_password_reset_is_off():
     assert settings_with(**PRODUCTION)["PASSWORD_RESET_ENABLED"] is False
+
+
+# --- HTTPS behind the proxy, and check --deploy -------------------------------------------
+
+
+def test_behind_the_https_proxy_it_is_https_only_with_hsts_and_secure_cookies():
+    shown = settings_with(**PRODUCTION, BEHIND_HTTPS_PROXY="true")
+
+    assert shown["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert shown["plain"] == [301, "https://testserver/accounts/login/"]
+    assert shown["https"] == [200, "max-age=31536000; includeSubDomains"]
+    assert shown["SESSION_COOKIE_SECURE"] and shown["CSRF_COOKIE_SECURE"] and shown["csrf_cookie_secure"]
+    assert shown["SECURE_HSTS_PRELOAD"] is False
+
+
+def test_hsts_and_the_redirect_can_be_tuned_behind_the_proxy():
+    shown = settings_with(
+        **PRODUCTION, BEHIND_HTTPS_PROXY="true", SECURE_SSL_REDIRECT="false", SECURE_HSTS_SECONDS="3600",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="false", SECURE_HSTS_PRELOAD="true",
+    )  # fmt: skip
+
+    assert shown["plain"] == [200, None]
+    assert shown["https"] == [200, "max-age=3600; preload"]
+
+
+def test_without_the_proxy_nothing_forces_https():
+    shown = settings_with(**PRODUCTION)
+
+    assert (shown["SECURE_SSL_REDIRECT"], shown["SECURE_HSTS_SECONDS"], shown["SESSION_COOKIE_SECURE"]) == (
+        False, 0, False,
+    )  # fmt: skip
+    assert shown["plain"] == [200, None] and shown["https"] == [200, None]
+    assert not shown["csrf_cookie_secure"]
+
+
+def test_check_deploy_passes_with_production_settings_behind_the_proxy_and_fails_without_it():
+    command = ("manage.py", "check", "--deploy", "--fail-level", "WARNING")
+    behind = run_with(*command, **PRODUCTION, BEHIND_HTTPS_PROXY="true")
+    plain = run_with(*command, **PRODUCTION)
+
+    assert behind.returncode == 0, behind.stderr
+    assert "System check identified no issues" in behind.stdout
+    assert plain.returncode != 0
+    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert warning in plain.stderr
+
+
+# --- Response headers and the Content-Security-Policy ----------------------------------------
+
+
+def policy(response) -> dict[str, list[str]]:
+    directives = (part.strip().split() for part in response["Content-Security-Policy"].split(";") if part.strip())
+    return {name: sources for name, *sources in directives}
+
+
+def test_pages_send_a_policy_without_inline_script_and_the_other_security_headers(client, db):
+    response = client.get("/accounts/login/")
+
+    csp = policy(response)
+    assert csp["default-src"] == csp["script-src"] == csp["style-src"] == csp["connect-src"] == ["'self'"]
+    assert csp["style-src-attr"] == ["'unsafe-inline'"]  # the width of progress bars, nothing else
+    assert csp["frame-ancestors"] == csp["object-src"] == csp["base-uri"] == ["'none'"]
+    assert csp["form-action"] == ["'self'"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["X-Frame-Options"] == "DENY"
+
+
+def test_the_pages_templates_carry_no_inline_script_style_element_or_event_handler():
+    for template in (ROOT / "templates").rglob("*.html"):
+        html = template.read_text()
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert re.search(r"\bsrc=", tag), f"inline <script> in {template}"
+        assert "<style" not in html, f"<style> element in {template}"
+        assert not re.search(r"\son[a-z]+\s*=", html), f"inline event handler in {template}"
+        assert "javascript:" not in html, f"javascript: URL in {template}"
+
+
+def test_the_api_docs_run_swagger_ui_from_files_with_inline_styles_allowed_on_that_page_only(client, db):
+    response = client.get("/api/v1/docs")
+
+    assert response.status_code == 200
+    scripts = re.findall(r"<script\b[^>]*>", response.text)
+    assert scripts and all("src=" in tag for tag in scripts)
+    csp = policy(response)
+    assert csp["script-src"] == ["'self'"]
+    assert csp["style-src"] == ["'self'", "'unsafe-inline'"] and csp["img-src"] == ["'self'", "data:"]
+    start_up = client.get(re.search(r'<script src="([^"]*script[^"]*)"', response.text).group(1).replace("&amp;", "&"))
+    assert start_up.status_code == 200 and start_up["Content-Type"].startswith("application/javascript")
+    assert "SwaggerUIBundle" in start_up.text
+    assert "'unsafe-inline'" not in policy(client.get("/accounts/login/"))["style-src"]
+
+
+# --- In a real browser: no policy violation on any page --------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (.ci/run installs it)")
+def test_in_chromium_no_page_breaks_the_content_security_policy(live_server, settings, monkeypatch):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    # The live server finds static files by their own names, not the collected hashed ones.
+    plain_storage = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": plain_storage}
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls beside Playwright's event loop
+    staff = UserFactory(username="staff", is_superuser=True)
+    campaign = CampaignFactory(
+        user=staff, agent=AgentFactory(user=staff), phone_number=PhoneNumberFactory(user=staff),
+        status=Campaign.Status.IN_PROGRESS, recipients_count=2, calls_dispatched=2, calls_finished=1,
+    )  # fmt: skip
+    RecipientFactory.create_batch(2, campaign=campaign)
+    pages = [
+        "/", "/campaigns/new", f"/campaigns/{campaign.pk}", "/agents", "/api-keys", "/api/v1/docs",
+        "/admin/", "/admin/campaigns/campaign/", f"/admin/campaigns/campaign/{campaign.pk}/change/",
+    ]  # fmt: skip
+
+    violations = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text else None)  # fmt: skip
+        page.on("pageerror", lambda error: violations.append(f"{page.url}: {error}"))
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.get_by_label("Username").fill("staff")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{live_server.url}/")
+        for path in pages:
+            page.goto(f"{live_server.url}{path}", wait_until="networkidle")
+        # Swagger UI rendered the document: its scripts ran.
+        page.goto(f"{live_server.url}/api/v1/docs", wait_until="networkidle")
+        assert "Voiceable Campaigns API" in page.locator(".swagger-ui .info .title").inner_text()
+        browser.close()
+
+    assert violations == []
