@@ -43,7 +43,7 @@ def assert_runs_our_code(argv: list[str]):
         assert argv[3] in {"worker", "beat"}
         assert importlib.import_module("voiceable").celery_app is celery_app
     elif program == "python":
-        assert argv[1:3] == ["manage.py", "migrate"]
+        assert argv[1] == "manage.py" and argv[2] in {"migrate", "collectstatic"}
     else:
         pytest.fail(f"unexpected program {program!r}")
 
@@ -76,7 +76,8 @@ def test_procfile_processes_run_our_code():
     for line in (ROOT / "Procfile").read_text().splitlines():
         name, _, command = line.partition(":")
         assert name in {"release", "web", "worker", "beat"}
-        assert_runs_our_code(shlex.split(command.replace("${PORT:-8000}", "8000")))
+        for part in command.replace("${PORT:-8000}", "8000").split("&&"):
+            assert_runs_our_code(shlex.split(part))
 
 
 def test_the_dockerfile_installs_the_requirements_and_serves_with_gunicorn():
@@ -84,6 +85,35 @@ def test_the_dockerfile_installs_the_requirements_and_serves_with_gunicorn():
     assert "pip install -r requirements.txt" in dockerfile
     cmd = re.search(r"^CMD (.+)$", dockerfile, re.M).group(1)
     assert_runs_our_code(yaml.safe_load(cmd))
+
+
+# Without collected static files (and their manifest) every page answers 500.
+COLLECTSTATIC = ["python", "manage.py", "collectstatic", "--noinput"]
+
+
+def test_the_procfile_release_step_migrates_then_collects_static_files():
+    release = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines())["release"]
+    steps = [shlex.split(part) for part in release.split("&&")]
+    assert steps == [["python", "manage.py", "migrate", "--noinput"], COLLECTSTATIC]
+
+
+def test_the_image_compose_serves_collects_static_files_at_build_and_nothing_hides_them():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    run = re.search(r"^RUN (.*manage\.py collectstatic.*)$", dockerfile, re.M).group(1)
+    assert shlex.split(run)[-4:] == COLLECTSTATIC
+    assert dockerfile.index("COPY . .") < dockerfile.index(run) < dockerfile.index("CMD ")
+    web = compose()["services"]["web"]
+    assert web["build"] == "." and "volumes" not in web
+
+
+def test_the_dockerfile_collectstatic_step_runs_with_only_what_it_sets():
+    # The build has no configuration but the placeholder key the Dockerfile sets.
+    env = {"PATH": os.environ.get("PATH", ""), "SECRET_KEY": "collectstatic-only"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--dry-run"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 def test_every_variable_in_env_example_is_read_by_settings():
