@@ -2,6 +2,8 @@
 
 Pure Python and streaming: rows are read one at a time, so a large file never sits in memory as
 one string and the caller can store recipients in chunks while the file is still being read.
+Every size the file could blow up (lines, columns, one cell, a workbook's inflated parts) has a
+limit that is checked while reading, so time stays linear in the file and memory bounded.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ import io
 import itertools
 import math
 import re
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import openpyxl
 import phonenumbers
-from phonenumbers import NumberParseException, ValidationResult
+from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
+
+from campaigns import xlsx
 
 OVERRIDE_COLUMNS = ("language", "first_message", "system_prompt", "voice_id")
 MAX_REPORTED_ERRORS = 100
@@ -58,6 +60,8 @@ _SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d*)?[eE][+-]?\d+")
 # "1,41555E+10" (European decimal comma) must not make the comma look like the delimiter.
 _COMMA_DECIMAL_SCIENTIFIC = re.compile(r"\d,\d+[eE][+-]?\d+")
 _PHONE_CHARACTERS = re.compile(r"[\d\s+\-().]+")
+_FORMATTED_NUMBER = re.compile(r"\+[0-9 ().\-]+")
+_NOT_DIGITS = re.compile(r"[^0-9]")
 
 _SCIENTIFIC_REASON = (
     "was converted to scientific notation by a spreadsheet, so digits are lost; "
@@ -77,6 +81,14 @@ _NOT_TEXT_MESSAGE = (
     "The file is not UTF-8 text, so it is neither a CSV file nor a spreadsheet this service can read. "
     'Export it from your spreadsheet as "CSV UTF-8" or save it as .xlsx, and upload it again.'
 )
+_NUL_MESSAGE = (
+    "Line {line:,} contains a NUL character (a zero byte), which no text file holds: the file is damaged "
+    'or is not CSV text. Export it again as "CSV UTF-8" or save it as .xlsx, and upload it again.'
+)
+_UNCLOSED_QUOTE_MESSAGE = (
+    'Line {line:,} has a quote (") that opens a value which is never closed. '
+    "Remove the stray quote or close it, and upload the file again."
+)
 _PARSE_REASONS = {
     NumberParseException.INVALID_COUNTRY_CODE: "has an unknown country code",
     NumberParseException.NOT_A_NUMBER: "is not a phone number",
@@ -89,6 +101,28 @@ _LENGTH_PROBLEMS = {ValidationResult.TOO_SHORT: "is too short", ValidationResult
 
 class RecipientsFileError(Exception):
     """The file as a whole cannot be used; str(error) is a sentence meant for the person who uploaded it."""
+
+
+class RecipientsFileTooLarge(RecipientsFileError):
+    """The file goes past one of the size limits (lines, a workbook's inflated size, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much of a file the reader will read; each is checked while reading, not after."""
+
+    max_rows: int = 200_000  # lines of a CSV file, rows of a sheet, blank ones included
+    max_columns: int = 200
+    max_cell_chars: int = 10_000
+    # The inflated parts of an .xlsx file together, and the text its cells may hold.
+    max_xlsx_bytes: int = 100 * 1_048_576
+    max_xlsx_parts: int = 1_000
+    max_shared_strings: int = 500_000
+
+    @property
+    def max_line_chars(self) -> int:
+        # The longest line max_columns quoted cells of max_cell_chars can make.
+        return self.max_columns * (self.max_cell_chars + 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,27 +186,137 @@ class _Rows(Protocol):
     def __next__(self) -> list[str]: ...
 
 
-_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+# Country calling codes by their digits; they are prefix-free, so the first 1 to 3 digits of an
+# E.164 number that form one are its country code.
+_COUNTRY_CODES = {str(code): code for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+# The number types phonenumbers tells apart; a number is valid when it is any of them.
+_NUMBER_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+    "mobile",
+)
 
 
-def _e164_number(value: str) -> phonenumbers.PhoneNumber | None:
-    """The number of a value already written as E.164 (`+` and digits only), or None.
+def _matcher(patterns: list[str]) -> Callable[[str], object] | None:
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns)).fullmatch if patterns else None
+
+
+def _region_check(metadata: Any) -> Callable[[str], bool]:
+    """is_valid_number_for_region's test for one region's metadata, compiled into few regexes.
+
+    phonenumbers tries the general pattern, then each number type's pattern in turn, through a
+    dozen function calls: most of a file's reading time. Any type matching is all validity
+    needs, so the types allowed at each length become one alternation.
+    """
+    general = metadata.general_desc
+    if general is None or not general.national_number_pattern:
+        return lambda national: False
+    general_lengths = frozenset(general.possible_length)
+    general_match = re.compile(general.national_number_pattern).fullmatch
+    types = []
+    for name in _NUMBER_TYPES:
+        if name == "mobile" and metadata.same_mobile_and_fixed_line_pattern:
+            continue  # phonenumbers does not test the mobile pattern then
+        desc = getattr(metadata, name)
+        if desc is not None and desc.national_number_pattern:
+            types.append((frozenset(desc.possible_length), desc.national_number_pattern))
+    # A type without possible lengths is tested at any length.
+    lengths = general_lengths.union(*(type_lengths for type_lengths, _ in types))
+    by_length = {
+        length: _matcher([pattern for type_lengths, pattern in types if not type_lengths or length in type_lengths])
+        for length in lengths
+    }
+    any_length = _matcher([pattern for type_lengths, pattern in types if not type_lengths])
+
+    def check(national: str) -> bool:
+        size = len(national)
+        if general_lengths and size not in general_lengths:
+            return False
+        if general_match(national) is None:
+            return False
+        match = by_length.get(size, any_length)
+        return match is not None and match(national) is not None
+
+    return check
+
+
+_CHECKS: dict[int, Any] = {}
+
+
+def _country_check(country_code: int) -> Any:
+    """One check for a single-region code, or (leading digits, check) per region sharing it."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code)
+    if not regions:
+        return None
+    if len(regions) == 1:
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, regions[0].upper())
+        return _region_check(metadata) if metadata is not None else None
+    checks = []
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is not None:
+            leading = re.compile(metadata.leading_digits).match if metadata.leading_digits is not None else None
+            checks.append((leading, _region_check(metadata)))
+    return tuple(checks)
+
+
+def _is_valid(country_code: int, national: str) -> bool:
+    """phonenumbers.is_valid_number for a country code and national significant number.
+
+    The same decision from the same metadata (the tests compare the two on every region's
+    example numbers): the region is the one whose leading digits match or, failing that, the
+    first whose patterns accept the number, as in region_code_for_number.
+    """
+    check = _CHECKS.get(country_code)
+    if check is None:
+        check = _CHECKS[country_code] = _country_check(country_code) or ()
+    if type(check) is not tuple:
+        return check(national)
+    for leading, region_check in check:
+        if leading is not None:
+            if leading(national):
+                return region_check(national)
+        elif region_check(national):
+            return True
+    return False
+
+
+def _has_plus(value: str) -> bool:
+    return "+" in value or "\uff0b" in value  # phonenumbers also reads the full-width plus
+
+
+def _formatted_e164(value: str) -> str | None:
+    """The E.164 form of `+` and digits with only spaces, dashes, dots and brackets between them,
+    when that is a valid number; parse() reads such a value as its digits, much more slowly."""
+    if not _FORMATTED_NUMBER.fullmatch(value):
+        return None
+    e164 = "+" + _NOT_DIGITS.sub("", value)
+    return e164 if _is_valid_e164(e164) else None
+
+
+def _is_valid_e164(value: str) -> bool:
+    """Whether `value` is a valid number already written exactly as E.164 (`+` and digits only).
 
     Most files hold E.164 numbers; reading them needs none of parse()'s normalising, which
-    costs as much as validating. Country codes are prefix-free, so the first 1 to 3 digits
-    that form one are it. A national part starting with 0 is left to parse(), which knows
-    when such a zero belongs to the number (Italy) and when it is a national prefix.
+    costs as much as validating. A national part starting with 0 is left to parse(), which
+    knows when such a zero belongs to the number (Italy) and when it is a national prefix.
     """
     digits = value[1:]
     if not (7 <= len(digits) <= 15 and digits.isdigit() and digits.isascii()):
-        return None
+        return False
     for size in (1, 2, 3):
-        if int(digits[:size]) in _COUNTRY_CODES:
+        code = _COUNTRY_CODES.get(digits[:size])
+        if code is not None:
             national = digits[size:]
-            if national[0] == "0":
-                return None
-            return phonenumbers.PhoneNumber(country_code=int(digits[:size]), national_number=int(national))
-    return None
+            return national[0] != "0" and _is_valid(code, national)
+    return False
 
 
 class RecipientsReader:
@@ -195,6 +339,9 @@ class RecipientsReader:
     `columns` lists the variables and `layout` every named column with what it becomes; both
     are known once the first recipient is read. `check_columns`, when given, is called with
     `layout` before any recipient is read: whatever it raises refuses the file.
+
+    `limits` bounds what is read; going past one raises RecipientsFileTooLarge for sizes (lines,
+    a workbook's parts) and RecipientsFileError for shapes (too many columns, a value too long).
     """
 
     errors: list[RowError]
@@ -210,6 +357,7 @@ class RecipientsReader:
         filename: str = "",
         default_country: str | None = None,
         max_recipients: int = 100_000,
+        limits: Limits | None = None,
         check_columns: Callable[[list[Column]], object] | None = None,
     ) -> None:
         region = (default_country or "").strip().upper() or None
@@ -221,6 +369,7 @@ class RecipientsReader:
         self._filename = filename
         self._region = region
         self._max_recipients = max_recipients
+        self._limits = limits or Limits()
         self._check_columns = check_columns
         self._reset()
 
@@ -246,6 +395,7 @@ class RecipientsReader:
         self._variable_columns: list[tuple[int, str]] = []
         self._override_columns: list[tuple[int, str]] = []
         self._extra_cells_reason = ""
+        self._column_names: list[str] = []
         self._joiner = ","
         self._lines_seen = False
 
@@ -278,14 +428,16 @@ class RecipientsReader:
                 override_columns = self._override_columns
                 region = self._region
                 max_recipients = self._max_recipients
+                max_cell_chars = self._limits.max_cell_chars
                 seen = self._seen
                 parse = phonenumbers.parse
-                is_valid = phonenumbers.is_valid_number
                 significant_number = phonenumbers.national_significant_number
 
                 for cells in records:
                     line = rows.line_num + line_offset
                     size = len(cells)
+                    if size and max(map(len, cells)) > max_cell_chars:
+                        self._refuse_long_value(line, cells)
                     raw = cells[phone_index].strip() if size > phone_index else ""
                     if not raw:
                         if not _is_blank(cells):
@@ -298,23 +450,33 @@ class RecipientsReader:
                         cells = [*cells, *[""] * (width - size)]  # missing trailing cells are empty
 
                     value = _clean_phone(raw) if raw[0] in "'=0" else raw
+                    if not value:  # only the quoting a spreadsheet puts around text: ' or =""
+                        self._error(line, raw, "has no phone number")
+                        continue
                     if ("e" in value or "E" in value) and _SCIENTIFIC.fullmatch(value):
                         self._error(line, raw, _SCIENTIFIC_REASON)
                         continue
-                    fast = _e164_number(value) if value[0] == "+" else None
-                    if fast is not None and is_valid(fast):
+                    if value[0] == "+" and _is_valid_e164(value):
                         e164 = value  # already exactly E.164
+                    elif value[0] == "+" and (e164 := _formatted_e164(value)):
+                        pass
+                    elif region is None and self.error_count >= MAX_REPORTED_ERRORS and not _has_plus(value):
+                        # Without a default country, parse() refuses a number with no +; past the
+                        # errors that are listed, only the count is left to keep.
+                        self.error_count += 1
+                        continue
                     else:
                         try:
                             number = parse(value, region)
                         except NumberParseException as exc:
-                            self._error(line, raw, self._parse_failure(value, exc))
+                            self._error(line, raw, self._parse_failure, value, exc)
                             continue
-                        if not is_valid(number):
-                            self._error(line, raw, self._invalid_reason(value, number))
+                        national = significant_number(number)
+                        if not _is_valid(number.country_code, national):
+                            self._error(line, raw, self._invalid_reason, value, number)
                             continue
                         # Same result as format_number(number, E164), without its formatting machinery.
-                        e164 = f"+{number.country_code}{significant_number(number)}"
+                        e164 = f"+{number.country_code}{national}"
                     if e164 in seen:
                         self.duplicates_merged += 1
                         continue
@@ -334,7 +496,7 @@ class RecipientsReader:
             except UnicodeDecodeError:
                 raise RecipientsFileError(_NOT_TEXT_MESSAGE) from None
             except csv.Error as exc:
-                raise RecipientsFileError(_csv_failure(exc, line)) from None
+                raise RecipientsFileError(self._csv_failure(exc, line, rows.line_num + line_offset)) from None
 
         if self.rows_read == 0:
             raise RecipientsFileError(_HEADER_ONLY_MESSAGE)
@@ -368,10 +530,11 @@ class RecipientsReader:
         # newline="" lets csv see the line breaks inside quoted fields.
         text = io.TextIOWrapper(self._file, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
         try:
+            lines = _checked_lines(text, self._limits)
             skipped = 0
             first: str | None = None
             try:
-                for line in text:
+                for line in lines:
                     self._lines_seen = True
                     if line.strip(_BLANK_LINE_CHARS):
                         first = line
@@ -385,8 +548,7 @@ class RecipientsReader:
             # The delimiter is the one the first line uses; with none, every line is a single cell.
             delimiter = _detect_delimiter(first)
             self._joiner = delimiter or ","
-            lines = itertools.chain((first,), text)
-            yield csv.reader(lines, delimiter=delimiter or _NO_DELIMITER), skipped
+            yield csv.reader(itertools.chain((first,), lines), delimiter=delimiter or _NO_DELIMITER), skipped
         finally:
             # Leave the caller's file open: closing the wrapper would close it too.
             text.detach()
@@ -394,22 +556,37 @@ class RecipientsReader:
     @contextlib.contextmanager
     def _open_sheet(self) -> Iterator[tuple[_SheetRows, int]]:
         """The rows of the first worksheet, as text."""
+        limits = self._limits
+        workbook_limits = xlsx.WorkbookLimits(
+            max_bytes=limits.max_xlsx_bytes,
+            max_rows=limits.max_rows,
+            max_columns=limits.max_columns,
+            max_cell_chars=limits.max_cell_chars,
+            max_parts=limits.max_xlsx_parts,
+            max_shared_strings=limits.max_shared_strings,
+        )
+        # The sheet is read while the caller iterates, so its errors surface at this yield too.
         try:
-            with warnings.catch_warnings():
-                # openpyxl warns about styles and extensions it ignores; they do not matter here.
-                warnings.simplefilter("ignore")
-                workbook = openpyxl.load_workbook(self._file, read_only=True, data_only=True)
-        except Exception:  # a damaged zip or workbook fails in many different ways
+            with xlsx.first_sheet(self._file, workbook_limits) as sheet:
+                yield _SheetRows(sheet), 0
+        except xlsx.UnreadableWorkbook:
             raise RecipientsFileError(_UNREADABLE_XLSX_MESSAGE) from None
-        try:
-            if not workbook.worksheets:
-                raise RecipientsFileError("The spreadsheet has no worksheet with recipients in it.")
-            yield _SheetRows(workbook.worksheets[0]), 0
-        finally:
-            workbook.close()
+        except xlsx.WorkbookTooLarge as exc:
+            raise RecipientsFileTooLarge(str(exc)) from None
+        except xlsx.WorkbookRefused as exc:
+            raise RecipientsFileError(str(exc)) from None
 
     def _read_header(self, cells: list[str]) -> bool:
         """Learn the columns from the first non-blank row; False when that row is already a recipient."""
+        width = _last_filled(cells) + 1
+        max_columns = self._limits.max_columns
+        if width > max_columns:
+            raise RecipientsFileError(
+                f"The file has {width:,} columns; at most {max_columns:,} are read. Remove the columns the "
+                "agent does not need, and upload the file again."
+            )
+        # Empty cells after the last heading only matter up to the column limit.
+        cells = cells[: max(width, min(len(cells), max_columns))]
         headings = [_heading(cell) for cell in cells]
         names = [_variable_name(heading) for heading in headings]
         folded = [name.lower() for name in names]
@@ -422,11 +599,11 @@ class RecipientsReader:
                     "with a column named phone_number, or upload a file with one phone number per line."
                 )
             # No header: one number per line, any further columns numbered like a spreadsheet's.
-            width = max(index for index, cell in enumerate(cells) if cell.strip()) + 1
             self._phone_index = 0
             self._width = width
             self._variable_columns = [(index, f"column_{index + 1}") for index in range(1, width)]
             self._extra_cells_reason = "has more cells than the first line of the file"
+            self._column_names = [f"column_{index + 1}" for index in range(width)]
             self.columns = [name for _, name in self._variable_columns]
             self.layout = [
                 Column("column_1", ROLE_PHONE, PHONE_COLUMN),
@@ -471,15 +648,36 @@ class RecipientsReader:
                 self._variable_columns.append((index, name))
                 layout.append(Column(headings[index], ROLE_VARIABLE, name))
         self._extra_cells_reason = "has more cells than the header has columns"
+        self._column_names = [heading or f"column_{index + 1}" for index, heading in enumerate(headings)]
         self.columns = [name for _, name in self._variable_columns]
         self.layout = layout
         return True
 
     # --- Row errors -----------------------------------------------------------------------
 
-    def _error(self, line: int, value: str, reason: str) -> None:
+    def _refuse_long_value(self, line: int, cells: list[str]) -> None:
+        limit = self._limits.max_cell_chars
+        index = next(index for index, cell in enumerate(cells) if len(cell) > limit)
+        names = self._column_names
+        column = names[index] if index < len(names) else f"column_{index + 1}"
+        raise RecipientsFileError(xlsx.long_value_message(line, column, limit))
+
+    def _csv_failure(self, exc: csv.Error, last_line: int, reached_line: int) -> str:
+        # Blank lines are records too, so the record that failed starts right after the last one read.
+        line = last_line + 1
+        if "field larger than field limit" in str(exc):
+            if reached_line <= line:
+                # csv stops at 131,072 characters; a value that long on one line is simply long.
+                return xlsx.long_value_message(line, None, self._limits.max_cell_chars)
+            return _UNCLOSED_QUOTE_MESSAGE.format(line=line)
+        return f"The file cannot be read as CSV from line {line:,}: {exc}."
+
+    def _error(self, line: int, value: str, reason: str | Callable[..., str], *arguments: object) -> None:
+        """Count a row error; its reason (or the function that words it) only matters while it is listed."""
         self.error_count += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
+            if callable(reason):
+                reason = reason(*arguments)
             self.errors.append(RowError(line=line, value=_shorten(value), reason=reason))
 
     def _parse_failure(self, value: str, exc: NumberParseException) -> str:
@@ -508,19 +706,50 @@ class RecipientsReader:
 # --- Helpers ---------------------------------------------------------------------------------
 
 
+def _checked_lines(text: io.TextIOWrapper, limits: Limits) -> Iterator[str]:
+    """The file's physical lines, refusing too many, one too long, or a NUL character.
+
+    Lines are read with a length cap, so a file that is one enormous line never sits in memory
+    whole, and csv never sees a line longer than the columns and cell limits allow.
+    """
+    max_chars = limits.max_line_chars
+    max_rows = limits.max_rows
+    number = 0
+    while line := text.readline(max_chars + 1):
+        number += 1
+        if number > max_rows:
+            raise RecipientsFileTooLarge(
+                f"The file has more than {max_rows:,} lines (blank lines included); at most {max_rows:,} are "
+                "read. Split it into several campaigns."
+            )
+        if len(line) > max_chars:
+            raise RecipientsFileError(
+                f"Line {number:,} is longer than {max_chars:,} characters, more than {limits.max_columns:,} "
+                f"columns of at most {limits.max_cell_chars:,} characters can hold. Remove the columns the agent "
+                "does not need or shorten the values, and upload the file again."
+            )
+        if "\x00" in line:
+            raise RecipientsFileError(_NUL_MESSAGE.format(line=number))
+        yield line
+
+
 def _detect_delimiter(line: str) -> str | None:
     """The most frequent of , ; and tab outside quotes in the first line, or None for a single column."""
     if "e" in line or "E" in line:
         line = _COMMA_DECIMAL_SCIENTIFIC.sub("", line)
-    counts = dict.fromkeys(_DELIMITERS, 0)
-    quoted = False
-    for char in line:
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char in counts:
-            counts[char] += 1
+    # Every quote opens or closes a quoted stretch: the even pieces are outside quotes.
+    outside = line.split('"')[::2]
+    counts = {delimiter: sum(piece.count(delimiter) for piece in outside) for delimiter in _DELIMITERS}
     best = max(_DELIMITERS, key=counts.__getitem__)
     return best if counts[best] else None
+
+
+def _last_filled(cells: Sequence[str]) -> int:
+    """The index of the last cell with something in it, -1 when there is none."""
+    for index in range(len(cells) - 1, -1, -1):
+        if cells[index].strip():
+            return index
+    return -1
 
 
 def _heading(cell: str) -> str:
@@ -602,12 +831,10 @@ def _phone_float_text(value: float) -> str:
 
 
 class _SheetRows:
-    """The rows of a worksheet as lists of text, numbered like the spreadsheet numbers them."""
+    """The non-empty rows of a worksheet as lists of text, numbered like the spreadsheet numbers them."""
 
-    def __init__(self, sheet: Any) -> None:
-        # The stored dimensions are sometimes wrong and would cut the sheet short.
-        sheet.reset_dimensions()
-        self._values = sheet.iter_rows(values_only=True)
+    def __init__(self, sheet: xlsx.SheetRows) -> None:
+        self._sheet = sheet
         self.line_num = 0
         # Number cells in this column follow the phone rules; the header sets it before row 2 is read.
         self.phone_index = 0
@@ -616,29 +843,10 @@ class _SheetRows:
         return self
 
     def __next__(self) -> list[str]:
-        try:
-            row = next(self._values)
-        except StopIteration:
-            raise
-        except Exception:  # a damaged worksheet fails in many different ways
-            raise RecipientsFileError(_UNREADABLE_XLSX_MESSAGE) from None
-        # Missing rows come back empty, so counting rows gives the spreadsheet row number.
-        self.line_num += 1
-        cells = [_cell_text(value) for value in row]
+        row = next(self._sheet)
+        self.line_num = self._sheet.line_num
+        cells = [value if type(value) is str else _cell_text(value) for value in row]
         phone_index = self.phone_index
         if phone_index < len(row) and isinstance(row[phone_index], float):
             cells[phone_index] = _phone_float_text(row[phone_index])
         return cells
-
-
-def _csv_failure(exc: csv.Error, last_line: int) -> str:
-    # Blank lines are records too, so the record that failed starts right after the last one read.
-    line = last_line + 1
-    if "NUL" in str(exc):
-        return _NOT_TEXT_MESSAGE
-    if "field larger than field limit" in str(exc):
-        return (
-            f'Line {line:,} has a quote (") that opens a value which is never closed. '
-            "Remove the stray quote or close it, and upload the file again."
-        )
-    return f"The file cannot be read as CSV from line {line:,}: {exc}."

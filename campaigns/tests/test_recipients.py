@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+import re
 import time
 
 import openpyxl
@@ -15,11 +16,15 @@ from campaigns.recipients import (
     ROLE_PHONE,
     ROLE_VARIABLE,
     Column,
+    Limits,
     ParsedRecipient,
     RecipientsFileError,
+    RecipientsFileTooLarge,
     RecipientsReader,
     RowError,
 )
+
+from . import hostile_files
 
 NO_COUNTRY_CODE = (
     "has no country code: write it as +<country code><number>, or give a default country (default_country)"
@@ -189,10 +194,11 @@ def test_headers_that_differ_only_in_case_are_two_variables():
 
 
 def test_finding_duplicates_in_a_very_wide_header_takes_linear_time():
+    # Past the default column limit on purpose: reading the header must stay linear when it is raised.
     header = ",".join(["phone_number", *(f"c{index}" for index in range(100_000))])
 
     started = time.perf_counter()
-    recipients, reader = read(f"{header}\n+14155552671\n")
+    recipients, reader = read(f"{header}\n+14155552671\n", limits=Limits(max_columns=100_001))
 
     assert time.perf_counter() - started < 10  # quadratic took minutes
     assert len(reader.columns) == 100_000
@@ -793,3 +799,295 @@ def test_numbers_already_in_e164_read_exactly_as_the_library_parses_them():
     assert len(values) > 3000
     assert got == set(expected)
     assert reader.error_count == len(values) - len(expected) - reader.duplicates_merged
+
+
+def test_formatted_international_numbers_read_exactly_as_the_library_parses_them():
+    # "+44 20 7946 0958" is read without parse() when its digits form a valid number: the result
+    # must be the library's for every example number, in each way people write them.
+    values = []
+    for value in _example_numbers():
+        number = phonenumbers.parse(value, None)
+        international = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        significant = phonenumbers.national_significant_number(number)
+        values += [
+            international,
+            international.replace(" ", "-"),
+            international.replace(" ", ".", 1),
+            f"+{number.country_code} ({significant[:3]}) {significant[3:]}",
+        ]
+    expected = set()
+    for value in values:
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            expected.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+    reader = RecipientsReader(io.BytesIO(("phone_number\n" + "\n".join(values) + "\n").encode()))
+
+    assert {recipient.phone_number for recipient in reader} == expected
+
+
+@pytest.mark.parametrize("region", ["US", "GB", "DE", "IT", "AR", "BR", "IN", "JP", "RU", "MX", "CN", "NU"])
+def test_national_numbers_read_exactly_as_the_library_parses_them(region):
+    # Numbers written nationally go through parse(); validity is then decided from the same
+    # metadata by the reader's own compiled check, which must agree with is_valid_number.
+    values = []
+    for kind in range(12):
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is not None:
+            national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+            values += [national, national[:-1], national + "1"]
+    expected = set()
+    for value in values:
+        number = phonenumbers.parse(value, region)
+        if phonenumbers.is_valid_number(number):
+            expected.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+    recipients, _ = read("phone_number\n" + "\n".join(values) + "\n", default_country=region)
+
+    assert set(numbers(recipients)) == expected
+
+
+# --- Limits: what a hostile or broken file cannot make the reader do ---------------------------
+
+SMALL = Limits(max_rows=50, max_columns=5, max_cell_chars=100, max_xlsx_bytes=200_000, max_xlsx_parts=20)
+
+
+def too_large(data: bytes | str, **kwargs) -> str:
+    with pytest.raises(RecipientsFileTooLarge) as raised:
+        read(data, **kwargs)
+    return str(raised.value)
+
+
+def test_a_header_with_more_columns_than_the_limit_is_refused_naming_the_limit():
+    message = file_error("phone_number,a,b,c,d,e\n+14155552671,1,2,3,4,5\n", limits=SMALL)
+
+    assert message == (
+        "The file has 6 columns; at most 5 are read. Remove the columns the agent does not need, "
+        "and upload the file again."
+    )
+
+
+def test_empty_cells_after_the_last_heading_do_not_count_as_columns():
+    recipients, reader = read("phone_number,name" + "," * 1_000 + "\n+14155552671,Ada\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert reader.columns == ["name"]
+
+
+def test_a_value_longer_than_the_cell_limit_is_refused_naming_line_and_column():
+    text = "phone_number,note\n+14155552671,short\n+14155552672," + "x" * 101 + "\n"
+
+    assert file_error(text, limits=SMALL) == (
+        "Line 3 has a value longer than 100 characters in column note, the most one cell may hold. "
+        "Shorten it and upload the file again."
+    )
+
+
+@pytest.mark.parametrize("quote", ["", '"'], ids=["plain", "quoted"])
+def test_a_value_past_the_csv_modules_own_limit_is_a_long_value_not_an_unclosed_quote(quote):
+    text = f"phone_number,note\n+14155552671,{quote}{'x' * 200_000}{quote}\n"
+
+    assert file_error(text) == (
+        "Line 2 has a value longer than 10,000 characters, the most one cell may hold. "
+        "Shorten it and upload the file again."
+    )
+
+
+def test_a_line_longer_than_any_allowed_row_is_refused_before_it_is_split_into_cells():
+    message = file_error("phone_number\n" + "," * 700 + "\n", limits=SMALL)
+
+    assert message.startswith("Line 2 is longer than 515 characters, more than 5 columns of at most 100 characters")
+
+
+def test_more_lines_than_the_limit_is_refused_as_too_large_blank_lines_included():
+    message = too_large("phone_number\n+14155552671\n" + "\n" * 60, limits=SMALL)
+
+    assert message == (
+        "The file has more than 50 lines (blank lines included); at most 50 are read. Split it into several campaigns."
+    )
+
+
+def test_a_nul_character_anywhere_refuses_the_file_naming_its_line():
+    text = b"phone_number,name\n" + b"+14155552671,Ada\n" * 500 + b"+14155552672,A\x00da\n"
+
+    assert file_error(text) == (
+        "Line 502 contains a NUL character (a zero byte), which no text file holds: the file is damaged or is "
+        'not CSV text. Export it again as "CSV UTF-8" or save it as .xlsx, and upload it again.'
+    )
+
+
+@pytest.mark.parametrize("cell", ["'", '=""', '"="""""', "' "])
+def test_a_phone_cell_holding_only_spreadsheet_quoting_is_a_row_without_a_number(cell):
+    recipients, reader = read(f"phone_number,name\n+14155552671,Ada\n{cell},Bob\n")
+
+    assert numbers(recipients) == ["+14155552671"]
+    assert [(error.line, error.reason) for error in reader.errors] == [(3, "has no phone number")]
+
+
+def test_a_column_named_items_is_an_ordinary_variable():
+    recipients, reader = read("phone_number,items,keys\n+14155552671,3 boxes,front door\n")
+
+    assert reader.columns == ["items", "keys"]
+    assert recipients[0].variables == {"items": "3 boxes", "keys": "front door"}
+
+
+def test_wide_rows_cost_time_in_proportion_to_the_file():
+    # 2,000 rows of 4,000 empty cells each: every row is read once, never padded or rescanned per column.
+    text = "phone_number,name\n" + ("+14155552671," + "," * 4_000 + "\n") * 2_000
+
+    started = time.perf_counter()
+    _, reader = read(text)
+
+    assert time.perf_counter() - started < 2
+    assert reader.duplicates_merged == 1_999
+
+
+# --- Limits of .xlsx files ---------------------------------------------------------------------
+
+
+def hostile_sheet(rows: list[list], **parts) -> bytes:
+    return hostile_files.workbook(hostile_files.sheet_xml(rows), **parts)
+
+
+def test_an_xlsx_past_the_uncompressed_limit_is_refused_from_its_directory_alone():
+    sheet = hostile_files.part(hostile_files.SHEET_PATH, b"<x/>" * 60_000)  # 240 KB, never parsed
+
+    message = too_large(hostile_files.workbook(sheet), limits=SMALL)
+
+    assert message.startswith("The .xlsx file unpacks to 0 MB of uncompressed parts; at most 0 MB is accepted.")
+
+
+def test_an_xlsx_part_compressed_like_a_zip_bomb_is_refused():
+    head, tail = hostile_files.SHEET_HEAD, hostile_files.SHEET_TAIL
+    bomb = hostile_files.repeated_part(hostile_files.SHEET_PATH, head, b"<row/>" * 100_000, 10, tail)
+
+    message = too_large(hostile_files.workbook(bomb))
+
+    assert re.fullmatch(
+        r"The \.xlsx file's part xl/worksheets/sheet1\.xml unpacks \d+ times larger than it is stored \(at most "
+        r"200 times is accepted\): it is a zip bomb, not a spreadsheet\.",
+        message,
+    )
+
+
+def test_an_xlsx_whose_headers_understate_a_part_is_refused_as_damaged():
+    sheet = hostile_files.part(hostile_files.SHEET_PATH, hostile_files.sheet_xml([["phone_number"]] * 500))
+    lying = hostile_files.Part(sheet.name, sheet.deflated, sheet.crc, sheet.size, claimed_size=100)
+    data = hostile_files.zip_archive([*hostile_files.workbook_parts(), lying])
+
+    assert file_error(data) == UNREADABLE_XLSX
+
+
+def test_an_xlsx_with_too_many_parts_is_refused_before_they_are_listed():
+    extra = [hostile_files.part(f"xl/media/{index}.png", b"") for index in range(30)]
+    sheet = hostile_files.part(hostile_files.SHEET_PATH, hostile_files.sheet_xml([["+14155552671"]]))
+    data = hostile_files.zip_archive([*hostile_files.workbook_parts(), sheet, *extra])
+
+    assert too_large(data, limits=SMALL).startswith("The .xlsx file holds 35 parts; at most 20 are accepted.")
+
+
+def prefixed(xml: str, prefix: str) -> str:
+    """The same XML with every element written under a namespace prefix (x:row), as some tools write it."""
+    if not prefix:
+        return xml
+    xml = re.sub(r"<(/?)(\w+)", rf"<\1{prefix}:\2", xml)
+    return xml.replace(" xmlns=", f" xmlns:{prefix}=", 1)
+
+
+@pytest.mark.parametrize("prefix", ["", "x"], ids=["plain", "namespace-prefixed"])
+def test_more_sheet_rows_than_the_limit_are_refused(prefix):
+    rows = "<row><c><v>1</v></c></row>" * 60
+    sheet = prefixed(f'<worksheet xmlns="{hostile_files.MAIN_NS}"><sheetData>{rows}</sheetData></worksheet>', prefix)
+
+    message = too_large(hostile_files.workbook(sheet.encode()), limits=SMALL)
+
+    assert message == (
+        "The file has more than 50 rows (blank rows included); at most 50 are read. Split it into several campaigns."
+    )
+
+
+@pytest.mark.parametrize("prefix", ["", "x"], ids=["plain", "namespace-prefixed"])
+def test_more_shared_strings_than_the_limit_are_refused(prefix):
+    strings = "".join(f"<si><t>{index}</t></si>" for index in range(600))
+    table = prefixed(f'<sst xmlns="{hostile_files.MAIN_NS}">{strings}</sst>', prefix).encode()
+    data = hostile_sheet([["phone_number"], ["+14155552671"]], shared_strings=table)
+
+    message = too_large(data, limits=Limits(max_shared_strings=500))
+
+    assert message == (
+        "The .xlsx file has more than 500 shared strings (distinct texts); at most 500 are accepted. "
+        "Split it into several files."
+    )
+
+
+def test_one_long_shared_string_in_every_cell_cannot_multiply_the_text_read():
+    table = f'<sst xmlns="{hostile_files.MAIN_NS}"><si><t>{"x" * 90}</t></si></sst>'.encode()
+    row = '<row><c t="inlineStr"><is><t>+14155552671</t></is></c>' + '<c t="s"><v>0</v></c>' * 4 + "</row>"
+    header = "<row>" + "".join(f'<c t="inlineStr"><is><t>{name}</t></is></c>' for name in "pabcd") + "</row>"
+    sheet = hostile_files.SHEET_HEAD + (header + row * 40).encode() + hostile_files.SHEET_TAIL
+    data = hostile_files.workbook(sheet, shared_strings=table)
+    data = data.replace(b'<c t="inlineStr"><is><t>p</t>', b'<c t="inlineStr"><is><t>phone_number</t>')
+
+    message = too_large(data, limits=Limits(max_xlsx_bytes=10_000))
+
+    assert message.startswith("The spreadsheet's cells hold more than 10,000 characters of text")
+
+
+def test_an_xlsx_value_past_the_column_limit_is_refused_naming_the_column():
+    data = hostile_sheet([["phone_number", *[""] * 4, "far"], ["+14155552671"]])
+
+    assert file_error(data, limits=SMALL).startswith("Line 1 has a value in column F (column 6); at most 5 columns")
+
+
+def test_a_cell_at_the_far_corner_of_the_grid_costs_nothing():
+    sheet = (
+        hostile_files.SHEET_HEAD.replace(b"<sheetData>", b'<dimension ref="A1:XFD1048576"/><sheetData>')
+        + b'<row r="1"><c r="A1" t="inlineStr"><is><t>phone_number</t></is></c></row>'
+        + b'<row r="2"><c r="A2" t="inlineStr"><is><t>+14155552671</t></is></c><c r="XFD2" s="1"/></row>'
+        + hostile_files.SHEET_TAIL
+    )
+
+    recipients, _ = read(hostile_files.workbook(sheet))
+
+    assert numbers(recipients) == ["+14155552671"]
+
+
+def test_a_long_xlsx_value_is_refused_naming_line_and_column():
+    data = hostile_sheet([["phone_number", "note"], ["+14155552671", "x" * 101]])
+
+    assert file_error(data, limits=SMALL) == (
+        "Line 2 has a value longer than 100 characters in column B, the most one cell may hold. "
+        "Shorten it and upload the file again."
+    )
+
+
+def test_an_xlsx_with_a_dtd_is_refused_so_no_entity_is_ever_expanded():
+    sheet = (
+        '<?xml version="1.0"?><!DOCTYPE worksheet [<!ENTITY a "+14155552671">]>'
+        f'<worksheet xmlns="{hostile_files.MAIN_NS}"><sheetData>'
+        '<row><c t="inlineStr"><is><t>&a;</t></is></c></row></sheetData></worksheet>'
+    )
+
+    assert file_error(hostile_files.workbook(sheet.encode())) == UNREADABLE_XLSX
+
+
+def test_xlsx_shared_strings_rich_text_and_phonetic_guides_read_as_excel_shows_them():
+    table = (
+        f'<sst xmlns="{hostile_files.MAIN_NS}"><si><t>phone_number</t></si><si><t>name</t></si>'
+        "<si><r><t>Ta</t></r><r><t>ro</t></r><rPh><t>タロ</t></rPh></si></sst>"
+    ).encode()
+    sheet = (
+        hostile_files.SHEET_HEAD
+        + b'<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>'
+        + b'<row r="3"><c r="A3" t="str"><f>A1</f><v>+14155552671</v></c><c r="B3" t="s"><v>2</v></c></row>'
+        + hostile_files.SHEET_TAIL
+    )
+
+    recipients, _ = read(hostile_files.workbook(sheet, shared_strings=table))
+
+    assert [(recipient.line, recipient.phone_number, recipient.variables) for recipient in recipients] == [
+        (3, "+14155552671", {"name": "Taro"})
+    ]
