@@ -1,11 +1,14 @@
 """Every write the service makes. Views, forms, tasks, admin and commands call these."""
 
+import contextlib
 import datetime as dt
 import hmac
-import itertools
 import json
 import logging
+import marshal
 import secrets
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import phonenumbers
@@ -21,7 +24,9 @@ from campaigns.recipients import (
     MAX_REPORTED_ERRORS,
     ROLE_OVERRIDE,
     Column,
+    Limits,
     RecipientsFileError,
+    RecipientsFileTooLarge,
     RecipientsReader,
 )
 from campaigns.scheduling import local_to_utc, zone_get
@@ -29,6 +34,9 @@ from campaigns.scheduling import local_to_utc, zone_get
 logger = logging.getLogger(__name__)
 
 INSERT_CHUNK = 5_000
+# Normalised recipients wait in memory up to this size before the file is read to its end and
+# the transaction starts, and on disk beyond it.
+SPOOL_MEMORY_BYTES = 16 * 1_048_576
 # last_used_at is a hint, not an audit log: writing it at most once a minute keeps
 # authentication at one read per request.
 API_KEY_TOUCH_INTERVAL = dt.timedelta(seconds=60)
@@ -129,37 +137,79 @@ def _rows_error(reader: RecipientsReader) -> ValidationFailed:
     )
 
 
-def _recipients_insert(*, campaign: Campaign, reader: RecipientsReader, skip_invalid_rows: bool) -> None:
-    """Stream the reader into the database; the caller's transaction makes it all-or-nothing.
+def _file_refused(exc: RecipientsFileError) -> PayloadTooLarge | ValidationFailed:
+    if isinstance(exc, RecipientsFileTooLarge):
+        return PayloadTooLarge(f"{exc}")
+    return ValidationFailed(f"{exc}", field="recipients_file")
+
+
+@contextlib.contextmanager
+def _recipients_spooled(
+    *, reader: RecipientsReader, skip_invalid_rows: bool
+) -> Iterator[tempfile.SpooledTemporaryFile]:
+    """Read the whole file into a spool of insert-ready rows, before any transaction starts.
+
+    Reading and validating is most of a create's time: done here, it never holds the database's
+    write lock (SQLite has one for the whole database). Rows go in chunks of plain tuples,
+    marshalled, so the insert does no per-row work beyond the driver's. Raises the API error for
+    a file the reader refuses; the caller checks the reader's counters.
+    """
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
+        chunk = []
+        try:
+            for row in reader:
+                if reader.error_count and not skip_invalid_rows:
+                    # The file will be refused: keep reading to report every problem, stop storing.
+                    chunk.clear()
+                    continue
+                chunk.append(
+                    (
+                        row.phone_number,
+                        row.line,
+                        encode(row.variables) if row.variables else "{}",
+                        encode(row.overrides) if row.overrides else "{}",  # most rows override nothing
+                    )
+                )
+                if len(chunk) == INSERT_CHUNK:
+                    marshal.dump(chunk, spool)
+                    chunk = []
+        except RecipientsFileError as exc:
+            raise _file_refused(exc) from None
+        if chunk:
+            marshal.dump(chunk, spool)
+        spool.seek(0)
+        yield spool
+
+
+def _recipients_insert(*, campaign: Campaign, spool: tempfile.SpooledTemporaryFile) -> None:
+    """Store the spooled recipients; the caller's transaction makes it all-or-nothing.
 
     Rows go in as plain tuples (COPY on PostgreSQL, executemany elsewhere): building a model
     instance per recipient would cost more than reading the file.
     """
     meta = Recipient._meta
     columns = [meta.get_field(name).column for name in ("campaign", "phone_number", "line", "variables", "overrides")]
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    rows = (
-        (
-            campaign.pk,
-            row.phone_number,
-            row.line,
-            encode(row.variables) if row.variables else "{}",
-            encode(row.overrides) if row.overrides else "{}",  # most rows override nothing
-        )
-        for row in reader
-    )
-    # Once the file is known to be refused, keep reading to report every problem, stop writing.
-    writable = (values for values in rows if skip_invalid_rows or not reader.error_count)
+    names = ", ".join(columns)
+
+    def chunks() -> Iterator[list]:
+        while True:
+            try:
+                yield marshal.load(spool)
+            except EOFError:
+                return
+
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One COPY for the whole file: the server stores rows while the next ones are read.
-            with cursor.copy(f"COPY {meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for values in writable:
-                    copy.write_row(values)
+            with cursor.copy(f"COPY {meta.db_table} ({names}) FROM STDIN") as copy:
+                write_row = copy.write_row
+                for chunk in chunks():
+                    for row in chunk:
+                        write_row((campaign.pk, *row))
             return
-        placeholders = ", ".join(["%s"] * len(columns))
-        sql = f"INSERT INTO {meta.db_table} ({', '.join(columns)}) VALUES ({placeholders})"
-        while chunk := list(itertools.islice(writable, INSERT_CHUNK)):
+        # The campaign's id is an integer the database gave: safe to write into the statement.
+        sql = f"INSERT INTO {meta.db_table} ({names}) VALUES ({int(campaign.pk)}, %s, %s, %s, %s)"
+        for chunk in chunks():
             cursor.executemany(sql, chunk)
 
 
@@ -213,6 +263,15 @@ def _overrides_refused(*, agent: Agent, columns: list[Column]) -> None:
         )
 
 
+def _recipients_limits() -> Limits:
+    return Limits(
+        max_rows=settings.RECIPIENTS_MAX_ROWS,
+        max_columns=settings.RECIPIENTS_MAX_COLUMNS,
+        max_cell_chars=settings.RECIPIENTS_MAX_CELL_CHARS,
+        max_xlsx_bytes=settings.RECIPIENTS_MAX_XLSX_BYTES,
+    )
+
+
 def _campaign_inputs(
     *,
     user,
@@ -262,6 +321,7 @@ def _campaign_inputs(
             filename=recipients_file.name or "",
             default_country=(default_country or "").strip() or None,
             max_recipients=settings.RECIPIENTS_MAX_PER_CAMPAIGN,
+            limits=_recipients_limits(),
             check_columns=lambda columns: _overrides_refused(agent=agent, columns=columns),
         )
     except ValueError as exc:
@@ -269,7 +329,6 @@ def _campaign_inputs(
     return agent, phone_number, zone_name, scheduled_at, reader
 
 
-@transaction.atomic
 def campaign_create(
     *,
     user,
@@ -290,9 +349,12 @@ def campaign_create(
     An immediate campaign is stored `pending`, a scheduled one `scheduled` with its UTC
     instant. Raises NotFound for an agent or phone number outside the user's account,
     ValidationFailed for any problem with the schedule or the file (nothing is stored),
-    PayloadTooLarge for a file above the configured size. `source_upload` names the kept
-    preview upload the file comes from: one upload makes at most one campaign, and a second
-    create with it raises AlreadyCreated (also when both run at the same moment).
+    PayloadTooLarge for a file above the configured size or past a reading limit. `source_upload`
+    names the kept preview upload the file comes from: one upload makes at most one campaign, and
+    a second create with it raises AlreadyCreated (also when both run at the same moment).
+
+    The file is read and checked in full before the transaction starts; the transaction only
+    writes, so a large upload never keeps other requests waiting on the database.
     """
     if source_upload and Campaign.objects.filter(source_upload=source_upload).exists():
         raise AlreadyCreated(source_upload=source_upload)
@@ -308,47 +370,41 @@ def campaign_create(
         default_country=default_country,
     )
 
-    try:
-        # A concurrent create from the same upload waits here for the other to commit, then
-        # fails on the unique source_upload.
-        campaign = Campaign.objects.create(
-            user=user,
-            name=name,
-            agent=agent,
-            phone_number=phone_number,
-            status=Campaign.Status.PENDING if send_immediately else Campaign.Status.SCHEDULED,
-            send_immediately=send_immediately,
-            scheduled_at=scheduled_at,
-            timezone=zone_name,
-            source_upload=source_upload or None,
-        )
-    except IntegrityError:
-        if source_upload:
-            raise AlreadyCreated(source_upload=source_upload) from None
-        raise
-    try:
-        _recipients_insert(campaign=campaign, reader=reader, skip_invalid_rows=skip_invalid_rows)
-    except RecipientsFileError as exc:
-        raise ValidationFailed(f"{exc}", field="recipients_file") from None
-
-    if reader.error_count and not skip_invalid_rows:
-        raise _rows_error(reader)
-    if reader.recipients_count == 0:
-        raise ValidationFailed(
-            f"The recipients file has no valid phone numbers ({reader.error_count:,} invalid rows).",
-            field="recipients_file",
-            errors=[str(error) for error in reader.errors] or None,
-        )
-
-    campaign.recipients_count = reader.recipients_count
-    campaign.duplicates_merged = reader.duplicates_merged
-    campaign.invalid_rows_skipped = reader.error_count
-    campaign.import_errors = [error.as_dict() for error in reader.errors[:MAX_REPORTED_ERRORS]]
-    campaign.save(
-        update_fields=["recipients_count", "duplicates_merged", "invalid_rows_skipped", "import_errors", "updated_at"]
-    )
-    if send_immediately:
-        transaction.on_commit(lambda: _dispatch_queue(campaign.pk))
+    with _recipients_spooled(reader=reader, skip_invalid_rows=skip_invalid_rows) as spool:
+        if reader.error_count and not skip_invalid_rows:
+            raise _rows_error(reader)
+        if reader.recipients_count == 0:
+            raise ValidationFailed(
+                f"The recipients file has no valid phone numbers ({reader.error_count:,} invalid rows).",
+                field="recipients_file",
+                errors=[str(error) for error in reader.errors] or None,
+            )
+        with transaction.atomic():
+            try:
+                # A concurrent create from the same upload waits here for the other to commit, then
+                # fails on the unique source_upload.
+                campaign = Campaign.objects.create(
+                    user=user,
+                    name=name,
+                    agent=agent,
+                    phone_number=phone_number,
+                    status=Campaign.Status.PENDING if send_immediately else Campaign.Status.SCHEDULED,
+                    send_immediately=send_immediately,
+                    scheduled_at=scheduled_at,
+                    timezone=zone_name,
+                    source_upload=source_upload or None,
+                    recipients_count=reader.recipients_count,
+                    duplicates_merged=reader.duplicates_merged,
+                    invalid_rows_skipped=reader.error_count,
+                    import_errors=[error.as_dict() for error in reader.errors[:MAX_REPORTED_ERRORS]],
+                )
+            except IntegrityError:
+                if source_upload:
+                    raise AlreadyCreated(source_upload=source_upload) from None
+                raise
+            _recipients_insert(campaign=campaign, spool=spool)
+            if send_immediately:
+                transaction.on_commit(lambda: _dispatch_queue(campaign.pk))
     return campaign
 
 
@@ -615,7 +671,7 @@ def campaign_preview(
             if len(sample) < PREVIEW_SAMPLE_SIZE:
                 sample.append(recipient)
     except RecipientsFileError as exc:
-        raise ValidationFailed(f"{exc}", field="recipients_file") from None
+        raise _file_refused(exc) from None
 
     return CampaignPreview(
         agent=agent,

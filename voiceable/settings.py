@@ -201,6 +201,13 @@ EMAIL_TIMEOUT = 10
 # Uploads above this many bytes are refused before they are read.
 RECIPIENTS_MAX_FILE_BYTES = env.int("RECIPIENTS_MAX_FILE_BYTES", default=20 * 1024 * 1024)
 RECIPIENTS_MAX_PER_CAMPAIGN = env.int("RECIPIENTS_MAX_PER_CAMPAIGN", default=100_000)
+# How much of a file is read at all, whatever its size: lines or rows (blank ones included),
+# columns, characters in one cell, and an .xlsx file's inflated size (also the most text its
+# cells may hold once shared strings are written out).
+RECIPIENTS_MAX_ROWS = env.int("RECIPIENTS_MAX_ROWS", default=200_000)
+RECIPIENTS_MAX_COLUMNS = env.int("RECIPIENTS_MAX_COLUMNS", default=200)
+RECIPIENTS_MAX_CELL_CHARS = env.int("RECIPIENTS_MAX_CELL_CHARS", default=10_000)
+RECIPIENTS_MAX_XLSX_BYTES = env.int("RECIPIENTS_MAX_XLSX_BYTES", default=100 * 1024 * 1024)
 # Django keeps uploads above this size in a temporary file rather than in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
