@@ -16,6 +16,13 @@ class _ZonedDatetime(dt.datetime):
 
 
 @register.filter
+def entries(mapping):
+    """The (key, value) pairs of a dict whose keys come from a file: `mapping.items` in a template
+    would find a column named "items" instead of the method."""
+    return list(mapping.items())
+
+
+@register.filter
 def in_zone(value, zone_name):
     """`value` on the clocks of the IANA zone `zone_name` (UTC when the name is unknown)."""
     if not isinstance(value, dt.datetime):

@@ -400,6 +400,18 @@ def test_the_preview_shows_each_column_as_the_agent_sees_it(staff, new_campaign,
     assert '<th scope="row">customerName</th>' in html
 
 
+@pytest.mark.parametrize("heading", ["items", "keys", "values"])
+def test_a_column_named_like_a_dict_method_is_previewed_as_a_variable(staff, new_campaign, heading):
+    csv_text = f"phone_number,{heading}\n+12125550100,3 boxes\n"
+
+    response = staff.post("/campaigns/new", new_campaign(recipients_file=upload(csv_text)))
+
+    assert response.status_code == 200
+    text = text_of(response)
+    assert f"{heading} Variable {{{{{heading}}}}}" in text
+    assert f"{heading} 3 boxes" in text
+
+
 def test_an_override_the_agent_does_not_allow_is_shown_under_the_file_and_nothing_is_created(
     staff, new_campaign, agent
 ):
