@@ -4,6 +4,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -31,6 +32,11 @@ TITLES = {
     502: "Bad gateway",
     503: "Service unavailable",
 }
+
+# The database cannot be reached (down, restarting, connection lost) or gave up on a
+# transient conflict: the client should try again, it did nothing wrong and nothing is broken.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_UNAVAILABLE_ERROR = "The service is temporarily unavailable. Please try again in a moment."
 
 
 def _flatten(detail, prefix: str = "") -> list[str]:
@@ -81,12 +87,19 @@ def exception_handler(exc, context):
         code, error, errors, details = 413, "The request is too large.", None, None
     elif isinstance(exc, SuspiciousOperation):
         code, error, errors, details = 400, "The request could not be processed.", None, None
+    elif isinstance(exc, DATABASE_UNAVAILABLE):
+        database_unavailable_log(exc)
+        code, error, errors, details = 503, DATABASE_UNAVAILABLE_ERROR, None, None
     else:
         logger.exception("Unhandled error in API view", exc_info=exc)
         code, error, errors, details = 500, "Something went wrong on our side. Please try again.", None, None
 
     body = error_body(code=code, message=TITLES.get(code, "Error"), error=error, errors=errors, details=details)
     return Response(body, status=code, headers=headers)
+
+
+def database_unavailable_log(exc: Exception) -> None:
+    logger.warning("Answered 503, the database is unavailable: %s: %s", type(exc).__name__, exc)
 
 
 def json_error(code: int, error: str) -> JsonResponse:
