@@ -4,15 +4,19 @@ on the real PostgreSQL test database and a real Redis broker.
 
 import contextlib
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 import requests
@@ -163,3 +167,132 @@ def stack(transactional_db, tmp_path, settings):
     running = Stack(env=env, tmp=tmp_path, url=url, broker_url=broker_url)
     yield running
     running.stop_all()
+
+
+@dataclass
+class PrivateRedis:
+    """A Redis server of the test's own, without persistence: a restart loses what it held."""
+
+    port: int
+    log: Path
+    process: subprocess.Popen | None = None
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self):
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        log = open(self.log, "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self.answers, timeout=10, message="the private Redis answers")
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def answers(self) -> bool:
+        try:
+            return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5).ping()
+        except redis.RedisError:
+            return False
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own, in a directory the `postgres` OS user owns
+    (PostgreSQL refuses to run as root, so under root its programs run as that user)."""
+
+    bin: Path
+    root: Path
+    port: int
+    database: str = "voiceable"
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def run(self, program: str, *args: str):
+        command = [str(self.bin / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if done.returncode:
+            raise AssertionError(f"{program} {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+
+    def create(self):
+        self.run("initdb", "-D", str(self.root / "data"), "-U", "postgres", "--auth=trust", "--no-sync")
+        self.start()
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def start(self):
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self.run("pg_ctl", "-D", str(self.root / "data"), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+
+    def stop(self, mode: str = "fast"):
+        self.run("pg_ctl", "-D", str(self.root / "data"), "-m", mode, "-w", "stop")
+
+
+def _postgres_bin() -> Path | None:
+    """The newest installed PostgreSQL server's programs (initdb, pg_ctl), if any."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("this test starts a Redis server of its own: redis-server is not installed")
+    server = PrivateRedis(port=_free_port(), log=tmp_path / "private-redis.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_postgres():
+    programs = _postgres_bin()
+    if programs is None or not (programs / "pg_ctl").exists():
+        pytest.skip("this test starts a PostgreSQL server of its own: initdb and pg_ctl are not installed")
+    # Not under pytest's tmp_path, which only root can enter.
+    root = Path(tempfile.mkdtemp(prefix="voiceable-postgres-"))
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(root)
+            pytest.skip("PostgreSQL will not run as root, and there is no `postgres` OS user to run it as")
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+    server = PrivatePostgres(bin=programs, root=root, port=_free_port())
+    try:
+        server.create()
+        yield server
+    finally:
+        with contextlib.suppress(AssertionError):
+            server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_stack(stack, private_redis, private_postgres):
+    """The stack on a Redis (broker and cache) and a PostgreSQL of its own, which the test may
+    stop and restart; the database is migrated, and nothing is running yet."""
+    stack.broker_url = private_redis.url(0)
+    stack.env.update(
+        {
+            "DATABASE_URL": private_postgres.url,
+            "CELERY_BROKER_URL": stack.broker_url,
+            "CACHE_URL": private_redis.url(1),
+            "CONN_MAX_AGE": "60",  # production's persistent connections, which a restart leaves stale
+        }
+    )
+    migrate = [sys.executable, "manage.py", "migrate", "--noinput"]
+    done = subprocess.run(migrate, cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield stack
+    stack.stop_all()  # before the servers they use stop
