@@ -25,6 +25,7 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[3]
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+SANDBOX_KEY = "integration-sandbox-key-0123456789abcdef"
 BROKER_DB = 11  # a Redis database of its own, flushed before each test
 
 
@@ -152,6 +153,8 @@ def stack(transactional_db, tmp_path, settings):
         "SITE_URL": url,
         "ELEVENLABS_SANDBOX": "true",
         "ELEVENLABS_API_KEY": "",
+        # Outside DEBUG the sandbox runs only with a key of the deployment's own.
+        "SANDBOX_API_KEY": SANDBOX_KEY,
         "ELEVENLABS_WEBHOOK_SECRET": "integration-webhook-secret",
         "SANDBOX_CALL_SPACING_SECONDS": "0.05",
         "SANDBOX_STEP_SECONDS": "0.3",
@@ -162,7 +165,7 @@ def stack(transactional_db, tmp_path, settings):
     }
     # This process talks to the same sandbox, through the web server it starts.
     settings.ELEVENLABS_SANDBOX = True
-    settings.ELEVENLABS_API_KEY = settings.ELEVENLABS_SANDBOX_API_KEY
+    settings.ELEVENLABS_SANDBOX_API_KEY = settings.ELEVENLABS_API_KEY = SANDBOX_KEY
     settings.ELEVENLABS_BASE_URL = f"{url}/sandbox/elevenlabs"
     running = Stack(env=env, tmp=tmp_path, url=url, broker_url=broker_url)
     yield running
