@@ -199,10 +199,18 @@ def _two_million_rows() -> bytes:
     return workbook(repeated_part(SHEET_PATH, SHEET_HEAD, row * per_block, rows // per_block, SHEET_TAIL))
 
 
-def _many_small_rows() -> bytes:
-    # 400,000 rows in 13 MB of XML: within the size limits, beyond the row limit.
-    row = b"<row><c><v>1</v></c></row>"
-    return workbook(repeated_part(SHEET_PATH, SHEET_HEAD, row * 10_000, 40, SHEET_TAIL))
+def _many_rows() -> bytes:
+    # 400,000 rows of numbers with ordinary compression (about 7 to 1): only the row limit stops it.
+    body = "".join(f'<row r="{line}"><c r="A{line}"><v>{line}</v></c></row>' for line in range(2, 400_002))
+    header = '<row r="1"><c r="A1" t="inlineStr"><is><t>phone_number</t></is></c></row>'
+    return workbook(SHEET_HEAD + (header + body).encode() + SHEET_TAIL)
+
+
+def _large_sheet_ordinary_ratio() -> bytes:
+    # 150 MB of sheet compressed about 130 to 1: below the ratio limit, above the size limit.
+    noise = "".join(f"{(index * 7_919) % 10_007:05d}" for index in range(1_600))
+    block = f"<!-- {noise} -->".encode() + b"<row><c><v>1</v></c></row>" * 40_000
+    return workbook(repeated_part(SHEET_PATH, SHEET_HEAD, block, 150 * 1_048_576 // len(block) + 1, SHEET_TAIL))
 
 
 def _shared_strings_bomb() -> bytes:
@@ -216,11 +224,10 @@ def _shared_strings_bomb() -> bytes:
     return workbook(sheet, shared_strings=strings)
 
 
-def _many_shared_strings_under_the_size_limit() -> bytes:
-    # 3,000,000 empty shared strings: 15 MB of XML.
-    count = 3_000_000
-    head = f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{MAIN_NS}">'.encode()
-    strings = repeated_part(SHARED_STRINGS_PATH, head, b"<si/>" * 10_000, count // 10_000, b"</sst>")
+def _many_distinct_shared_strings() -> bytes:
+    # 600,000 distinct shared strings with ordinary compression: only the count limit stops it.
+    body = "".join(f"<si><t>{index}</t></si>" for index in range(600_000))
+    strings = f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{MAIN_NS}">{body}</sst>'.encode()
     return workbook(sheet_xml([["phone_number"], ["+14155552671"]]), shared_strings=strings)
 
 
@@ -299,24 +306,50 @@ def _nul_late_in_csv() -> bytes:
     return b"phone_number,name\n" + b"+14155552671,Ada\n" * 1_000 + b"+14155552672,A\x00da\n"
 
 
+def _excel_artefacts() -> bytes:
+    return (
+        b"phone_number,name\n"
+        b'"=""+14155552671""",formula quoting\n'
+        b"'+14155552672,text prefix\n"
+        b"1.41555E+10,scientific notation\n"
+        b"',apostrophe alone\n"
+        b'"=""""",empty formula\n'
+    )
+
+
 HOSTILE: list[Hostile] = [
-    Hostile("zip bomb (1 GiB sheet, honest headers)", "bomb.xlsx", _zip_bomb, 413, "uncompressed"),
-    Hostile("zip bomb (1 GiB sheet claiming 2 KB)", "liar.xlsx", _lying_zip_bomb, 422, "damaged"),
-    Hostile("2,000,000-row sheet (120 MB of XML)", "rows.xlsx", _two_million_rows, 413, "uncompressed"),
-    Hostile("400,000-row sheet within the size limits", "rows.xlsx", _many_small_rows, 413, "rows"),
-    Hostile("10,000,000 shared strings", "strings.xlsx", _shared_strings_bomb, 413, "uncompressed"),
-    Hostile("3,000,000 empty shared strings", "strings.xlsx", _many_shared_strings_under_the_size_limit, 413, "shared"),
-    Hostile("one long shared string in every cell", "amplified.xlsx", _shared_string_amplification, 413, "text"),
+    Hostile("zip bomb: a 1 GiB sheet in 3 MB, honest headers", "bomb.xlsx", _zip_bomb, 413, "zip bomb"),
+    Hostile("zip bomb: the same sheet claiming 2 KB", "liar.xlsx", _lying_zip_bomb, 422, "not a readable .xlsx"),
+    Hostile("2,000,000-row sheet (120 MB of XML in 0.4 MB)", "rows.xlsx", _two_million_rows, 413, "zip bomb"),
+    Hostile("150 MB sheet compressed 130 to 1", "big.xlsx", _large_sheet_ordinary_ratio, 413, "at most 100 MB"),
+    Hostile("400,000-row sheet, ordinary compression", "rows.xlsx", _many_rows, 413, "200,000 rows"),
+    Hostile("10,000,000 shared strings in 0.5 MB", "strings.xlsx", _shared_strings_bomb, 413, "zip bomb"),
+    Hostile("600,000 distinct shared strings", "strings.xlsx", _many_distinct_shared_strings, 413, "shared strings"),
+    Hostile(
+        "one 9,000-character shared string in every cell",
+        "amplified.xlsx",
+        _shared_string_amplification,
+        413,
+        "characters of text",
+    ),
     Hostile("20,000 parts", "parts.xlsx", _many_parts, 413, "parts"),
-    Hostile("100,000-column xlsx header", "wide.xlsx", _wide_xlsx_header, 422, "columns"),
-    Hostile("cell at XFD1048576", "far.xlsx", _far_away_cell, 422, "columns"),
-    Hostile("200,000-character xlsx cell", "cell.xlsx", _huge_xlsx_cell, 422, "characters"),
-    Hostile("billion laughs", "laughs.xlsx", _entity_expansion, 422, "damaged"),
-    Hostile("100,001-column CSV header (0.7 MB)", "wide.csv", _wide_csv_header(100_000), 422, "columns"),
-    Hostile("1,000,000-column CSV header (7.9 MB)", "wider.csv", _wide_csv_header(1_000_000), 422, "columns"),
-    Hostile("200,000-character CSV cell", "cell.csv", _long_csv_cell, 422, "characters"),
-    Hostile("200,000-character quoted CSV cell", "cell.csv", _long_quoted_csv_cell, 422, "characters"),
-    Hostile("20,000,000 empty CSV lines", "lines.csv", _many_csv_lines, 413, "lines"),
-    Hostile("400,000 CSV rows", "rows.csv", _many_csv_rows, 413, "rows"),
-    Hostile("NUL byte after the first 4 KB", "nul.csv", _nul_late_in_csv, 422, "NUL"),
+    Hostile("100,000-column xlsx header", "wide.xlsx", _wide_xlsx_header, 422, "at most 200 columns"),
+    Hostile("a cell at XFD1048576", "far.xlsx", _far_away_cell, 422, "column XFD"),
+    Hostile("200,000-character xlsx cell", "cell.xlsx", _huge_xlsx_cell, 422, "longer than 10,000 characters"),
+    Hostile("billion laughs (entity expansion)", "laughs.xlsx", _entity_expansion, 422, "not a readable .xlsx"),
+    Hostile("100,001-column CSV header (0.7 MB)", "wide.csv", _wide_csv_header(100_000), 422, "at most 200"),
+    Hostile("1,000,001-column CSV header (7.9 MB)", "wider.csv", _wide_csv_header(1_000_000), 422, "200 columns"),
+    Hostile("200,000-character CSV cell", "cell.csv", _long_csv_cell, 422, "longer than 10,000 characters"),
+    Hostile("200,000-character quoted CSV cell", "cell.csv", _long_quoted_csv_cell, 422, "longer than 10,000"),
+    Hostile("20,000,000 empty CSV lines (20 MB)", "lines.csv", _many_csv_lines, 413, "200,000 lines"),
+    Hostile("400,000 CSV rows", "rows.csv", _many_csv_rows, 413, "200,000 lines"),
+    Hostile("NUL byte after the first 4 KB", "nul.csv", _nul_late_in_csv, 422, "NUL character"),
+    Hostile("UTF-16 CSV", "utf16.csv", lambda: "phone_number\n+14155552671\n".encode("utf-16"), 422, "UTF-16"),
+    Hostile(
+        'Excel artefacts: ="…", \'+1…, 1.41555E+10, \' and ="" alone',
+        "excel.csv",
+        _excel_artefacts,
+        422,
+        "3 invalid rows",
+    ),
 ]
