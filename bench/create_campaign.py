@@ -1,18 +1,22 @@
-"""Benchmark: POST /api/v1/campaigns with a 100,000-row CSV, on SQLite and on PostgreSQL.
+"""Benchmark: POST /api/v1/campaigns with E.164 CSV files of 10,000, 100,000 and 300,000 rows,
+on SQLite and on PostgreSQL.
 
-For each database it prints the request's server time (the WSGI application handling a
-pre-encoded multipart request, so client-side encoding is not counted), the growth of the
-process's peak memory while handling it, and the time the `phonenumbers` library alone
-takes to parse and validate the same numbers, measured in the same process just before
-each request. Two rounds; the best of each is compared.
+For each database and size it prints the request's server time (the WSGI application handling
+a pre-encoded multipart request, so client-side encoding is not counted), the growth of the
+process's peak memory while handling it, and the reference: the time `phonenumbers.is_valid_number`
+alone takes on the same numbers, parsed beforehand, measured in the same process just before
+each request. Two rounds; the best of each is compared. Then the time per row at each size, to
+show the cost stays linear.
 
     make bench                      # both databases (PostgreSQL at 127.0.0.1:5432)
     .venv/bin/python bench/create_campaign.py --rows 100000 --databases sqlite
 
-Targets: server time <= 1.5 x the phonenumbers time; peak memory growth <= 150 MB.
+Targets at 100,000 rows: server time <= 1.5 x the reference; peak memory growth <= 150 MB;
+time per row at 300,000 rows within 1.3 x its value at 10,000.
 """
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -22,24 +26,26 @@ from pathlib import Path
 
 from common import database_url, run_child
 
+TARGET_RATIO = 1.5
+TARGET_MEMORY_MB = 150
+TARGET_LINEARITY = 1.3
+
 
 def numbers(count: int) -> list[str]:
     """Distinct valid US numbers: area codes and exchanges phonenumbers accepts."""
     import phonenumbers
 
-    result, area_codes = [], [201, 212, 213, 305, 312, 404, 415, 512, 617, 646, 702, 713, 718, 805, 917]
+    result = []
+    area_codes = [201, 212, 213, 305, 312, 404, 415, 512, 617, 646, 702, 713, 718, 805, 917, 202, 206, 303, 310]
     for area in area_codes:
         for exchange in range(201, 999):
+            if exchange % 100 == 11 or exchange == 555:
+                continue
             for line in range(0, 10000, 97):
-                candidate = f"+1{area}{exchange}{line:04d}"
-                if exchange % 100 == 11 or exchange == 555:
-                    continue
-                result.append(candidate)
-                if len(result) == count * 2:
-                    break
-            if len(result) == count * 2:
+                result.append(f"+1{area}{exchange}{line:04d}")
+            if len(result) >= count * 2:
                 break
-        if len(result) == count * 2:
+        if len(result) >= count * 2:
             break
     valid = [n for n in result if phonenumbers.is_valid_number(phonenumbers.parse(n, None))]
     if len(valid) < count:
@@ -47,44 +53,52 @@ def numbers(count: int) -> list[str]:
     return valid[:count]
 
 
-def phonenumbers_floor(values: list[str]) -> float:
+def reference_seconds(values: list[str]) -> float:
+    """phonenumbers.is_valid_number on numbers parsed beforehand: the library's validation alone."""
     import phonenumbers
 
+    parsed = [phonenumbers.parse(value, None) for value in values]
     started = time.perf_counter()
-    for value in values:
-        phonenumbers.is_valid_number(phonenumbers.parse(value, None))
+    for number in parsed:
+        phonenumbers.is_valid_number(number)
     return time.perf_counter() - started
 
 
-def measure_request(csv_path: str) -> dict:
-    """Runs in a child process with DATABASE_URL set: migrate, then time one request."""
-    import django
+class Api:
+    """The real create endpoint, called in this process through the WSGI application.
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceable.settings")
-    django.setup()
-    from django.core.handlers.wsgi import WSGIHandler
-    from django.core.management import call_command
-    from django.test.client import BOUNDARY, MULTIPART_CONTENT, RequestFactory, encode_multipart
+    Runs with DATABASE_URL set: migrates, then makes a user with an agent, a number and a key.
+    """
 
-    from campaigns import services
-    from campaigns.models import Campaign
-    from campaigns.tests.factories import AgentFactory, PhoneNumberFactory, UserFactory
+    def __init__(self) -> None:
+        import django
 
-    call_command("migrate", verbosity=0)
-    user = UserFactory(username=f"bench{time.time_ns()}")
-    agent, number = AgentFactory(user=user), PhoneNumberFactory(user=user)
-    key = services.api_key_create(user=user).raw_key
-    handler = WSGIHandler()
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceable.settings")
+        django.setup()
+        from django.core.handlers.wsgi import WSGIHandler
+        from django.core.management import call_command
 
-    def request(path: str, content: bytes, name: str) -> tuple[float, int]:
+        from campaigns import services
+        from campaigns.tests.factories import AgentFactory, PhoneNumberFactory, UserFactory
+
+        call_command("migrate", verbosity=0)
+        self.user = UserFactory(username=f"bench{time.time_ns()}")
+        self.agent, self.number = AgentFactory(user=self.user), PhoneNumberFactory(user=self.user)
+        self.key = services.api_key_create(user=self.user).raw_key
+        self.handler = WSGIHandler()
+
+    def create(self, content: bytes, filename: str, name: str) -> tuple[float, int, dict]:
+        """(server seconds, HTTP status, JSON body) of one create."""
+        from django.test.client import BOUNDARY, MULTIPART_CONTENT, RequestFactory, encode_multipart
+
         body = encode_multipart(
             BOUNDARY,
             {
                 "name": name,
-                "phone_number_id": str(number.pk),
-                "agent_id": agent.elevenlabs_agent_id,
+                "phone_number_id": str(self.number.pk),
+                "agent_id": self.agent.elevenlabs_agent_id,
                 "send_immediately": "true",
-                "recipients_file": _Upload(content, path),
+                "recipients_file": _Upload(content, filename),
             },
         )
         environ = RequestFactory()._base_environ(
@@ -92,42 +106,52 @@ def measure_request(csv_path: str) -> dict:
             REQUEST_METHOD="POST",
             CONTENT_TYPE=MULTIPART_CONTENT,
             CONTENT_LENGTH=str(len(body)),
-            HTTP_X_API_KEY=key,
+            HTTP_X_API_KEY=self.key,
             SERVER_NAME="127.0.0.1",
-            **{"wsgi.input": _Input(body)},
+            **{"wsgi.input": io.BytesIO(body)},
         )
         statuses = []
         started = time.perf_counter()
-        response = handler(environ, lambda status, headers: statuses.append(status))
-        b"".join(response)
+        response = self.handler(environ, lambda status, headers: statuses.append(status))
+        answer = b"".join(response)
         elapsed = time.perf_counter() - started
-        return elapsed, int(statuses[0].split()[0])
+        return elapsed, int(statuses[0].split()[0]), json.loads(answer or b"{}")
 
-    # Warm up imports and connections with a small file.
-    request("warm.csv", b"phone_number\n+12125550100\n", "warm-up")
-    content = Path(csv_path).read_bytes()
-    numbers = [line.split(b",", 1)[0].decode() for line in content.splitlines()[1:]]
 
-    # Side by side, twice: the library alone, then the request; the best of each counts.
-    # (This machine's speed drifts by tens of percent from one second to the next.)
-    floors, runs = [], []
-    for attempt in range(2):
-        floors.append(phonenumbers_floor(numbers))
-        # Reset the kernel's high-water mark so the peak seen is this request's own.
-        Path("/proc/self/clear_refs").write_text("5")
-        rss_before = _status_mb("VmRSS")
-        elapsed, status = request(csv_path, content, f"benchmark {attempt}")
-        runs.append({"seconds": elapsed, "status": status, "peak_growth_mb": _status_mb("VmHWM") - rss_before})
-    campaign = Campaign.objects.filter(user=user, name="benchmark 0").first()
-    return {
-        "status": max(run["status"] for run in runs),
-        "seconds": min(run["seconds"] for run in runs),
-        "all_seconds": [run["seconds"] for run in runs],
-        "floor": min(floors),
-        "all_floors": floors,
-        "peak_growth_mb": max(run["peak_growth_mb"] for run in runs),
-        "recipients": campaign.recipients.count() if campaign else 0,
-    }
+def measure(csv_paths: list[str]) -> list[dict]:
+    """Runs in a child process with DATABASE_URL set: time one create per file, twice."""
+    api = Api()
+    api.create(b"phone_number\n+12125550100\n", "warm.csv", "warm-up")  # imports, connections, metadata
+    from campaigns.models import Campaign
+
+    results = []
+    for path in csv_paths:
+        content = Path(path).read_bytes()
+        values = [line.split(b",", 1)[0].decode() for line in content.splitlines()[1:]]
+        # Side by side, twice: the library alone, then the request; the best of each counts.
+        # (This machine's speed drifts by tens of percent from one second to the next.)
+        references, runs = [], []
+        for attempt in range(2):
+            references.append(reference_seconds(values))
+            # Reset the kernel's high-water mark so the peak seen is this request's own.
+            Path("/proc/self/clear_refs").write_text("5")
+            rss_before = status_mb("VmRSS")
+            elapsed, status, _ = api.create(content, Path(path).name, f"{path} {attempt}")
+            runs.append({"seconds": elapsed, "status": status, "peak_growth_mb": status_mb("VmHWM") - rss_before})
+        campaign = Campaign.objects.filter(user=api.user, name=f"{path} 0").first()
+        results.append(
+            {
+                "rows": len(values),
+                "status": max(run["status"] for run in runs),
+                "seconds": min(run["seconds"] for run in runs),
+                "all_seconds": [run["seconds"] for run in runs],
+                "reference": min(references),
+                "all_references": references,
+                "peak_growth_mb": max(run["peak_growth_mb"] for run in runs),
+                "recipients": campaign.recipients.count() if campaign else 0,
+            }
+        )
+    return results
 
 
 class _Upload:
@@ -140,20 +164,7 @@ class _Upload:
         return self.content
 
 
-class _Input:
-    def __init__(self, body: bytes):
-        import io
-
-        self.stream = io.BytesIO(body)
-
-    def read(self, size=-1):
-        return self.stream.read(size)
-
-    def readline(self, size=-1):
-        return self.stream.readline(size)
-
-
-def _status_mb(field: str) -> float:
+def status_mb(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(f"{field}:"):
@@ -163,38 +174,63 @@ def _status_mb(field: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", default="10000,100000,300000", help="comma-separated file sizes")
     parser.add_argument("--databases", default="sqlite,postgres")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.child:
-        print(json.dumps(measure_request(args.child)))
+    if args.child is not None:
+        print(json.dumps(measure(args.child)))
         return 0
 
-    values = numbers(args.rows)
+    sizes = [int(size) for size in args.rows.split(",")]
+    largest = max(sizes)
+    # The largest file is bigger than one campaign may be by default.
+    os.environ["RECIPIENTS_MAX_PER_CAMPAIGN"] = str(max(largest, 100_000))
+    os.environ["RECIPIENTS_MAX_ROWS"] = str(max(largest + 1, 200_000))
+    values = numbers(largest)
     workdir = Path(tempfile.mkdtemp(prefix="voiceable-bench-"))
-    csv_path = workdir / "recipients.csv"
-    csv_path.write_text("phone_number,first_name\n" + "".join(f"{v},Person {i}\n" for i, v in enumerate(values)))
-    print(f"file: {args.rows:,} rows, {csv_path.stat().st_size / 1_048_576:.1f} MB")
+    paths = []
+    for size in sizes:
+        path = workdir / f"recipients-{size}.csv"
+        path.write_text("phone_number,first_name\n" + "".join(f"{v},Person {i}\n" for i, v in enumerate(values[:size])))
+        paths.append(str(path))
+        print(f"file: {size:,} rows, {path.stat().st_size / 1_048_576:.1f} MB")
 
     failed = False
+    print(
+        f"\n{'database':9} {'rows':>8}  {'HTTP':4}  {'server':>7}  {'is_valid_number':>15}  {'ratio':>5}  "
+        f"{'peak memory':>11}  {'per row':>8}"
+    )
     for database in args.databases.split(","):
-        result = run_child(__file__, [str(csv_path)], database_url(database, workdir))
-        if result is None:
+        results = run_child(__file__, paths, database_url(database, workdir))
+        if results is None:
             return 1
-        floor = result["floor"]
-        ratio = result["seconds"] / floor
-        ok = result["status"] == 201 and result["recipients"] == args.rows
-        ok = ok and ratio <= 1.5 and result["peak_growth_mb"] <= 150
-        failed |= not ok
-        print(
-            f"{database:8}  HTTP {result['status']}  recipients {result['recipients']:,}  "
-            f"server {result['seconds']:.2f} s  phonenumbers {floor:.2f} s  ratio {ratio:.2f} (<= 1.5)  "
-            f"peak memory +{result['peak_growth_mb']:.0f} MB (<= 150)  {'ok' if ok else 'OVER TARGET'}\n"
-            f"          (each run: server {', '.join(f'{s:.2f}' for s in result['all_seconds'])} s; "
-            f"phonenumbers {', '.join(f'{s:.2f}' for s in result['all_floors'])} s)"
-        )
+        for result in results:
+            ratio = result["seconds"] / result["reference"]
+            per_row = result["seconds"] / result["rows"] * 1e6
+            ok = result["status"] == 201 and result["recipients"] == result["rows"]
+            headline = result["rows"] == 100_000
+            if headline:
+                ok = ok and ratio <= TARGET_RATIO and result["peak_growth_mb"] <= TARGET_MEMORY_MB
+            failed |= not ok
+            print(
+                f"{database:9} {result['rows']:>8,}  {result['status']:4}  {result['seconds']:6.2f}s  "
+                f"{result['reference']:14.2f}s  {ratio:5.2f}  {result['peak_growth_mb']:9.0f}MB  "
+                f"{per_row:6.1f}us  {'' if ok else 'OVER TARGET'}"
+                f"  (runs {', '.join(f'{s:.2f}' for s in result['all_seconds'])} s; "
+                f"reference {', '.join(f'{s:.2f}' for s in result['all_references'])} s)"
+            )
+        per_row = {r["rows"]: r["seconds"] / r["rows"] for r in results}
+        if len(per_row) > 1:
+            growth = per_row[max(per_row)] / per_row[min(per_row)]
+            linear = growth <= TARGET_LINEARITY
+            failed |= not linear
+            print(
+                f"{database:9} time per row at {max(per_row):,} rows is {growth:.2f} x its value at "
+                f"{min(per_row):,} (<= {TARGET_LINEARITY}): {'linear' if linear else 'NOT LINEAR'}"
+            )
+    print(f"\ntargets at 100,000 rows: ratio <= {TARGET_RATIO}, peak memory growth <= {TARGET_MEMORY_MB} MB")
     return 1 if failed else 0
 
 

@@ -71,6 +71,23 @@ def test_a_phone_cell_of_spreadsheet_quoting_alone_is_listed_as_an_invalid_row(a
     assert response.json()["errors"][:2] == ["Line 3: ''' has no phone number", "Line 4: '=\"\"' has no phone number"]
 
 
+def test_variables_with_quotes_backslashes_breaks_and_emoji_are_stored_exactly(api, campaign_form):
+    values = ['say "hi"', "C:\\dir\\n", "tab\there", "two\nlines", "crlf\r\nend", "🎉 ü ß 中", "\\N", "{}"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["phone_number", *(f"v{index}" for index in range(len(values))), "first_message"])
+    writer.writerow(["+14155552671", *values, 'Hola \\ "amigo"'])
+
+    response = api.post(
+        URL, campaign_form(recipients_file=upload(buffer.getvalue().encode(), "r.csv")), format="multipart"
+    )
+
+    assert response.status_code == 201, response.content
+    recipient = Recipient.objects.get()
+    assert recipient.variables == {f"v{index}": value for index, value in enumerate(values)}
+    assert recipient.overrides == {"first_message": 'Hola \\ "amigo"'}
+
+
 def test_a_file_past_the_row_limit_is_refused_with_413(api, campaign_form, settings):
     settings.RECIPIENTS_MAX_ROWS = 10
     text = "phone_number\n" + "".join(f"+1415555{line:04d}\n" for line in range(2671, 2691))
