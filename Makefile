@@ -40,6 +40,7 @@ lint: install
 bench: export SECRET_KEY ?= bench-only-secret-key
 bench: install
 	$(BIN)/python bench/create_campaign.py
+	$(BIN)/python bench/bombs.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/webhook_body.py
