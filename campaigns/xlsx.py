@@ -456,7 +456,6 @@ def _excel_date(serial: float, epoch: dt.datetime) -> dt.datetime | dt.time:
 # --- The worksheet ---------------------------------------------------------------------------
 
 
-
 def column_name(index: int) -> str:
     """Spreadsheet letters for a 0-based column index: 0 -> A, 26 -> AA."""
     letters = ""
