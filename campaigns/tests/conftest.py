@@ -102,3 +102,16 @@ def broker_queue():
                 break
         yield simple
         simple.close()
+
+
+@pytest.fixture(scope="module")
+def built():
+    """build(case): each hostile file of hostile_files.HOSTILE, built once per test module."""
+    cache = {}
+
+    def build(case):
+        if case.name not in cache:
+            cache[case.name] = case.build()
+        return cache[case.name]
+
+    return build

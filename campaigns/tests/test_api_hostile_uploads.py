@@ -24,18 +24,6 @@ def upload(data: bytes, name: str) -> io.BytesIO:
     return file
 
 
-@pytest.fixture(scope="module")
-def built():
-    cache = {}
-
-    def build(case):
-        if case.name not in cache:
-            cache[case.name] = case.build()
-        return cache[case.name]
-
-    return build
-
-
 @pytest.mark.parametrize("case", hostile_files.HOSTILE, ids=lambda case: case.name)
 def test_a_hostile_file_is_refused_quickly_naming_the_limit_and_nothing_is_stored(api, campaign_form, case, built):
     form = campaign_form(recipients_file=upload(built(case), case.filename))

@@ -141,19 +141,6 @@ def test_damaged_workbooks_are_read_or_refused_with_a_sentence(changes, length):
     check(reader_of(bytes(data[:length]), "list.xlsx"))
 
 
-@pytest.fixture(scope="module")
-def built():
-    """Each hostile file, built once for the module."""
-    cache = {}
-
-    def build(case):
-        if case.name not in cache:
-            cache[case.name] = case.build()
-        return cache[case.name]
-
-    return build
-
-
 @pytest.mark.parametrize("case", hostile_files.HOSTILE, ids=lambda case: case.name)
 def test_each_hostile_file_is_refused_quickly_by_the_reader(case, built):
     data = built(case)
