@@ -21,6 +21,18 @@ def campaign_get(*, user, campaign_id) -> Campaign:
         raise NotFound(f"Campaign not found: there is no campaign {campaign_id} in your account.") from None
 
 
+def campaign_is_final(*, campaign: Campaign) -> bool:
+    """Whether nothing about the campaign can change any more.
+
+    Outcomes keep arriving after a cancel or the end: not final until ElevenLabs reported
+    every call of every batch finished.
+    """
+    if campaign.status in (Campaign.Status.SCHEDULED, Campaign.Status.PENDING, Campaign.Status.IN_PROGRESS,
+                           Campaign.Status.CANCELLING):  # fmt: skip
+        return False
+    return not campaign.batches.filter(elevenlabs_batch_call_id__isnull=False, settled_at__isnull=True).exists()
+
+
 def campaign_from_upload(*, user, source_upload: str) -> Campaign | None:
     """The user's campaign created from a kept preview upload, if there is one."""
     return campaign_list(user=user).filter(source_upload=source_upload).first()

@@ -68,9 +68,7 @@ def _progress(campaign: Campaign) -> dict:
         "id": campaign.pk,
         "status": campaign.status,
         "status_display": campaign.get_status_display(),
-        # Outcomes keep arriving after a cancel: the page refreshes until every batch settled.
-        "final": campaign.status not in (*tracking.ACTIVE_CAMPAIGN_STATUSES, Campaign.Status.CANCELLING)
-        and not campaign.batches.filter(elevenlabs_batch_call_id__isnull=False, settled_at__isnull=True).exists(),
+        "final": selectors.campaign_is_final(campaign=campaign),
         "recipients_count": campaign.recipients_count,
         "calls_dispatched": campaign.calls_dispatched,
         "calls_finished": campaign.calls_finished,
