@@ -205,21 +205,27 @@ def _parse(archive: zipfile.ZipFile, info: zipfile.ZipInfo, parser: Any, max_byt
 
 
 def _openings(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: bytes, enough: int) -> int:
-    """How many <name> elements a part opens without a namespace prefix, counted in its raw bytes.
+    """How many <name> elements a part opens, with or without a namespace prefix, counted in its
+    raw bytes.
 
-    One inflation and a few byte counts cost far less than parsing, so a part past a count limit
-    is refused at once; prefixed elements are not counted here, but the parser counts everything.
-    Stops counting past `enough`.
+    One inflation and a regular expression cost far less than parsing, so a part past a count
+    limit is refused at once. Text cannot hold a raw "<", so only tags match. A window's last
+    few bytes from its last "<" are carried into the next one, so a tag split between two reads
+    counts once. Stops counting past `enough`.
     """
-    patterns = [b"<" + name + after for after in (b" ", b">", b"/", b"\t", b"\n", b"\r")]
-    keep = len(patterns[0]) - 1  # too short to hold a whole match: none is counted twice
+    pattern = re.compile(rb"<(?:[^\s<>/!?]{1,64}:)?" + re.escape(name) + rb"[\s/>]")
+    longest = 64 + len(name) + 3
     count = 0
     tail = b""
     with archive.open(info) as stream:
         while count <= enough and (chunk := stream.read(1_048_576)):
             window = tail + chunk
-            count += sum(window.count(pattern) for pattern in patterns)
-            tail = window[-keep:]
+            cut = window.rfind(b"<")
+            if cut < 0 or len(window) - cut > longest:
+                cut = len(window)  # a tag opening there is whole in this window
+            count += len(pattern.findall(window, 0, cut))
+            tail = window[cut:]
+        count += len(pattern.findall(tail))
     return count
 
 

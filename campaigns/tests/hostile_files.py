@@ -206,6 +206,14 @@ def _many_rows() -> bytes:
     return workbook(SHEET_HEAD + (header + body).encode() + SHEET_TAIL)
 
 
+def _many_prefixed_rows() -> bytes:
+    # The same 400,000 rows with every element namespace-prefixed, as some exporters write them.
+    head = f'<?xml version="1.0" encoding="UTF-8"?><x:worksheet xmlns:x="{MAIN_NS}"><x:sheetData>'
+    header = '<x:row r="1"><x:c r="A1" t="inlineStr"><x:is><x:t>phone_number</x:t></x:is></x:c></x:row>'
+    body = "".join(f'<x:row r="{line}"><x:c r="A{line}"><x:v>{line}</x:v></x:c></x:row>' for line in range(2, 400_002))
+    return workbook((head + header + body + "</x:sheetData></x:worksheet>").encode())
+
+
 def _large_sheet_ordinary_ratio() -> bytes:
     # 150 MB of sheet compressed about 130 to 1: below the ratio limit, above the size limit.
     noise = "".join(f"{(index * 7_919) % 10_007:05d}" for index in range(1_600))
@@ -323,6 +331,7 @@ HOSTILE: list[Hostile] = [
     Hostile("2,000,000-row sheet (120 MB of XML in 0.4 MB)", "rows.xlsx", _two_million_rows, 413, "zip bomb"),
     Hostile("150 MB sheet compressed 130 to 1", "big.xlsx", _large_sheet_ordinary_ratio, 413, "at most 100 MB"),
     Hostile("400,000-row sheet, ordinary compression", "rows.xlsx", _many_rows, 413, "200,000 rows"),
+    Hostile("400,000-row sheet, namespace-prefixed", "rows.xlsx", _many_prefixed_rows, 413, "200,000 rows"),
     Hostile("10,000,000 shared strings in 0.5 MB", "strings.xlsx", _shared_strings_bomb, 413, "zip bomb"),
     Hostile("600,000 distinct shared strings", "strings.xlsx", _many_distinct_shared_strings, 413, "shared strings"),
     Hostile(

@@ -4,11 +4,13 @@ import datetime as dt
 import io
 import re
 import time
+import zipfile
 
 import openpyxl
 import phonenumbers
 import pytest
 
+from campaigns import xlsx as xlsx_reader
 from campaigns.recipients import (
     MAX_REPORTED_ERRORS,
     OVERRIDE_COLUMNS,
@@ -1007,6 +1009,19 @@ def test_more_sheet_rows_than_the_limit_are_refused(prefix):
     assert message == (
         "The file has more than 50 rows (blank rows included); at most 50 are read. Split it into several campaigns."
     )
+
+
+@pytest.mark.parametrize("prefix", ["", "x", "long-prefix"])
+@pytest.mark.parametrize("shift", range(0, 24, 3))
+def test_rows_are_counted_before_parsing_exactly_once_even_when_a_tag_spans_two_reads(prefix, shift):
+    # The pre-count reads the inflated sheet a megabyte at a time: put a row tag across that line.
+    head = prefixed(f'<worksheet xmlns="{hostile_files.MAIN_NS}"><sheetData>', prefix)
+    filler = f"<!-- {'x' * (1_048_576 - len(head) - 9 - shift)} -->"
+    row = prefixed("<row><c><v>1</v></c></row>", prefix)
+    sheet = head + filler + row * 7 + prefixed("</sheetData></worksheet>", prefix)
+    archive = zipfile.ZipFile(io.BytesIO(hostile_files.workbook(sheet.encode())))
+
+    assert xlsx_reader._openings(archive, archive.getinfo(hostile_files.SHEET_PATH), b"row", 1_000) == 7
 
 
 @pytest.mark.parametrize("prefix", ["", "x"], ids=["plain", "namespace-prefixed"])
