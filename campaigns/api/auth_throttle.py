@@ -8,19 +8,13 @@ guesser nothing, and one client's mistakes must not lock out a working one behin
 NAT or proxy. The counts live in the cache; while it cannot be reached nothing is refused.
 """
 
-import logging
-
-import redis
 from django.conf import settings
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
 from campaigns.client_ip import client_ip
 
-logger = logging.getLogger(__name__)
-
-# What the cache backends raise when their server cannot be reached: Redis, and socket errors.
-CACHE_UNREACHABLE = (redis.RedisError, OSError)
+from .cache_outage import CACHE_UNREACHABLE, warn_unreachable
 
 
 class BadApiKeyThrottle(SimpleRateThrottle):
@@ -39,7 +33,7 @@ def bad_key_attempt_record(request) -> None:
     try:
         allowed = throttle.allow_request(request, view=None)
     except CACHE_UNREACHABLE as exc:
-        logger.warning("Requests with a bad API key are not counted while the cache is unreachable (%s)", exc)
+        warn_unreachable("Requests with a bad API key are not counted", exc)
         return
     if not allowed:
         raise Throttled(wait=throttle.wait(), detail="Too many requests without a valid API key.")

@@ -2,34 +2,12 @@
 
 The limits live in the cache (Redis in production). A rate limiter must not take the API
 down with it: while the cache is unreachable, requests go through unthrottled and without
-X-RateLimit-* headers (there is nothing true to put in them), and a warning is logged at
-most once a minute per process.
+X-RateLimit-* headers (there is nothing true to put in them); see cache_outage.
 """
-
-import logging
-import threading
-import time
 
 from rest_framework.throttling import SimpleRateThrottle
 
-from .auth_throttle import CACHE_UNREACHABLE
-
-logger = logging.getLogger(__name__)
-
-WARN_EVERY_SECONDS = 60
-
-_warn_lock = threading.Lock()
-_warned_at: float | None = None
-
-
-def _warn_cache_unreachable(exc: Exception) -> None:
-    global _warned_at
-    now = time.monotonic()
-    with _warn_lock:
-        if _warned_at is not None and now - _warned_at < WARN_EVERY_SECONDS:
-            return
-        _warned_at = now
-    logger.warning("API rate limiting is off while the cache is unreachable (%s: %s)", type(exc).__name__, exc)
+from .cache_outage import CACHE_UNREACHABLE, warn_unreachable
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -43,7 +21,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         try:
             allowed = super().allow_request(request, view)
         except CACHE_UNREACHABLE as exc:
-            _warn_cache_unreachable(exc)
+            warn_unreachable("API rate limiting is off", exc)
             return True
         if self.rate is not None:
             remaining = self.num_requests - len(self.history)

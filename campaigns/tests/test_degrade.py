@@ -15,7 +15,7 @@ import pytest
 from django.db import InterfaceError, OperationalError
 from django.test import RequestFactory
 
-from campaigns.api import throttling
+from campaigns.api import cache_outage
 from campaigns.api.exceptions import exception_handler
 from campaigns.api.handlers import server_error
 
@@ -59,7 +59,7 @@ def hung_port():
 
 @pytest.fixture(autouse=True)
 def _no_warning_yet(monkeypatch):
-    monkeypatch.setattr(throttling, "_warned_at", None)
+    monkeypatch.setattr(cache_outage, "_warned_at", {})
 
 
 def use_redis_cache(settings, port: int):
@@ -102,13 +102,14 @@ def test_a_hung_rate_limit_cache_costs_a_fraction_of_a_second(api, settings, hun
 def test_the_cache_being_down_is_logged_once_a_minute_not_per_request(api, settings, caplog):
     use_redis_cache(settings, closed_port())
 
-    with caplog.at_level(logging.WARNING, logger="campaigns.api.throttling"):
+    with caplog.at_level(logging.WARNING, logger="campaigns.api.cache_outage"):
         for _ in range(3):
             assert api.get("/api/v1/campaigns").status_code == 200
         assert len(caplog.records) == 1
         assert "rate limiting is off" in caplog.records[0].getMessage()
 
-        throttling._warned_at -= throttling.WARN_EVERY_SECONDS  # a minute later
+        for what in cache_outage._warned_at:  # a minute later
+            cache_outage._warned_at[what] -= cache_outage.WARN_EVERY_SECONDS
         api.get("/api/v1/campaigns")
         assert len(caplog.records) == 2
 
