@@ -15,7 +15,9 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as AuthGroupAdmin
 from django.contrib.auth.admin import UserAdmin as AuthUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
@@ -556,6 +558,16 @@ class UserAdmin(AccountScopedAdmin, AuthUserAdmin):
     user could still grant themselves everything. Their password is changed from the admin's
     "Change password" link, which needs no access to users.
     """
+
+    superusers_only = True
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(AccountScopedAdmin, AuthGroupAdmin):
+    """Superusers only: groups hold permissions, and belong to no one account."""
 
     superusers_only = True
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -722,8 +722,9 @@ def test_a_form_offers_only_the_users_own_records_and_refuses_anyone_elses(staff
     assert Campaign.objects.get(pk=mine.campaign.pk).name == "Renamed"
 
 
-def test_webhook_events_and_users_are_for_superusers_only(staff_client, admin_client, user, other_user):
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="auth", codename__endswith="_user"))
+def test_webhook_events_users_and_groups_are_for_superusers_only(staff_client, admin_client, user, other_user):
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="auth"))
+    group = Group.objects.create(name="Support")
     event = WebhookEvent.objects.create(digest="0" * 64, event_type="post_call_transcription")
     hidden = [
         (reverse("admin:campaigns_webhookevent_changelist"), 403),
@@ -732,6 +733,9 @@ def test_webhook_events_and_users_are_for_superusers_only(staff_client, admin_cl
         (reverse("admin:auth_user_add"), 403),
         (reverse("admin:auth_user_change", args=[other_user.pk]), 404),
         (reverse("admin:auth_user_password_change", args=[other_user.pk]), 404),
+        (reverse("admin:auth_group_changelist"), 403),
+        (reverse("admin:auth_group_add"), 403),
+        (reverse("admin:auth_group_change", args=[group.pk]), 404),
     ]
 
     index = staff_client.get(reverse("admin:index")).content.decode()
@@ -739,9 +743,12 @@ def test_webhook_events_and_users_are_for_superusers_only(staff_client, admin_cl
     assert reverse("admin:campaigns_campaign_changelist") in index
     assert reverse("admin:campaigns_webhookevent_changelist") not in index
     assert reverse("admin:auth_user_changelist") not in index
+    assert reverse("admin:auth_group_changelist") not in index
     assert [(url, staff_client.get(url).status_code) for url, _ in hidden] == hidden
     assert staff_client.post(reverse("admin:auth_user_add"), {"username": "eve"}).status_code == 403
     assert not get_user_model().objects.filter(username="eve").exists()
+    assert staff_client.post(reverse("admin:auth_group_add"), {"name": "Everything"}).status_code == 403
+    assert not Group.objects.filter(name="Everything").exists()
     for url, _ in hidden:
         assert admin_client.get(url).status_code == 200
 
