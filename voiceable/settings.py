@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
-from csp.constants import NONE, SELF, UNSAFE_INLINE
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -152,14 +152,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # Content-Security-Policy: scripts, styles, images, fonts and requests from this site only, no
-# inline script, no <style> element. Inline style attributes stay allowed: pages set the width
-# of progress bars in their markup. /api/v1/docs adds what Swagger UI needs (campaigns/api/urls.py).
+# inline script, no <style> element, no style attribute. /api/v1/docs adds what Swagger UI
+# needs (campaigns/api/urls.py).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "style-src-attr": [UNSAFE_INLINE],
         "img-src": [SELF],
         "font-src": [SELF],
         "connect-src": [SELF],

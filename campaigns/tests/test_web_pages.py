@@ -191,6 +191,7 @@ def test_the_list_shows_each_campaign_with_status_progress_and_schedule_in_its_t
     assert "Scheduled" in text and "In progress" in text
     assert "15 Jan 2030, 10:30 CET Europe/Berlin" in text
     assert "4 of 10 finished" in text
+    assert 'class="meter__fill pct-40"' in response.content.decode()
     assert "Sent immediately" in text
     assert "Mallory" not in text
     assert 'class="badge badge--scheduled"' in response.content.decode()
@@ -640,6 +641,7 @@ def test_the_campaign_page_shows_its_schedule_setup_outcomes_and_recipients(staf
     html = response.content.decode()
     assert f'data-progress-url="/campaigns/{followed.pk}/progress.json"' in html
     assert 'aria-live="polite"' in html
+    assert 'class="progress__fill pct-75 progress__fill--active"' in html  # widths by class: no style attribute
     assert f'action="/campaigns/{followed.pk}/cancel"' in html
     assert f'action="/campaigns/{followed.pk}/retry"' in html
 
