@@ -71,6 +71,7 @@ class Campaign(TimestampedModel):
         IN_PROGRESS = "in_progress", "In progress"
         # Cancel accepted; ElevenLabs has not yet confirmed it for every batch.
         CANCELLING = "cancelling", "Cancelling"
+        PAUSED = "paused", "Paused"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
@@ -101,6 +102,18 @@ class Campaign(TimestampedModel):
     import_errors = models.JSONField(default=list, blank=True)
     # The staff form's kept upload it was created from: unique, so one preview makes one campaign.
     source_upload = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    suppressed_count = models.PositiveIntegerField(default=0, help_text="Numbers left out: on the do-not-call list.")
+
+    # The calling policy (campaigns/policy.py). With calling hours or more than one attempt,
+    # ElevenLabs' outbound-campaigns engine places the calls; without, batch calling does.
+    calling_hours = models.CharField(max_length=200, blank=True, help_text='Local windows, "09:00-12:00,14:00-20:00".')
+    calling_days = models.CharField(max_length=27, blank=True, help_text='"mon,tue,wed,thu,fri"; empty: every day.')
+    calling_timezone = models.CharField(
+        max_length=64, blank=True, help_text='"recipient" (each one\'s own zone) or an IANA zone for everyone.'
+    )
+    max_attempts = models.PositiveSmallIntegerField(default=1, help_text="Calls per recipient, the first included.")
+    retry_delay_minutes = models.PositiveIntegerField(default=60)
+    max_concurrent_calls = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -115,17 +128,23 @@ class Campaign(TimestampedModel):
 
 
 class CampaignBatch(models.Model):
-    """One ElevenLabs batch call carrying a slice of a campaign's recipients (ordered by id)."""
+    """One ElevenLabs submission carrying a slice of a campaign's recipients (ordered by id): a
+    batch call, or for a campaign with a calling policy an outbound campaign of one time zone."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="batches")
     part = models.PositiveSmallIntegerField(help_text="1-based.")
-    # The batch carries the campaign's recipients [offset, offset + size) in id order.
+    # An outbound campaign's zone: it carries the recipients of that zone only.
+    timezone = models.CharField(max_length=64, blank=True, default="")
+    # The batch carries the campaign's recipients (of its zone) [offset, offset + size) in id order.
     offset = models.PositiveIntegerField()
     size = models.PositiveIntegerField()
     # Written into call_name so the batch can be recognised in ElevenLabs' workspace list
     # when a worker died between ElevenLabs accepting it and the id being saved here.
     token = models.CharField(max_length=40, unique=True)
     elevenlabs_batch_call_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    elevenlabs_campaign_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    # Its share of the campaign's max_concurrent_calls (target_concurrency_limit).
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
     # As ElevenLabs reports it (cut to the column: an unknown, longer value must not break a write).
     status = models.CharField(max_length=32, blank=True, help_text="As ElevenLabs reports it.")
     submit_started_at = models.DateTimeField(null=True, blank=True, help_text="A worker is submitting it.")
@@ -174,6 +193,9 @@ class Recipient(models.Model):
     overrides = models.JSONField(
         default=dict, blank=True, help_text="language, first_message, system_prompt, voice_id."
     )
+    # IANA zone its calling hours are read in: from the number, the file's timezone column, or
+    # the campaign's zone when the number's area spans several.
+    timezone = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     # Database defaults: recipients are written with a bulk COPY/INSERT of the columns above.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_default=Status.PENDING)
@@ -193,6 +215,12 @@ class Recipient(models.Model):
     # overwrite what the recipient shows.
     attempt = models.PositiveSmallIntegerField(default=1, db_default=1)
     retried_at = models.DateTimeField(null=True, blank=True)
+    # Outbound campaigns: ElevenLabs' lead, when it calls next, and why it stopped calling.
+    elevenlabs_lead_id = models.CharField(max_length=128, blank=True, default="", db_default="")
+    next_call_at = models.DateTimeField(null=True, blank=True)
+    disposition = models.CharField(
+        max_length=32, blank=True, default="", db_default="", help_text="completed, attempt_ceiling_reached, ..."
+    )
 
     class Meta:
         ordering = ["id"]
@@ -304,3 +332,34 @@ class ApiKey(models.Model):
     def hash_key(raw_key: str) -> str:
         # Keys carry 256 random bits, so a fast hash is enough and keeps lookups to one query.
         return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class Suppression(models.Model):
+    """A number on an account's do-not-call list: never called by any of its campaigns."""
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        STAFF = "staff", "Staff page"
+        ADMIN = "admin", "Admin"
+        ELEVENLABS = "elevenlabs", "Asked on a call"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="suppressions")
+    phone_number = models.CharField(max_length=16, help_text="E.164.")
+    reason = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    # The campaign whose call taught it (source "elevenlabs").
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="suppressions_learned"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "phone_number"], name="suppression_unique_per_user"),
+        ]
+        verbose_name = "do-not-call entry"
+        verbose_name_plural = "do-not-call list"
+
+    def __str__(self):
+        return self.phone_number
