@@ -64,3 +64,13 @@ class CallFactory(factory.django.DjangoModelFactory):
     campaign = factory.SelfAttribute("recipient.campaign")
     attempt = 1
     conversation_id = factory.Sequence(lambda n: f"conv_{n:04d}")
+
+
+class SuppressionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Suppression"
+
+    user = factory.SubFactory(UserFactory)
+    phone_number = factory.Sequence(lambda n: f"+1312555{n % 10000:04d}")
+    reason = ""
+    source = "api"

@@ -1,0 +1,330 @@
+"""The account's do-not-call list: numbers that no campaign of the account calls.
+
+Numbers are stored in E.164, read exactly as a recipients file reads them (campaigns.recipients),
+so a number listed here matches the same number in any file, however it was written.
+"""
+
+import csv
+import io
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+
+import phonenumbers
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+
+from campaigns.errors import PayloadTooLarge, ValidationFailed
+from campaigns.models import Campaign, Suppression
+from campaigns.recipients import (
+    MAX_REPORTED_ERRORS,
+    Limits,
+    RecipientsFileError,
+    RecipientsFileTooLarge,
+    RecipientsReader,
+)
+
+# Numbers looked up per query by suppressed_numbers: six queries for a 300,000-recipient file.
+LOOKUP_CHUNK = 50_000
+INSERT_CHUNK = 5_000
+# Longer than any phone number however it is formatted: refused before reading it.
+MAX_TYPED_NUMBER_CHARS = 64
+MAX_REASON_CHARS = Suppression._meta.get_field("reason").max_length
+
+
+def on_suppression_added(suppression: Suppression) -> None:
+    """Called once for every number newly put on a list, after it is stored.
+
+    This is where running campaigns of the account will be told, so that a number listed while
+    a campaign is under way is not called by it either. Nothing to do yet.
+    """
+
+
+# --- Reading numbers --------------------------------------------------------------------------
+
+
+def phone_number_normalise(value: str, *, default_country: str | None = None, field: str = "phone_number") -> str:
+    """`value` in E.164, read exactly as one row of a recipients file is read.
+
+    The number goes through RecipientsReader as a one-row file, so whatever a file accepts
+    (`+`, `00`, spaces, Excel's quoting, `default_country` for numbers without a country code)
+    is accepted here, and whatever it refuses is refused with the same reason. Raises
+    ValidationFailed naming `field` (or default_country when that is unknown).
+    """
+    value = (value or "").strip()
+    if not value:
+        raise ValidationFailed(f"{field} is required: enter a phone number.", field=field, details={"field": field})
+    if len(value) > MAX_TYPED_NUMBER_CHARS:
+        return _refuse(field, value, "is not a phone number: it is too long")
+    row = io.StringIO()
+    csv.writer(row, lineterminator="\n").writerow([value])
+    reader = _reader(io.BytesIO(f"phone_number\n{row.getvalue()}".encode()), default_country=default_country)
+    try:
+        numbers = [recipient.phone_number for recipient in reader]
+    except RecipientsFileError:
+        return _refuse(field, value, "is not a phone number")
+    if not numbers:
+        return _refuse(field, value, reader.errors[0].reason if reader.errors else "is not a phone number")
+    return numbers[0]
+
+
+def _refuse(field: str, value: str, reason: str):
+    shown = value if len(value) <= 40 else value[:39] + "…"
+    raise ValidationFailed(f"The {field} '{shown}' {reason}.", field=field, details={"field": field})
+
+
+def _limits() -> Limits:
+    # The settings a recipients file is read under: a hostile file gets the same answer here.
+    # (Not imported from services, which will import this module to leave listed numbers out.)
+    return Limits(
+        max_rows=settings.RECIPIENTS_MAX_ROWS,
+        max_columns=settings.RECIPIENTS_MAX_COLUMNS,
+        max_cell_chars=settings.RECIPIENTS_MAX_CELL_CHARS,
+        max_xlsx_bytes=settings.RECIPIENTS_MAX_XLSX_BYTES,
+    )
+
+
+def _reader(fileobj, *, default_country: str | None, filename: str = "") -> RecipientsReader:
+    limits = _limits()
+    try:
+        # Nothing is stored per number but the number: the line limit is the only count limit.
+        return RecipientsReader(
+            fileobj,
+            filename=filename,
+            default_country=(default_country or "").strip() or None,
+            max_recipients=limits.max_rows,
+            limits=limits,
+        )
+    except ValueError as exc:  # an unknown default_country
+        raise ValidationFailed(str(exc), field="default_country", details={"field": "default_country"}) from None
+
+
+def phone_number_display(e164: str) -> str:
+    """The number as a person reads it: "+1 415-555-2671"."""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
+def _reason_clean(reason: str | None) -> str:
+    reason = (reason or "").strip()
+    if len(reason) > MAX_REASON_CHARS:
+        raise ValidationFailed(
+            f"The reason is {len(reason):,} characters long; at most {MAX_REASON_CHARS} are kept.",
+            field="reason",
+            details={"field": "reason"},
+        )
+    return reason
+
+
+# --- Writes -----------------------------------------------------------------------------------
+
+
+def suppression_add(
+    *,
+    user,
+    phone_number: str,
+    reason: str = "",
+    source: str,
+    campaign: Campaign | None = None,
+    default_country: str | None = None,
+) -> tuple[Suppression, bool]:
+    """Put a number on the user's list; `created` is False when it was there already.
+
+    A number already listed is not an error: its entry is returned unchanged (reason, source
+    and date are those of the first time). Raises ValidationFailed for a number that is not one.
+    """
+    if source not in Suppression.Source.values:
+        raise ValueError(f"Unknown suppression source {source!r}")
+    if campaign is not None and campaign.user_id != user.pk:
+        raise ValueError("A suppression can only be learned from one of the same account's campaigns.")
+    e164 = phone_number_normalise(phone_number, default_country=default_country)
+    # get_or_create survives a concurrent add of the same number: the unique constraint decides.
+    suppression, created = Suppression.objects.get_or_create(
+        user=user,
+        phone_number=e164,
+        defaults={"reason": _reason_clean(reason), "source": source, "campaign": campaign},
+    )
+    if created:
+        on_suppression_added(suppression)
+    return suppression, created
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    already_listed: int
+    invalid_rows: int
+    # Rows repeating a number earlier in the same file.
+    duplicates_merged: int = 0
+    # The first MAX_REPORTED_ERRORS invalid rows as the recipients reader words them, and the rest counted.
+    errors: list[str] = dataclass_field(default_factory=list)
+    # The numbers this import put on the list, in file order.
+    added_numbers: list[str] = dataclass_field(default_factory=list, repr=False)
+
+
+def suppressions_import(
+    *, user, file, default_country: str | None = None, source: str, reason: str = ""
+) -> ImportResult:
+    """Put every valid number of a CSV or .xlsx file on the user's list.
+
+    The file follows the recipients file rules (a phone_number column, or one number per line)
+    and limits: past a size limit PayloadTooLarge (413), any other problem with the file as a
+    whole ValidationFailed (422), and nothing is stored. Invalid rows do not stop the import:
+    they are counted and listed. A file with no valid number at all is refused.
+    """
+    if source not in Suppression.Source.values:
+        raise ValueError(f"Unknown suppression source {source!r}")
+    reason = _reason_clean(reason)
+    max_bytes = settings.RECIPIENTS_MAX_FILE_BYTES
+    if file.size > max_bytes:
+        raise PayloadTooLarge(
+            f"The file is {file.size / 1_048_576:.1f} MB; the limit is {max_bytes / 1_048_576:.0f} MB. "
+            "Split it into several files."
+        )
+    reader = _reader(file, default_country=default_country, filename=getattr(file, "name", "") or "")
+    # Read and check the whole file before writing anything: a refused file stores nothing, and
+    # the write transaction stays short.
+    try:
+        numbers = [recipient.phone_number for recipient in reader]
+    except RecipientsFileTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    except RecipientsFileError as exc:
+        raise ValidationFailed(str(exc), field="file", details={"field": "file"}) from None
+    errors = _row_errors(reader)
+    if not numbers:
+        raise ValidationFailed(
+            f"The file has no valid phone numbers ({reader.error_count:,} invalid "
+            f"row{'s' if reader.error_count != 1 else ''}).",
+            field="file",
+            errors=errors or None,
+            details={"field": "file", "invalid_rows": reader.error_count},
+        )
+
+    listed = suppressed_numbers(user=user, numbers=numbers)
+    new = [number for number in numbers if number not in listed]
+    with transaction.atomic():
+        for chunk in _chunks(new, INSERT_CHUNK):
+            # A number added meanwhile by another request is skipped, not an error.
+            Suppression.objects.bulk_create(
+                [Suppression(user=user, phone_number=number, reason=reason, source=source) for number in chunk],
+                ignore_conflicts=True,
+            )
+    for chunk in _chunks(new, _orm_chunk()):
+        for suppression in Suppression.objects.filter(user=user, phone_number__in=chunk):
+            on_suppression_added(suppression)
+    return ImportResult(
+        added=len(new),
+        already_listed=len(numbers) - len(new),
+        invalid_rows=reader.error_count,
+        duplicates_merged=reader.duplicates_merged,
+        errors=errors,
+        added_numbers=new,
+    )
+
+
+def import_summary(result: ImportResult, *, errors_shown: int = 0) -> str:
+    """What an import did, in words: "312 numbers added, 4 already on the list, 2 rows invalid"."""
+
+    def count(number: int, noun: str) -> str:
+        return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+    parts = [f"{count(result.added, 'number')} added"]
+    if result.already_listed:
+        parts.append(f"{result.already_listed:,} already on the list")
+    if result.duplicates_merged:
+        parts.append(f"{count(result.duplicates_merged, 'repeated row')} merged")
+    if result.invalid_rows:
+        parts.append(f"{count(result.invalid_rows, 'row')} invalid")
+    summary = ", ".join(parts)
+    if result.invalid_rows and errors_shown:
+        shown = result.errors[:errors_shown]
+        more = result.invalid_rows - len(shown)
+        summary += ": " + "; ".join(shown) + (f"; … and {more:,} more" if more > 0 else "")
+    return summary
+
+
+def _row_errors(reader: RecipientsReader) -> list[str]:
+    errors = [str(error) for error in reader.errors[:MAX_REPORTED_ERRORS]]
+    if reader.error_count > len(errors):
+        errors.append(f"… and {reader.error_count - len(errors):,} more invalid rows.")
+    return errors
+
+
+def suppression_remove(*, user, phone_number: str) -> bool:
+    """Take a number off the user's list; False when it was not on it.
+
+    Raises ValidationFailed for a value that is not a phone number.
+    """
+    e164 = phone_number_normalise(phone_number)
+    deleted, _ = Suppression.objects.filter(user=user, phone_number=e164).delete()
+    return deleted > 0
+
+
+# --- Reads ------------------------------------------------------------------------------------
+
+
+def suppressed_numbers(*, user, numbers: Iterable[str]) -> set[str]:
+    """Which of `numbers` (E.164) are on the user's list.
+
+    For the create of a campaign of up to 300,000 numbers: one query per LOOKUP_CHUNK numbers,
+    each answered from the (user, phone_number) unique index. The chunk goes to the database as
+    one parameter (an array on PostgreSQL, a JSON array on SQLite): an IN list of that many
+    parameters costs the ORM several times the query itself, and may pass SQLite's parameter
+    limit.
+    """
+    meta = Suppression._meta
+    quote = connection.ops.quote_name
+    number_column = quote(meta.get_field("phone_number").column)
+    select = f"SELECT {number_column} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('user').column)} = %s"
+    if connection.vendor == "postgresql":
+        sql, encode = f"{select} AND {number_column} = ANY(%s)", list
+    elif connection.vendor == "sqlite":
+        sql, encode = f"{select} AND {number_column} IN (SELECT value FROM json_each(%s))", json.dumps
+    else:
+        listed = Suppression.objects.filter(user=user)
+        return {
+            number
+            for chunk in _chunks(numbers, _orm_chunk())
+            for number in listed.filter(phone_number__in=chunk).values_list("phone_number", flat=True)
+        }
+    found: set[str] = set()
+    with connection.cursor() as cursor:
+        for chunk in _chunks(numbers, LOOKUP_CHUNK):
+            cursor.execute(sql, [user.pk, encode(chunk)])
+            found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
+def _orm_chunk() -> int:
+    """How many values one ORM `__in` filter may hold on this database."""
+    return min((connection.features.max_query_params or 10_000) - 10, 10_000)
+
+
+def suppressions_list(*, user, search: str | None = None) -> QuerySet[Suppression]:
+    """The user's list, newest first; `search` finds its digits in the number or its words in the reason."""
+    suppressions = Suppression.objects.filter(user=user).select_related("campaign").order_by("-created_at", "-id")
+    search = (search or "").replace("\x00", "").strip()
+    if not search:
+        return suppressions
+    matches = Q()
+    words = search.split()
+    if words:
+        in_reason = Q()
+        for word in words:
+            in_reason &= Q(reason__icontains=word)
+        matches |= in_reason
+    digits = "".join(char for char in search if char.isdigit())
+    if digits:
+        matches |= Q(phone_number__contains=digits)
+    return suppressions.filter(matches)
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
