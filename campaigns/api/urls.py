@@ -3,7 +3,7 @@ from csp.decorators import csp_update
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from . import views
+from . import suppressions, views
 
 # Swagger UI under the Content-Security-Policy: its start-up script is served as a file (the
 # split view) rather than inline; its page's <style> element and the data: images of its
@@ -30,6 +30,12 @@ urlpatterns = [
     re_path(r"^agents/?$", views.AgentListView.as_view(), name="api-agents"),
     re_path(r"^agents/(?P<agent_id>[^/]+)/?$", views.AgentDetailView.as_view(), name="api-agent"),
     re_path(r"^phone_numbers/?$", views.PhoneNumberListView.as_view(), name="api-phone-numbers"),
+    re_path(r"^suppressions/?$", suppressions.SuppressionListCreateView.as_view(), name="api-suppressions"),
+    re_path(
+        r"^suppressions/(?P<phone_number>[^/]+)/?$",
+        suppressions.SuppressionDetailView.as_view(),
+        name="api-suppression",
+    ),
     path(
         "openapi.json",
         SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]),
