@@ -103,6 +103,8 @@ class Campaign(TimestampedModel):
     # The staff form's kept upload it was created from: unique, so one preview makes one campaign.
     source_upload = models.CharField(max_length=32, null=True, blank=True, unique=True)
     suppressed_count = models.PositiveIntegerField(default=0, help_text="Numbers left out: on the do-not-call list.")
+    # Recipients by the zone their calls are timed in: {"America/New_York": 412, ...}.
+    time_zones = models.JSONField(default=dict, blank=True)
 
     # The calling policy (campaigns/policy.py). With calling hours or more than one attempt,
     # ElevenLabs' outbound-campaigns engine places the calls; without, batch calling does.

@@ -24,6 +24,8 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
 
 from campaigns import xlsx
+from campaigns.scheduling import zone_names
+from campaigns.zones import zone_of_number
 
 OVERRIDE_COLUMNS = ("language", "first_message", "system_prompt", "voice_id")
 MAX_REPORTED_ERRORS = 100
@@ -36,13 +38,16 @@ PHONE_COLUMN_ALIASES = ("phone", "phonenumber", "number", "phone_no", "mobile", 
 ROLE_PHONE = "phone_number"
 ROLE_VARIABLE = "variable"
 ROLE_OVERRIDE = "override"
+ROLE_TIMEZONE = "timezone"
+TIMEZONE_COLUMN = "timezone"
 # ElevenLabs fills the variables with this prefix itself (system__time, system__caller_id, ...).
 RESERVED_VARIABLE_PREFIX = "system__"
 
 _OVERRIDES = frozenset(OVERRIDE_COLUMNS)
 _PHONE_NAMES = frozenset((PHONE_COLUMN, *PHONE_COLUMN_ALIASES))
+_TIMEZONE_NAMES = frozenset((TIMEZONE_COLUMN, "time_zone"))
 # Names read whatever their case; every other header is a variable whose name keeps its case.
-_RECOGNISED_NAMES = _OVERRIDES | _PHONE_NAMES
+_RECOGNISED_NAMES = _OVERRIDES | _PHONE_NAMES | _TIMEZONE_NAMES
 
 _SNIFF_BYTES = 4096
 _MAX_VALUE_CHARS = 80
@@ -96,6 +101,7 @@ _PARSE_REASONS = {
     NumberParseException.TOO_SHORT_NSN: "is too short to be a phone number",
     NumberParseException.TOO_LONG: "is too long to be a phone number",
 }
+_UNKNOWN_ZONE_REASON = "is not a time zone: write an IANA name such as America/New_York, or leave the cell empty"
 _LENGTH_PROBLEMS = {ValidationResult.TOO_SHORT: "is too short", ValidationResult.TOO_LONG: "is too long"}
 
 
@@ -145,9 +151,9 @@ class Column:
     """One named column of the file and what it becomes for every call."""
 
     heading: str  # as the header row writes it, without outer spaces, BOM and quotes
-    role: str  # ROLE_PHONE, ROLE_VARIABLE or ROLE_OVERRIDE
+    role: str  # ROLE_PHONE, ROLE_VARIABLE, ROLE_OVERRIDE or ROLE_TIMEZONE
     # The variable's name exactly as the agent's prompt writes it ({{name}}), the override
-    # (one of OVERRIDE_COLUMNS), or PHONE_COLUMN.
+    # (one of OVERRIDE_COLUMNS), PHONE_COLUMN or TIMEZONE_COLUMN.
     name: str
 
 
@@ -159,6 +165,9 @@ class ParsedRecipient:
     line: int
     variables: dict[str, str]
     overrides: dict[str, str]
+    # The IANA zone its calling hours are read in: the file's timezone column, else the number's
+    # own zone, else (an area with several clocks) the reader's default_timezone.
+    timezone: str
 
 
 class BinaryFile(Protocol):
@@ -336,6 +345,12 @@ class RecipientsReader:
     without a country code is read in `default_country` when one is given and refused otherwise:
     its country is never guessed.
 
+    A `timezone` column (IANA names, whatever the header's case) gives a row's time zone; a row
+    without one gets its number's zone (campaigns.zones), or `default_timezone` when the number's
+    area keeps several clocks; `time_zones` counts the recipients per zone and `zones_defaulted`
+    those that got `default_timezone` because their number could not say. An unknown zone in the
+    column is a row error.
+
     `columns` lists the variables and `layout` every named column with what it becomes; both
     are known once the first recipient is read. `check_columns`, when given, is called with
     `layout` before any recipient is read: whatever it raises refuses the file.
@@ -349,6 +364,8 @@ class RecipientsReader:
     duplicates_merged: int
     columns: list[str]
     layout: list[Column]
+    time_zones: Counter
+    zones_defaulted: int
 
     def __init__(
         self,
@@ -359,6 +376,7 @@ class RecipientsReader:
         max_recipients: int = 100_000,
         limits: Limits | None = None,
         check_columns: Callable[[list[Column]], object] | None = None,
+        default_timezone: str = "UTC",
     ) -> None:
         region = (default_country or "").strip().upper() or None
         if region == "UK":  # ISO 3166 reserves UK for the United Kingdom, whose code is GB
@@ -371,6 +389,7 @@ class RecipientsReader:
         self._max_recipients = max_recipients
         self._limits = limits or Limits()
         self._check_columns = check_columns
+        self._default_timezone = default_timezone
         self._reset()
 
     @property
@@ -388,12 +407,15 @@ class RecipientsReader:
         self.duplicates_merged = 0
         self.columns = []
         self.layout = []
+        self.time_zones = Counter()
+        self.zones_defaulted = 0
         self._seen: set[str] = set()
         # Set by the header (or by the first row when there is none).
         self._phone_index = 0
         self._width = 0
         self._variable_columns: list[tuple[int, str]] = []
         self._override_columns: list[tuple[int, str]] = []
+        self._timezone_index: int | None = None
         self._extra_cells_reason = ""
         self._column_names: list[str] = []
         self._joiner = ","
@@ -430,6 +452,10 @@ class RecipientsReader:
                 max_recipients = self._max_recipients
                 max_cell_chars = self._limits.max_cell_chars
                 seen = self._seen
+                timezone_index = self._timezone_index
+                default_timezone = self._default_timezone
+                time_zones = self.time_zones
+                known_zones = zone_names()
                 parse = phonenumbers.parse
                 significant_number = phonenumbers.national_significant_number
 
@@ -477,6 +503,10 @@ class RecipientsReader:
                             continue
                         # Same result as format_number(number, E164), without its formatting machinery.
                         e164 = f"+{number.country_code}{national}"
+                    zone = cells[timezone_index].strip() if timezone_index is not None else ""
+                    if zone and zone not in known_zones:
+                        self._error(line, zone, _UNKNOWN_ZONE_REASON)
+                        continue
                     if e164 in seen:
                         self.duplicates_merged += 1
                         continue
@@ -491,8 +521,14 @@ class RecipientsReader:
                     for index, name in override_columns:
                         if override := cells[index].strip():
                             overrides[name] = override
+                    if not zone:
+                        zone = zone_of_number(e164)
+                        if zone is None:
+                            zone = default_timezone
+                            self.zones_defaulted += 1
+                    time_zones[zone] += 1
                     # Positional arguments: noticeably cheaper than keywords once per row.
-                    yield ParsedRecipient(e164, line, variables, overrides)
+                    yield ParsedRecipient(e164, line, variables, overrides, zone)
             except UnicodeDecodeError:
                 raise RecipientsFileError(_NOT_TEXT_MESSAGE) from None
             except csv.Error as exc:
@@ -612,7 +648,10 @@ class RecipientsReader:
             return False
 
         # "Language" and "language" are the same override twice; "Name" and "name" are two variables.
-        keys = [fold if fold in _RECOGNISED_NAMES else name for name, fold in zip(names, folded, strict=True)]
+        keys = [
+            (TIMEZONE_COLUMN if fold in _TIMEZONE_NAMES else fold) if fold in _RECOGNISED_NAMES else name
+            for name, fold in zip(names, folded, strict=True)
+        ]
         counts = Counter(key for key in keys if key)
         repeated = sorted(key for key, count in counts.items() if count > 1)
         if repeated:
@@ -641,6 +680,9 @@ class RecipientsReader:
                 continue
             if index == phone_index:
                 layout.append(Column(headings[index], ROLE_PHONE, PHONE_COLUMN))
+            elif folded[index] in _TIMEZONE_NAMES:
+                self._timezone_index = index
+                layout.append(Column(headings[index], ROLE_TIMEZONE, TIMEZONE_COLUMN))
             elif folded[index] in _OVERRIDES:
                 self._override_columns.append((index, folded[index]))
                 layout.append(Column(headings[index], ROLE_OVERRIDE, folded[index]))

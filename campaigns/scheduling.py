@@ -10,7 +10,7 @@ from campaigns.errors import ValidationFailed
 def zone_get(name: str) -> ZoneInfo:
     """The IANA zone called `name`, or a 422 naming it."""
     try:
-        if name not in _zone_names():
+        if name not in zone_names():
             raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -21,7 +21,7 @@ def zone_get(name: str) -> ZoneInfo:
 
 
 @functools.cache
-def _zone_names() -> frozenset[str]:
+def zone_names() -> frozenset[str]:
     # ZoneInfo() alone would also accept file paths under the tz database; only real names count.
     return frozenset(available_timezones()) | {"UTC"}
 

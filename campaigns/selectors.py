@@ -2,16 +2,34 @@
 
 from collections.abc import Iterator
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from campaigns.errors import NotFound
-from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient
+from campaigns.models import Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
 from campaigns.recipients import OVERRIDE_COLUMNS
 
 
 def campaign_list(*, user) -> QuerySet[Campaign]:
     """The user's campaigns, newest first, with what their API representation needs."""
-    return Campaign.objects.filter(user=user).select_related("agent", "phone_number").order_by("-created_at", "-id")
+    outbound = CampaignBatch.objects.filter(elevenlabs_campaign_id__isnull=False).order_by("part")
+    return (
+        Campaign.objects.filter(user=user)
+        .select_related("agent", "phone_number")
+        .prefetch_related(
+            Prefetch(
+                "batches", queryset=outbound.only("campaign_id", "elevenlabs_campaign_id"), to_attr="outbound_batches"
+            )
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def campaign_elevenlabs_campaign_ids(*, campaign: Campaign) -> list[str]:
+    """The ElevenLabs outbound campaigns a policy campaign was submitted as, in part order."""
+    batches = getattr(campaign, "outbound_batches", None)
+    if batches is None:
+        batches = campaign.batches.filter(elevenlabs_campaign_id__isnull=False).order_by("part")
+    return [batch.elevenlabs_campaign_id for batch in batches]
 
 
 def campaign_get(*, user, campaign_id) -> Campaign:

@@ -3,13 +3,15 @@
 import contextlib
 import datetime as dt
 import hmac
+import itertools
 import json
 import logging
 import marshal
 import secrets
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import phonenumbers
 from django.conf import settings
@@ -17,14 +19,16 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from campaigns import control, elevenlabs, selectors, tasks
+from campaigns import control, elevenlabs, selectors, suppressions, tasks
 from campaigns.errors import AlreadyCreated, Conflict, PayloadTooLarge, UpstreamError, ValidationFailed
-from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient
+from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient, Suppression
+from campaigns.policy import RECIPIENT_ZONE, Policy, policy_parse
 from campaigns.recipients import (
     MAX_REPORTED_ERRORS,
     ROLE_OVERRIDE,
     Column,
     Limits,
+    ParsedRecipient,
     RecipientsFileError,
     RecipientsFileTooLarge,
     RecipientsReader,
@@ -143,14 +147,47 @@ def _file_refused(exc: RecipientsFileError) -> PayloadTooLarge | ValidationFaile
     return ValidationFailed(f"{exc}", field="recipients_file")
 
 
+@dataclass
+class _Suppressed:
+    """The file's numbers left out because they are on the account's do-not-call list."""
+
+    count: int = 0
+    zones: Counter = field(default_factory=Counter)
+    sample: list[str] = field(default_factory=list)  # the first few, for the preview
+
+
+def _without_suppressed(reader: RecipientsReader, *, user, suppressed: _Suppressed) -> Iterator[ParsedRecipient]:
+    """The reader's recipients minus the account's do-not-call list, checked a chunk at a time."""
+    if not Suppression.objects.filter(user=user).exists():
+        yield from reader
+        return
+    chunk: list[ParsedRecipient] = []
+    for recipient in itertools.chain(reader, [None]):
+        if recipient is not None:
+            chunk.append(recipient)
+            if len(chunk) < INSERT_CHUNK:
+                continue
+        listed = suppressions.suppressed_numbers(user=user, numbers=[row.phone_number for row in chunk])
+        for row in chunk:
+            if row.phone_number in listed:
+                suppressed.count += 1
+                suppressed.zones[row.timezone] += 1
+                if len(suppressed.sample) < MAX_REPORTED_ERRORS:
+                    suppressed.sample.append(row.phone_number)
+            else:
+                yield row
+        chunk = []
+
+
 @contextlib.contextmanager
 def _recipients_spooled(
-    *, reader: RecipientsReader, skip_invalid_rows: bool
+    *, reader: RecipientsReader, skip_invalid_rows: bool, user, suppressed: _Suppressed
 ) -> Iterator[tempfile.SpooledTemporaryFile]:
     """Read the whole file into a spool of insert-ready rows, before any transaction starts.
 
     Reading and validating is most of a create's time: done here, it never holds the database's
-    write lock (SQLite has one for the whole database). Rows are spooled in the form the insert
+    write lock (SQLite has one for the whole database). Numbers on the account's do-not-call list
+    are left out and counted in `suppressed`. Rows are spooled in the form the insert
     sends as is (COPY text for PostgreSQL, marshalled tuples otherwise), in chunks, so the
     transaction does no per-row work of its own. Raises the API error for a file the reader
     refuses; the caller checks the reader's counters.
@@ -159,7 +196,7 @@ def _recipients_spooled(
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         chunk = []
         try:
-            for row in reader:
+            for row in _without_suppressed(reader, user=user, suppressed=suppressed):
                 if reader.error_count and not skip_invalid_rows:
                     # The file will be refused: keep reading to report every problem, stop storing.
                     chunk.clear()
@@ -170,6 +207,7 @@ def _recipients_spooled(
                         row.line,
                         _json_object(row.variables) if row.variables else "{}",
                         _json_object(row.overrides) if row.overrides else "{}",  # most rows override nothing
+                        row.timezone,
                     )
                 )
                 if len(chunk) == INSERT_CHUNK:
@@ -193,14 +231,15 @@ def _json_object(mapping: dict[str, str]) -> str:
 def _copy_text(chunk: list) -> bytes:
     """Rows in COPY's text format, without the campaign column (written in at insert time).
 
-    JSON has no raw tab or line break, so backslashes are the only thing to escape, and every
-    line break ends a row.
+    JSON has no raw tab or line break and IANA zone names no tab or backslash, so backslashes in
+    the JSON are the only thing to escape, and every line break ends a row.
     """
     backslash, escaped = "\\", "\\\\"
     return "".join(
         [
-            f"{phone}\t{line}\t{variables.replace(backslash, escaped)}\t{overrides.replace(backslash, escaped)}\n"
-            for phone, line, variables, overrides in chunk
+            f"{phone}\t{line}\t{variables.replace(backslash, escaped)}\t{overrides.replace(backslash, escaped)}"
+            f"\t{zone}\n"
+            for phone, line, variables, overrides, zone in chunk
         ]
     ).encode()
 
@@ -223,7 +262,8 @@ def _recipients_insert(*, campaign: Campaign, spool: tempfile.SpooledTemporaryFi
     instance per recipient would cost more than reading the file.
     """
     meta = Recipient._meta
-    columns = [meta.get_field(name).column for name in ("phone_number", "line", "variables", "overrides", "campaign")]
+    fields = ("phone_number", "line", "variables", "overrides", "timezone", "campaign")
+    columns = [meta.get_field(name).column for name in fields]
     names = ", ".join(columns)
     # The campaign's id is an integer the database gave: safe to write into the statement and rows.
     campaign_id = int(campaign.pk)
@@ -235,7 +275,7 @@ def _recipients_insert(*, campaign: Campaign, spool: tempfile.SpooledTemporaryFi
                 for chunk in _spool_chunks(spool):
                     copy.write(chunk.replace(b"\n", row_end))
             return
-        sql = f"INSERT INTO {meta.db_table} ({names}) VALUES (%s, %s, %s, %s, {campaign_id})"
+        sql = f"INSERT INTO {meta.db_table} ({names}) VALUES (%s, %s, %s, %s, %s, {campaign_id})"
         for chunk in _spool_chunks(spool):
             cursor.executemany(sql, marshal.loads(chunk))
 
@@ -310,11 +350,12 @@ def _campaign_inputs(
     schedule_time,
     timezone_name,
     default_country,
-) -> tuple[Agent, PhoneNumber, str, dt.datetime | None, RecipientsReader]:
+    policy_fields,
+) -> tuple[Agent, PhoneNumber, str, dt.datetime | None, Policy, RecipientsReader]:
     """The checks campaign_create and campaign_preview share, in the order errors are reported.
 
-    Returns the agent, the phone number, the time zone's name, the UTC schedule and a reader
-    of the file (not read yet). The reader raises ValidationFailed as soon as it has read the
+    Returns the agent, the phone number, the time zone's name, the UTC schedule, the calling
+    policy and a reader of the file (not read yet). The reader raises ValidationFailed as soon as it has read the
     header if the file overrides something the agent does not allow, before any recipient.
     """
     agent = selectors.agent_get(user=user, agent_id=agent_id)
@@ -335,6 +376,7 @@ def _campaign_inputs(
         schedule_time=schedule_time,
         zone_name=zone_name,
     )
+    policy = policy_parse(**(policy_fields or {}))
 
     max_bytes = settings.RECIPIENTS_MAX_FILE_BYTES
     if recipients_file.size > max_bytes:
@@ -350,10 +392,12 @@ def _campaign_inputs(
             max_recipients=settings.RECIPIENTS_MAX_PER_CAMPAIGN,
             limits=_recipients_limits(),
             check_columns=lambda columns: _overrides_refused(agent=agent, columns=columns),
+            # A number whose area keeps several clocks is called on the campaign's.
+            default_timezone=zone_name,
         )
     except ValueError as exc:
         raise ValidationFailed(str(exc), field="default_country") from None
-    return agent, phone_number, zone_name, scheduled_at, reader
+    return agent, phone_number, zone_name, scheduled_at, policy, reader
 
 
 def campaign_create(
@@ -370,6 +414,7 @@ def campaign_create(
     default_country: str | None = None,
     skip_invalid_rows: bool = False,
     source_upload: str | None = None,
+    policy_fields: dict | None = None,
 ) -> Campaign:
     """Create a campaign and its recipients from an uploaded file, all or nothing.
 
@@ -379,13 +424,15 @@ def campaign_create(
     PayloadTooLarge for a file above the configured size or past a reading limit. `source_upload`
     names the kept preview upload the file comes from: one upload makes at most one campaign, and
     a second create with it raises AlreadyCreated (also when both run at the same moment).
+    `policy_fields` are the calling policy's fields as the client sent them (campaigns.policy).
+    Numbers on the account's do-not-call list are left out and counted in `suppressed_count`.
 
     The file is read and checked in full before the transaction starts; the transaction only
     writes, so a large upload never keeps other requests waiting on the database.
     """
     if source_upload and Campaign.objects.filter(source_upload=source_upload).exists():
         raise AlreadyCreated(source_upload=source_upload)
-    agent, phone_number, zone_name, scheduled_at, reader = _campaign_inputs(
+    agent, phone_number, zone_name, scheduled_at, policy, reader = _campaign_inputs(
         user=user,
         agent_id=agent_id,
         phone_number_id=phone_number_id,
@@ -395,9 +442,13 @@ def campaign_create(
         schedule_time=schedule_time,
         timezone_name=timezone_name,
         default_country=default_country,
+        policy_fields=policy_fields,
     )
 
-    with _recipients_spooled(reader=reader, skip_invalid_rows=skip_invalid_rows) as spool:
+    suppressed = _Suppressed()
+    with _recipients_spooled(
+        reader=reader, skip_invalid_rows=skip_invalid_rows, user=user, suppressed=suppressed
+    ) as spool:
         if reader.error_count and not skip_invalid_rows:
             raise _rows_error(reader)
         if reader.recipients_count == 0:
@@ -405,6 +456,12 @@ def campaign_create(
                 f"The recipients file has no valid phone numbers ({reader.error_count:,} invalid rows).",
                 field="recipients_file",
                 errors=[str(error) for error in reader.errors] or None,
+            )
+        recipients_count = reader.recipients_count - suppressed.count
+        if recipients_count == 0:
+            raise ValidationFailed(
+                f"Every number in the file ({suppressed.count:,}) is on your do-not-call list: nobody is left to call.",
+                field="recipients_file",
             )
         with transaction.atomic():
             try:
@@ -420,7 +477,15 @@ def campaign_create(
                     scheduled_at=scheduled_at,
                     timezone=zone_name,
                     source_upload=source_upload or None,
-                    recipients_count=reader.recipients_count,
+                    recipients_count=recipients_count,
+                    suppressed_count=suppressed.count,
+                    time_zones=_time_zones(reader, policy, suppressed),
+                    calling_hours=policy.calling_hours,
+                    calling_days=policy.calling_days,
+                    calling_timezone=policy.timezone,
+                    max_attempts=policy.max_attempts,
+                    retry_delay_minutes=policy.retry_delay_minutes,
+                    max_concurrent_calls=policy.max_concurrent_calls,
                     duplicates_merged=reader.duplicates_merged,
                     invalid_rows_skipped=reader.error_count,
                     import_errors=[error.as_dict() for error in reader.errors[:MAX_REPORTED_ERRORS]],
@@ -433,6 +498,14 @@ def campaign_create(
             if send_immediately:
                 transaction.on_commit(lambda: _dispatch_queue(campaign.pk))
     return campaign
+
+
+def _time_zones(reader: RecipientsReader, policy: Policy, suppressed: _Suppressed) -> dict[str, int]:
+    """Recipients by the zone their calls are timed in: their own, or the one fixed for everyone."""
+    zones = reader.time_zones - suppressed.zones
+    if policy.has_hours and policy.timezone != RECIPIENT_ZONE:
+        return {policy.timezone: zones.total()}
+    return dict(sorted(zones.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _dispatch_queue(campaign_id: int) -> None:
@@ -653,11 +726,30 @@ class CampaignPreview:
     skip_invalid_rows: bool
     # Every named column of the file, as its header writes it -> what it becomes, in file order.
     columns: dict[str, PreviewColumn]
+    policy: Policy
+    zone_groups: list  # ZoneGroup, largest first
+    zones_defaulted: int  # rows whose number keeps no single clock: they get timezone_name
+    suppressed_count: int
+    suppressed_sample: list[str]  # the first of them, E.164
 
     @property
     def can_create(self) -> bool:
         """Whether campaign_create would accept the same inputs (as long as the schedule is still ahead)."""
-        return self.recipients_count > 0 and (self.invalid_rows_total == 0 or self.skip_invalid_rows)
+        return self.calls_count > 0 and (self.invalid_rows_total == 0 or self.skip_invalid_rows)
+
+    @property
+    def calls_count(self) -> int:
+        """Recipients the campaign would call: the file's, less the do-not-call list's."""
+        return self.recipients_count - self.suppressed_count
+
+
+@dataclass(frozen=True)
+class ZoneGroup:
+    """Recipients whose calling hours are read on one zone's clock, and when they can first be called."""
+
+    zone: str
+    count: int
+    first_call_at: dt.datetime  # UTC
 
 
 def campaign_preview(
@@ -672,6 +764,7 @@ def campaign_preview(
     timezone_name: str | None = None,
     default_country: str | None = None,
     skip_invalid_rows: bool = False,
+    policy_fields: dict | None = None,
 ) -> CampaignPreview:
     """What campaign_create would make of these inputs, storing nothing.
 
@@ -680,7 +773,7 @@ def campaign_preview(
     false) rather than raised, so they can be shown before anything is created. `columns`
     says what each column of the file becomes.
     """
-    agent, phone_number, zone_name, scheduled_at, reader = _campaign_inputs(
+    agent, phone_number, zone_name, scheduled_at, policy, reader = _campaign_inputs(
         user=user,
         agent_id=agent_id,
         phone_number_id=phone_number_id,
@@ -690,16 +783,19 @@ def campaign_preview(
         schedule_time=schedule_time,
         timezone_name=timezone_name,
         default_country=default_country,
+        policy_fields=policy_fields,
     )
 
     sample = []
+    suppressed = _Suppressed()
     try:
-        for recipient in reader:
+        for recipient in _without_suppressed(reader, user=user, suppressed=suppressed):
             if len(sample) < PREVIEW_SAMPLE_SIZE:
                 sample.append(recipient)
     except RecipientsFileError as exc:
         raise _file_refused(exc) from None
 
+    start = scheduled_at or timezone.now()
     return CampaignPreview(
         agent=agent,
         phone_number=phone_number,
@@ -714,6 +810,14 @@ def campaign_preview(
         sample=sample,
         skip_invalid_rows=skip_invalid_rows,
         columns={column.heading: _preview_column(column, agent=agent) for column in reader.layout},
+        policy=policy,
+        zone_groups=[
+            ZoneGroup(zone=zone, count=count, first_call_at=policy.first_call_at(zone, start))
+            for zone, count in _time_zones(reader, policy, suppressed).items()
+        ],
+        zones_defaulted=reader.zones_defaulted,
+        suppressed_count=suppressed.count,
+        suppressed_sample=suppressed.sample,
     )
 
 

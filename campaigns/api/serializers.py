@@ -5,8 +5,9 @@ import datetime as dt
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from campaigns import tracking
+from campaigns import selectors, tracking
 from campaigns.models import Recipient
+from campaigns.policy import policy_from_campaign
 
 
 class UtcDateTimeField(serializers.DateTimeField):
@@ -33,6 +34,43 @@ class CampaignCreateSerializer(serializers.Serializer):
     timezone = serializers.CharField(max_length=64, required=False, allow_blank=True)
     default_country = serializers.CharField(max_length=2, min_length=2, required=False, allow_blank=True)
     skip_invalid_rows = serializers.BooleanField(required=False, default=False)
+    # The calling policy, as text: campaigns.policy checks each one and names it in a 422.
+    calling_hours = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text='Local windows: "09:00-20:00" or "09:00-12:00,14:00-20:00".',
+    )
+    calling_days = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, help_text='"mon-fri", "mon,wed,fri"; default every day.'
+    )
+    calling_timezone = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text='"recipient" (default with calling_hours: each person\'s own zone) or an IANA zone for everyone.',
+    )
+    max_attempts = serializers.CharField(
+        max_length=10, required=False, allow_blank=True, help_text="Calls per recipient, the first included: 1-10."
+    )
+    retry_delay_minutes = serializers.CharField(
+        max_length=10,
+        required=False,
+        allow_blank=True,
+        help_text="Wait before calling again after busy, no answer or failed.",
+    )
+    max_concurrent_calls = serializers.CharField(
+        max_length=10, required=False, allow_blank=True, help_text="The most calls at once for the whole campaign."
+    )
+
+    POLICY_FIELDS = (
+        "calling_hours",
+        "calling_days",
+        "calling_timezone",
+        "max_attempts",
+        "retry_delay_minutes",
+        "max_concurrent_calls",
+    )
 
 
 class AgentSerializer(serializers.Serializer):
@@ -68,10 +106,20 @@ class CampaignSerializer(serializers.Serializer):
     invalid_rows_skipped = serializers.IntegerField()
     calls_dispatched = serializers.IntegerField()
     calls_finished = serializers.IntegerField()
+    suppressed_count = serializers.IntegerField(help_text="Numbers of the file left out: on the do-not-call list.")
+    policy = serializers.SerializerMethodField()
+    time_zones = serializers.JSONField(help_text="Recipients by the time zone their calls are timed in.")
+    elevenlabs_campaign_ids = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
 
     def get_error(self, campaign) -> str | None:
         return campaign.error or None
+
+    def get_policy(self, campaign) -> dict:
+        return policy_from_campaign(campaign).as_dict()
+
+    def get_elevenlabs_campaign_ids(self, campaign) -> list[str]:
+        return selectors.campaign_elevenlabs_campaign_ids(campaign=campaign)
 
 
 class CampaignCreatedSerializer(CampaignSerializer):

@@ -61,6 +61,7 @@ class CampaignListCreateView(ApiView):
             timezone_name=fields.get("timezone"),
             default_country=fields.get("default_country"),
             skip_invalid_rows=fields["skip_invalid_rows"],
+            policy_fields={name: fields.get(name) for name in serializers.CampaignCreateSerializer.POLICY_FIELDS},
         )
         return success(
             serializers.CampaignCreatedSerializer(campaign).data, code=201, message="Campaign created successfully"
