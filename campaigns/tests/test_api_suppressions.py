@@ -244,9 +244,11 @@ def test_a_hostile_file_is_answered_413_or_422_never_500(api, case, built):
 
 def test_a_request_larger_than_the_file_limit_is_refused_before_it_is_read(api, settings):
     settings.RECIPIENTS_MAX_FILE_BYTES = 100
-    text = "phone_number\n" + "+14155552671\n" * 100_000  # 1.3 MB: past the limit and the overhead
+    text = "phone_number\n" + "+14155552671\n" * 100_000  # 1.2 MB: past the limit and the overhead
 
-    assert_error(api.post(URL, {"file": upload(text)}, format="multipart"), 413, "The request is 1.3 MB")
+    assert_error(
+        api.post(URL, {"file": upload(text)}, format="multipart"), 413, "The request is 1.2 MB; files are limited to"
+    )
 
 
 # --- Removing -----------------------------------------------------------------------------------
