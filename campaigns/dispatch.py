@@ -61,6 +61,8 @@ def campaign_claim(*, campaign_id: int, now: dt.datetime | None = None) -> bool:
             return False
         count = Recipient.objects.filter(campaign_id=campaign_id).count()
         limit = settings.ELEVENLABS_BATCH_MAX_RECIPIENTS
+        parts = math.ceil(count / limit)
+        cap = Campaign.objects.values_list("max_concurrent_calls", flat=True).get(pk=campaign_id)
         CampaignBatch.objects.bulk_create(
             CampaignBatch(
                 campaign_id=campaign_id,
@@ -68,11 +70,21 @@ def campaign_claim(*, campaign_id: int, now: dt.datetime | None = None) -> bool:
                 offset=(part - 1) * limit,
                 size=min(limit, count - (part - 1) * limit),
                 token=f"vc-{campaign_id}-{part}-{secrets.token_hex(6)}",
+                concurrency_limit=concurrency_share(cap, parts=parts, part=part),
             )
-            for part in range(1, math.ceil(count / limit) + 1)
+            for part in range(1, parts + 1)
         )
     logger.info("Claimed campaign %s for dispatch", campaign_id)
     return True
+
+
+def concurrency_share(cap: int | None, *, parts: int, part: int) -> int | None:
+    """Part `part`'s share of the campaign's cap on calls at once: the parts run side by side, so
+    their limits add up to the cap (create refuses a cap smaller than the number of parts)."""
+    if cap is None:
+        return None
+    share, extra = divmod(cap, parts)
+    return max(1, share + (1 if part <= extra else 0))
 
 
 def _sendable_campaigns():
@@ -142,6 +154,8 @@ def batch_payload(*, batch: CampaignBatch) -> dict:
         "agent_phone_number_id": campaign.phone_number.elevenlabs_phone_number_id,
         "recipients": _recipients_json(batch),
     }
+    if batch.concurrency_limit is not None:
+        payload["target_concurrency_limit"] = batch.concurrency_limit
     # No scheduled_time_unix: campaigns are held here and claimed only once due, so their
     # instant is already past, and ElevenLabs is never told a time in the past.
     return payload

@@ -377,6 +377,8 @@ def _campaign_inputs(
         zone_name=zone_name,
     )
     policy = policy_parse(**(policy_fields or {}))
+    if policy.uses_outbound_campaigns:
+        _outbound_refused(policy)
 
     max_bytes = settings.RECIPIENTS_MAX_FILE_BYTES
     if recipients_file.size > max_bytes:
@@ -463,6 +465,7 @@ def campaign_create(
                 f"Every number in the file ({suppressed.count:,}) is on your do-not-call list: nobody is left to call.",
                 field="recipients_file",
             )
+        _concurrency_refused(policy, recipients_count)
         with transaction.atomic():
             try:
                 # A concurrent create from the same upload waits here for the other to commit, then
@@ -498,6 +501,34 @@ def campaign_create(
             if send_immediately:
                 transaction.on_commit(lambda: _dispatch_queue(campaign.pk))
     return campaign
+
+
+def _concurrency_refused(policy: Policy, recipients_count: int) -> None:
+    """ElevenLabs takes at most ELEVENLABS_BATCH_MAX_RECIPIENTS per batch and runs a campaign's
+    batches side by side, each at least one call at a time: a cap below the number of batches
+    could not be kept."""
+    parts = -(-recipients_count // settings.ELEVENLABS_BATCH_MAX_RECIPIENTS)
+    if policy.max_concurrent_calls is not None and policy.max_concurrent_calls < parts:
+        raise ValidationFailed(
+            f"max_concurrent_calls is {policy.max_concurrent_calls}, but {recipients_count:,} recipients go out as "
+            f"{parts} batches of at most {settings.ELEVENLABS_BATCH_MAX_RECIPIENTS:,} that call side by side: "
+            f"allow at least {parts} calls at once, or split the file into several campaigns.",
+            field="max_concurrent_calls",
+            details={"field": "max_concurrent_calls"},
+        )
+
+
+def _outbound_refused(policy: Policy) -> None:
+    """Calling hours and retries need ElevenLabs' outbound-campaigns engine, which campaigns are not
+    submitted to yet: refused rather than accepted and then called at any hour, once."""
+    field = "calling_hours" if policy.has_hours else "max_attempts"
+    raise ValidationFailed(
+        "Calling hours and automatic retries are not available yet: campaigns are sent through ElevenLabs "
+        "batch calling, which calls everyone at once, once. Leave out calling_hours, calling_days and "
+        "max_attempts (or send max_attempts=1), or schedule the campaign for the hour it should start.",
+        field=field,
+        details={"field": field},
+    )
 
 
 def _time_zones(reader: RecipientsReader, policy: Policy, suppressed: _Suppressed) -> dict[str, int]:

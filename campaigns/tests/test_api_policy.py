@@ -25,30 +25,28 @@ def create(api, campaign_form, **fields):
     return api.post(URL, campaign_form(**fields), format="multipart")
 
 
-def test_a_policy_is_stored_and_answered_under_the_names_it_was_sent_with(api, campaign_form):
-    response = create(
-        api,
-        campaign_form,
-        recipients_file=csv_file(MIXED),
-        calling_hours="9:00-12:00, 14:00-20:00",
-        calling_days="mon-fri",
-        max_attempts="3",
-        retry_delay_minutes="90",
-        max_concurrent_calls="5",
-        timezone="Europe/Berlin",
-    )
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"calling_hours": "09:00-20:00"}, "calling_hours"),
+        ({"calling_days": "mon-fri"}, "calling_hours"),
+        ({"max_attempts": "3", "retry_delay_minutes": "90"}, "max_attempts"),
+    ],
+)
+def test_calling_hours_and_retries_are_refused_rather_than_ignored(api, campaign_form, fields, field):
+    # Batch calling calls everyone at once, once: a campaign promising hours or retries must not be sent.
+    body = assert_error(create(api, campaign_form, **fields), 422, "Calling hours and automatic retries are not")
+
+    assert body["details"] == {"field": field}
+    assert_nothing_stored()
+
+
+def test_each_recipients_zone_is_stored_and_counted(api, campaign_form):
+    response = create(api, campaign_form, recipients_file=csv_file(MIXED), timezone="Europe/Berlin")
 
     assert response.status_code == 201, response.content
     data = response.json()["data"]
-    assert data["policy"] == {
-        "calling_hours": "09:00-12:00,14:00-20:00",
-        "calling_days": "mon,tue,wed,thu,fri",
-        "calling_timezone": "recipient",
-        "max_attempts": 3,
-        "retry_delay_minutes": 90,
-        "max_concurrent_calls": 5,
-    }
-    # The toll-free number keeps no single clock: it is called on the campaign's (Berlin).
+    # The toll-free number keeps no single clock: it gets the campaign's (Berlin).
     assert data["time_zones"] == {
         "America/New_York": 2,
         "America/Los_Angeles": 1,
@@ -65,7 +63,14 @@ def test_a_policy_is_stored_and_answered_under_the_names_it_was_sent_with(api, c
         "+442079460958": "Europe/London",
         "+18005550103": "Europe/Berlin",
     }
-    assert api.get(f"{URL}/{data['id']}").json()["data"]["policy"] == data["policy"]
+    assert api.get(f"{URL}/{data['id']}").json()["data"]["time_zones"] == data["time_zones"]
+
+
+def test_a_concurrency_cap_is_stored_and_answered(api, campaign_form):
+    data = create(api, campaign_form, max_concurrent_calls="5", max_attempts="1").json()["data"]
+
+    assert data["policy"]["max_concurrent_calls"] == 5
+    assert Campaign.objects.get().max_concurrent_calls == 5
 
 
 def test_without_a_policy_a_campaign_calls_once_at_any_hour(api, campaign_form):
@@ -80,23 +85,6 @@ def test_without_a_policy_a_campaign_calls_once_at_any_hour(api, campaign_form):
         "max_concurrent_calls": None,
     }
     assert data["time_zones"] == {"America/New_York": 1, "America/Los_Angeles": 1, "Europe/London": 1}
-
-
-def test_one_zone_for_everyone_times_every_call_on_its_clock(api, campaign_form):
-    data = create(
-        api, campaign_form, recipients_file=csv_file(MIXED), calling_hours="10:00-18:00", calling_timezone="Asia/Tokyo"
-    ).json()["data"]
-
-    assert data["policy"]["calling_timezone"] == "Asia/Tokyo"
-    assert data["policy"]["calling_days"] == "mon,tue,wed,thu,fri,sat,sun"
-    assert data["time_zones"] == {"Asia/Tokyo": 5}
-
-
-def test_calling_days_alone_allow_the_whole_of_those_days(api, campaign_form):
-    data = create(api, campaign_form, calling_days="sat,sun").json()["data"]
-
-    assert data["policy"]["calling_hours"] == "00:00-24:00"
-    assert data["policy"]["calling_days"] == "sat,sun"
 
 
 def test_a_timezone_column_overrides_the_numbers_own_zone_row_by_row(api, campaign_form):
@@ -161,7 +149,7 @@ def test_numbers_on_the_do_not_call_list_are_left_out_and_counted(api, campaign_
     SuppressionFactory(user=user, phone_number="+12125550101")
     SuppressionFactory(user=other_user, phone_number="+13105550102")  # another account's list
 
-    data = create(api, campaign_form, recipients_file=csv_file(MIXED), calling_hours="09:00-20:00").json()["data"]
+    data = create(api, campaign_form, recipients_file=csv_file(MIXED)).json()["data"]
 
     assert data["suppressed_count"] == 1
     assert data["recipients_count"] == 4
@@ -177,3 +165,18 @@ def test_a_file_whose_every_number_is_on_the_list_is_refused(api, campaign_form,
 
     assert_error(response, 422, "on your do-not-call list")
     assert Campaign.objects.count() == 0
+
+
+def test_a_cap_below_the_number_of_batches_is_refused(api, campaign_form, settings):
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 2
+    file = csv_file("phone_number\n" + "".join(f"+1212555010{n}\n" for n in range(5)))
+
+    body = assert_error(
+        create(api, campaign_form, recipients_file=file, max_concurrent_calls="2"),
+        422,
+        "5 recipients go out as 3 batches",
+        "allow at least 3 calls at once",
+    )
+
+    assert body["details"] == {"field": "max_concurrent_calls"}
+    assert_nothing_stored()

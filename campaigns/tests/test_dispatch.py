@@ -240,6 +240,24 @@ def test_a_campaign_larger_than_the_batch_limit_goes_out_as_several_batches_in_i
     assert campaign.elevenlabs_batch_call_id == "btcal_part1"
 
 
+@pytest.mark.parametrize(("cap", "limits"), [(None, [None, None, None]), (5, [2, 2, 1]), (3, [1, 1, 1])])
+def test_a_cap_on_calls_at_once_is_shared_between_the_batches(
+    http, client, settings, user, agent, phone_number, cap, limits
+):
+    # Given batches of at most 2 recipients, a campaign of 5 and a cap on calls at once
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 2
+    campaign = CampaignFactory(user=user, agent=agent, phone_number=phone_number, max_concurrent_calls=cap)
+    for n in range(5):
+        RecipientFactory(campaign=campaign, phone_number=f"+1212555010{n}")
+    for n in range(1, 4):
+        http.post(SUBMIT, json=remote_batch(f"btcal_part{n}"))
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    # Then the three batches' limits add up to the cap (ElevenLabs runs them side by side)
+    assert [body.get("target_concurrency_limit") for body in submitted_bodies(http)] == limits
+
+
 # --- Exactly once -----------------------------------------------------------------------
 
 

@@ -90,9 +90,8 @@ def test_the_gap_between_two_windows_waits_for_the_second():
 def test_elevenlabs_gets_weekdays_from_monday_zero_and_24_00_as_midnight():
     policy = policy_parse(calling_hours="21:00-24:00,08:00-09:30", calling_days="fri-mon")
 
-    assert policy.calling_periods() == [
-        {"weekdays": [0, 4, 5, 6], "intervals": [{"start": "08:00", "end": "09:30"}, {"start": "21:00", "end": "24:00"}]}
-    ]
+    intervals = [{"start": "08:00", "end": "09:30"}, {"start": "21:00", "end": "24:00"}]
+    assert policy.calling_periods() == [{"weekdays": [0, 4, 5, 6], "intervals": intervals}]
     assert policy.uses_outbound_campaigns
 
 
