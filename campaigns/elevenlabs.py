@@ -568,6 +568,7 @@ class ElevenLabsClient:
         agent_phone_number_id: str | None = None,
         scheduled_time_unix: int | None = None,
         timezone: str | None = None,
+        target_concurrency_limit: int | None = None,
     ) -> BatchCall:
         """Create a batch call (``POST /submit``). Never retried: on any error, reconcile before resubmitting."""
         body: dict[str, Any] = {"call_name": call_name, "agent_id": agent_id}
@@ -575,6 +576,7 @@ class ElevenLabsClient:
             "agent_phone_number_id": agent_phone_number_id,
             "scheduled_time_unix": scheduled_time_unix,
             "timezone": timezone,
+            "target_concurrency_limit": target_concurrency_limit,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         if isinstance(recipients, bytes):
