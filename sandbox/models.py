@@ -1,4 +1,5 @@
-"""State of the sandbox: the batch calls submitted to it, their recipients, and its fault counters.
+"""State of the sandbox: batch calls and their recipients, outbound campaigns with their leads and
+calls, the campaign clock, and the fault counters.
 
 Times are unix seconds, as in ElevenLabs' JSON; `created_at` and `started_at` keep the
 fraction so that ordering and the call timeline are exact. Optional text is NULL when
@@ -37,6 +38,8 @@ class Outcome(models.TextChoices):
     BUSY = "busy"
     NO_ANSWER = "no-answer"
     VOICEMAIL = "voicemail"
+    # Outbound campaigns only: the person answers and asks not to be called again.
+    DO_NOT_CALL = "do-not-call"
 
 
 class SandboxBatch(models.Model):
@@ -131,3 +134,150 @@ class SandboxFault(models.Model):
 
     def __str__(self):
         return f"{self.rule} ({self.used} used)"
+
+
+# --- Outbound campaigns -----------------------------------------------------------------
+
+
+class CampaignStatus(models.TextChoices):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+
+
+class CampaignCallStatus(models.TextChoices):
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class SandboxClock(models.Model):
+    """The campaign clock: where calling windows and retry delays are read (see `sandbox.outbound`).
+
+    One row. It reads `campaign_anchor` at the real moment `real_anchor` and runs `speed`
+    times faster than real time; it is anchored again whenever SANDBOX_CLOCK_SPEED or
+    SANDBOX_CLOCK_START change, so every web worker reads the same campaign time.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    speed = models.FloatField()
+    start = models.TextField(blank=True, default="")
+    real_anchor = models.FloatField()
+    campaign_anchor = models.FloatField()
+
+    def __str__(self):
+        return f"campaign clock x{self.speed}"
+
+
+class SandboxCampaign(models.Model):
+    id = models.CharField(primary_key=True, max_length=40)
+    name = models.TextField()
+    agent_id = models.CharField(max_length=64)
+    agent_name = models.TextField()
+    phone_number_id = models.CharField(max_length=64)
+    phone_provider = models.CharField(max_length=16)
+    # channel_config.mode_config as submitted (PhoneVoiceConfigInput), or NULL.
+    mode_config = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE)
+    variant = models.CharField(max_length=16)
+    # The full policy the campaign took at creation (CampaignPolicySnapshot).
+    policy = models.JSONField()
+    created_at = models.FloatField()
+    created_at_unix = models.BigIntegerField()
+    scheduled_time_unix = models.BigIntegerField(null=True, blank=True)
+    updated_at_unix = models.BigIntegerField()
+    branch_id = models.TextField(null=True, blank=True)
+    environment = models.TextField(null=True, blank=True)
+    target_concurrency_limit = models.IntegerField(null=True, blank=True)
+    # A repeated submit finds its campaign by either.
+    idempotency_key = models.TextField(null=True, blank=True, unique=True)
+    body_hash = models.CharField(max_length=64, db_index=True)
+    # The simulation has been played up to this real moment...
+    advanced_to = models.FloatField()
+    # ...and placed its last call at this one (calls go out SANDBOX_CALL_SPACING_SECONDS apart).
+    last_dispatch_at = models.FloatField(null=True, blank=True)
+    # Calls created so far: orders the call list, newest first.
+    calls_created = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="sandbox_campaign_newest"),
+            models.Index(fields=["status"], name="sandbox_campaign_status"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} ({self.name})"
+
+
+class SandboxLead(models.Model):
+    id = models.CharField(primary_key=True, max_length=40)
+    campaign = models.ForeignKey(SandboxCampaign, on_delete=models.CASCADE, related_name="leads")
+    position = models.IntegerField()
+    phone_number = models.TextField()
+    # The recipient's further numbers (`phone_numbers`), as sent.
+    phone_numbers = models.JSONField(null=True, blank=True)
+    # The recipient's `id`, echoed as `recipient_id`.
+    external_id = models.TextField(null=True, blank=True)
+    client_data = models.JSONField(null=True, blank=True)
+    attempt_count = models.IntegerField(default=0)
+    failure_count = models.IntegerField(default=0)
+    do_not_call = models.BooleanField(default=False)
+    terminal_disposition = models.CharField(max_length=32, null=True, blank=True)
+    # conversation_id of call n = "conv_" + conversation_key + n as two digits.
+    conversation_key = models.CharField(max_length=32)
+    created_at_unix = models.BigIntegerField()
+    updated_at_unix = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "position"], name="sandbox_lead_position_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["conversation_key"], name="sandbox_lead_conversation"),
+            models.Index(fields=["campaign", "terminal_disposition"], name="sandbox_lead_disposition"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} ({self.phone_number})"
+
+
+class SandboxCampaignCall(models.Model):
+    """One call of a lead: its first call, then each retry."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    campaign = models.ForeignKey(SandboxCampaign, on_delete=models.CASCADE, related_name="calls")
+    lead = models.ForeignKey(SandboxLead, on_delete=models.CASCADE, related_name="calls")
+    # Creation order within the campaign.
+    sequence = models.IntegerField()
+    # 1 for the lead's first call, +1 per retry.
+    number = models.IntegerField()
+    status = models.CharField(max_length=16, choices=CampaignCallStatus.choices, default=CampaignCallStatus.QUEUED)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    # Real unix times: when the call is due, when it was placed, when it ended.
+    scheduled_at = models.FloatField()
+    placed_at = models.FloatField(null=True, blank=True)
+    ended_at = models.FloatField(null=True, blank=True)
+    # What the campaign did after the call (DecisionDisposition), once it has decided.
+    decision = models.CharField(max_length=32, null=True, blank=True)
+    updated_at_unix = models.BigIntegerField()
+    webhook_sent = models.BooleanField(default=False)
+    webhook_attempts = models.PositiveSmallIntegerField(default=0)
+    audio_sent = models.BooleanField(default=False)
+    audio_attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "sequence"], name="sandbox_call_sequence_unique"),
+            models.UniqueConstraint(fields=["lead", "number"], name="sandbox_call_number_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status", "scheduled_at"], name="sandbox_call_queue"),
+            models.Index(fields=["status", "webhook_sent"], name="sandbox_call_webhook"),
+            models.Index(fields=["status", "audio_sent"], name="sandbox_call_audio"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} (call {self.number} of {self.lead_id})"
