@@ -27,6 +27,17 @@ ENDPOINTS = {
     "agent": "GET /v1/convai/agents/{agent_id}",
     "phone_numbers": "GET /v1/convai/phone-numbers",
     "conversation": "GET /v1/convai/conversations/{conversation_id}",
+    "campaign_submit": "POST /v1/convai/outbound-campaigns/campaigns/submit",
+    "campaign_list": "GET /v1/convai/outbound-campaigns/campaigns",
+    "campaign_get": "GET /v1/convai/outbound-campaigns/campaigns/{campaign_id}",
+    "campaign_progress": "GET /v1/convai/outbound-campaigns/campaigns/{campaign_id}/progress",
+    "campaign_pause": "POST /v1/convai/outbound-campaigns/campaigns/{campaign_id}/pause",
+    "campaign_resume": "POST /v1/convai/outbound-campaigns/campaigns/{campaign_id}/resume",
+    "campaign_stop": "POST /v1/convai/outbound-campaigns/campaigns/{campaign_id}/stop",
+    "campaign_leads": "GET /v1/convai/outbound-campaigns/campaigns/{campaign_id}/leads",
+    "campaign_lead": "GET /v1/convai/outbound-campaigns/campaigns/{campaign_id}/leads/{lead_id}",
+    "campaign_lead_delete": "DELETE /v1/convai/outbound-campaigns/campaigns/{campaign_id}/leads/{lead_id}",
+    "campaign_calls": "GET /v1/convai/outbound-campaigns/campaigns/{campaign_id}/calls",
 }
 
 _RULE = re.compile(r"^(?P<endpoint>[a-z_]+)=(?P<status>\d{3}):(?P<count>\d+)$")

@@ -12,12 +12,22 @@ import copy
 import datetime
 import hashlib
 import json
+import math
 from typing import TYPE_CHECKING
 
 from sandbox import workspace
-from sandbox.models import Outcome, SandboxBatch, SandboxRecipient
+from sandbox.models import (
+    CampaignCallStatus,
+    Outcome,
+    SandboxBatch,
+    SandboxCampaign,
+    SandboxCampaignCall,
+    SandboxLead,
+    SandboxRecipient,
+)
 
 if TYPE_CHECKING:
+    from sandbox.outbound import CallPage, CampaignPage, LeadCounts, LeadPage, Progress, Submitted, Suppressed
     from sandbox.services import Conversation
 
 
@@ -133,6 +143,7 @@ _CALL_RESULTS = {
     Outcome.VOICEMAIL: "voicemail",
     Outcome.BUSY: "busy",
     Outcome.NO_ANSWER: "no_answer",
+    Outcome.DO_NOT_CALL: "answered",
 }
 # Free text, as ElevenLabs' is: it never says how the call went (call_result does).
 _TERMINATION_REASONS = {
@@ -141,6 +152,7 @@ _TERMINATION_REASONS = {
     Outcome.VOICEMAIL: "Call ended by remote party",
     Outcome.BUSY: "Call could not be connected",
     Outcome.NO_ANSWER: "Call could not be connected",
+    Outcome.DO_NOT_CALL: "Remote party hung up",
 }
 _TRANSCRIPTS = {
     Outcome.SUCCESS: [
@@ -155,11 +167,16 @@ _TRANSCRIPTS = {
         ("user", "Hi, you've reached my voicemail. Please leave a message after the tone."),
         ("agent", "Hello, this is a message from the sandbox agent. We'll try you again later. Goodbye."),
     ],
+    Outcome.DO_NOT_CALL: [
+        ("agent", "Hello, this is the sandbox agent calling. Do you have a moment?"),
+        ("user", "Please take me off your list and don't call me again."),
+    ],
 }
 _SUMMARIES = {
     Outcome.SUCCESS: "The agent reached the recipient and the call achieved its goal.",
     Outcome.UNSUCCESSFUL: "The agent reached the recipient, but the call did not achieve its goal.",
     Outcome.VOICEMAIL: "The call reached voicemail; the agent left a short message.",
+    Outcome.DO_NOT_CALL: "The recipient asked not to be called again.",
 }
 # What a SIP trunk reports for a call that did not connect.
 _SIP_FAILURES = {
@@ -344,4 +361,186 @@ def _sip_failure(conversation: Conversation) -> dict:
         "call_sid": _call_sid("sip_trunk", conversation.conversation_id),
         "twirp_code": "unavailable",
         "sip_status": status,
+    }
+
+
+# --- Outbound campaigns -------------------------------------------------------------------
+
+
+def _unix(moment: float | None) -> int | None:
+    """A real moment as whole unix seconds, rounded up so that a time "due at" is never early."""
+    if moment is None:
+        return None
+    return math.ceil(moment - 1e-6)
+
+
+def campaign_to_json(campaign: SandboxCampaign, counts: LeadCounts) -> dict:
+    """`CampaignResponse`."""
+    return {
+        "campaign_id": campaign.id,
+        "call_name": campaign.name,
+        "agent_id": campaign.agent_id,
+        "channel_config": {
+            "channel": "phone",
+            "agent_phone_number_id": campaign.phone_number_id,
+            "mode_config": copy.deepcopy(campaign.mode_config),
+        },
+        "status": campaign.status,
+        "policy": copy.deepcopy(campaign.policy),
+        "variant": campaign.variant,
+        "source": "api",
+        "created_at_unix": campaign.created_at_unix,
+        "scheduled_time_unix": campaign.scheduled_time_unix,
+        "updated_at_unix": campaign.updated_at_unix,
+        "branch_id": campaign.branch_id,
+        "environment": campaign.environment,
+        "target_concurrency_limit": campaign.target_concurrency_limit,
+        "channel": "phone",
+        "mode": "voice",
+        "counts": {"leads": counts.leads, "terminal_leads": counts.terminal_leads, "open_attention": 0},
+        "agent_name": campaign.agent_name,
+    }
+
+
+def campaign_submit_to_json(submitted: Submitted, counts: LeadCounts) -> dict:
+    """`SubmitCampaignResponse`."""
+    return {
+        "campaign": campaign_to_json(submitted.campaign, counts),
+        "created": submitted.created,
+        "within_calling_window": submitted.within_calling_window,
+    }
+
+
+def campaign_page_to_json(page: CampaignPage, counts: dict[str, LeadCounts]) -> dict:
+    """`CampaignPageResponse`."""
+    return {
+        "campaigns": [campaign_to_json(campaign, counts[campaign.pk]) for campaign in page.campaigns],
+        "next_cursor": page.next_cursor,
+        "has_more": page.has_more,
+    }
+
+
+def campaign_progress_to_json(progress: Progress) -> dict:
+    """`CampaignProgressResponse`."""
+    return {
+        "leads": {
+            "total": progress.total,
+            "uncalled": progress.uncalled,
+            "leads_needing_attention": 0,
+            "active": progress.active,
+            "finished": progress.finished,
+            "finished_by_disposition": dict(progress.finished_by_disposition),
+        },
+        "conversations": {
+            "scheduled": progress.scheduled,
+            "scheduled_by_type": dict(progress.scheduled_by_type),
+            "awaiting_permission": 0,
+            "in_progress": progress.in_progress,
+            "awaiting_analysis": progress.awaiting_analysis,
+        },
+        "next_call_time_unix": _unix(progress.next_call_time),
+    }
+
+
+# Dynamic variables ElevenLabs treats as secrets: never shown back.
+SECRET_VARIABLE_PREFIX = "secret__"
+REDACTED = "[REDACTED]"
+
+
+def _overrides(client_data: dict) -> dict:
+    """`FlattenedConfigOverrides`: the four per-call overrides, wherever they sit in the override tree."""
+    override = client_data.get("conversation_config_override") or {}
+    agent = override.get("agent") or {}
+    return {
+        "language": agent.get("language"),
+        "first_message": agent.get("first_message"),
+        "prompt": (agent.get("prompt") or {}).get("prompt"),
+        "voice_id": (override.get("tts") or {}).get("voice_id"),
+    }
+
+
+def lead_to_json(lead: SandboxLead) -> dict:
+    """`LeadView` (and `LeadDetailResponse`, which has the same fields)."""
+    client_data = lead.client_data or {}
+    variables = client_data.get("dynamic_variables") or {}
+    return {
+        "lead_id": lead.id,
+        "recipient_id": lead.external_id,
+        "phone_number": lead.phone_number,
+        "phone_numbers": [lead.phone_number, *lead.phone_numbers] if lead.phone_numbers else None,
+        "phone_numbers_index": 0,
+        "user_id": client_data.get("user_id") or lead.phone_number,
+        "attempt_count": lead.attempt_count,
+        "failure_count": lead.failure_count,
+        "callback_count": 0,
+        "redirect_count": 0,
+        "do_not_call": lead.do_not_call,
+        "terminal_disposition": lead.terminal_disposition,
+        "created_at_unix": lead.created_at_unix,
+        "updated_at_unix": lead.updated_at_unix,
+        "dynamic_variables": {
+            name: REDACTED if name.startswith(SECRET_VARIABLE_PREFIX) else value for name, value in variables.items()
+        },
+        "overrides": _overrides(client_data),
+        "delivery": None,
+    }
+
+
+def lead_page_to_json(page: LeadPage) -> dict:
+    """`CampaignLeadsResponse`."""
+    return {
+        "leads": [lead_to_json(lead) for lead in page.leads],
+        "next_cursor": page.next_cursor,
+        "has_more": page.has_more,
+    }
+
+
+def suppressed_to_json(suppressed: Suppressed) -> dict:
+    """`SuppressLeadResponse`."""
+    return {
+        "campaign_id": suppressed.campaign_id,
+        "lead_id": suppressed.lead_id,
+        "has_calls_in_flight": suppressed.has_calls_in_flight,
+    }
+
+
+# A campaign call's final dialing status (`BatchCallRecipientStatus`), by outcome.
+_CALL_OUTCOMES = {
+    Outcome.SUCCESS: "completed",
+    Outcome.UNSUCCESSFUL: "completed",
+    Outcome.DO_NOT_CALL: "completed",
+    Outcome.VOICEMAIL: "voicemail",
+    Outcome.BUSY: "failed",
+    Outcome.NO_ANSWER: "failed",
+}
+
+
+def call_to_json(call: SandboxCampaignCall, conversation_id: str | None) -> dict:
+    """`CallView`."""
+    ended = call.status == CampaignCallStatus.COMPLETED
+    outcome = Outcome(call.outcome)
+    return {
+        "intent_id": call.id,
+        "lead_id": call.lead_id,
+        "intent_type": "initial" if call.number == 1 else "retry",
+        "cold_attempt": call.number,
+        "status": call.status,
+        "phone_number": call.lead.phone_number,
+        "scheduled_time_unix": _unix(call.scheduled_at),
+        "conversation_id": conversation_id,
+        "outcome": _CALL_OUTCOMES[outcome] if ended else None,
+        "call_result": _CALL_RESULTS[outcome] if ended else None,
+        "outcome_at_unix": _unix(call.ended_at) if ended else None,
+        "decision_disposition": call.decision,
+        "collected_dynamic_variables": None,
+        "delivery": None,
+    }
+
+
+def call_page_to_json(page: CallPage, conversation_ids: dict[str, str | None]) -> dict:
+    """`CampaignCallsResponse`."""
+    return {
+        "calls": [call_to_json(call, conversation_ids[call.pk]) for call in page.calls],
+        "next_cursor": page.next_cursor,
+        "has_more": page.has_more,
     }

@@ -50,6 +50,7 @@ Webhooks (`sandbox_tick`)
     again on the next tick, at most three times in all, the audio apart from the rest.
 """
 
+import itertools
 import logging
 import math
 import re
@@ -87,7 +88,8 @@ TERMINAL_RECIPIENT = (
 RETRYABLE_RECIPIENT = (RecipientStatus.FAILED, RecipientStatus.VOICEMAIL)
 NOTIFIED_RECIPIENT = (RecipientStatus.COMPLETED, RecipientStatus.FAILED, RecipientStatus.VOICEMAIL)
 RECORDED_RECIPIENT = (RecipientStatus.COMPLETED, RecipientStatus.VOICEMAIL)
-ANSWERED = (Outcome.SUCCESS, Outcome.UNSUCCESSFUL, Outcome.VOICEMAIL)
+# DO_NOT_CALL only happens in outbound campaigns (`sandbox.outbound`), never in a batch.
+ANSWERED = (Outcome.SUCCESS, Outcome.UNSUCCESSFUL, Outcome.VOICEMAIL, Outcome.DO_NOT_CALL)
 UNANSWERED = (Outcome.BUSY, Outcome.NO_ANSWER)
 
 WEBHOOK_MAX_ATTEMPTS = 3
@@ -620,12 +622,19 @@ def conversation_build(
 def conversation_get(*, conversation_id: str, now: float | None = None) -> Conversation:
     """A conversation of any attempt of any recipient, as it stands at `now`."""
     match = _CONVERSATION_ID.match(conversation_id)
-    recipient = None
-    if match is not None:
-        recipient = SandboxRecipient.objects.filter(conversation_key=match["key"]).select_related("batch").first()
-    if recipient is None or not 1 <= int(match["attempt"]) <= recipient.attempt:
+    if match is None:
         raise ConversationNotFound(conversation_id)
     now = _clock(now)
+    recipient = SandboxRecipient.objects.filter(conversation_key=match["key"]).select_related("batch").first()
+    if recipient is None:
+        # Not a batch recipient's: perhaps a call of an outbound campaign.
+        from sandbox import outbound
+
+        return outbound.conversation_get(
+            key=match["key"], number=int(match["attempt"]), conversation_id=conversation_id, now=now
+        )
+    if not 1 <= int(match["attempt"]) <= recipient.attempt:
+        raise ConversationNotFound(conversation_id)
     batch = batch_advance(recipient.batch, now)
     recipient = SandboxRecipient.objects.get(pk=recipient.pk)
     conversation = conversation_build(recipient=recipient, batch=batch, attempt=int(match["attempt"]), now=now)
@@ -642,6 +651,7 @@ class TickResult:
     batches_advanced: int = 0
     webhooks_sent: int = 0
     webhooks_failed: int = 0
+    campaigns_advanced: int = 0
 
 
 @dataclass(frozen=True)
@@ -659,21 +669,24 @@ _AUDIO_EVENT = _Delivery(statuses=RECORDED_RECIPIENT, sent="audio_sent", attempt
 
 
 def sandbox_tick(now: float | None = None) -> TickResult:
-    """Advance every active batch, then send the webhooks of calls that have ended.
+    """Advance every active batch and open outbound campaign, then send the webhooks of calls that have ended.
 
     Safe to run concurrently: each delivery is claimed with a conditional UPDATE before it
     is sent, so two ticks never send the same event. No transaction is held while a
     webhook is in flight (the receiver may write to the same database).
     """
+    from sandbox import outbound
+
     if not sandbox_enabled():
         return TickResult()
     now = _clock(now)
     active = list(SandboxBatch.objects.filter(status__in=ACTIVE_BATCH))
     for batch in active:
         batch_advance(batch, now)
+    campaigns = outbound.campaigns_advance(now)
     url = getattr(settings, "SANDBOX_WEBHOOK_URL", "")
     if not url:
-        return TickResult(batches_advanced=len(active))
+        return TickResult(batches_advanced=len(active), campaigns_advanced=campaigns)
     deliveries = [_CALL_EVENT]
     if getattr(settings, "SANDBOX_WEBHOOK_AUDIO", False):
         deliveries.append(_AUDIO_EVENT)
@@ -681,12 +694,18 @@ def sandbox_tick(now: float | None = None) -> TickResult:
     secret = getattr(settings, "ELEVENLABS_WEBHOOK_SECRET", "")
     with requests.Session() as session:
         for delivery in deliveries:
-            for delivered in _deliveries_send(session=session, url=url, secret=secret, delivery=delivery, now=now):
+            results = itertools.chain(
+                _deliveries_send(session=session, url=url, secret=secret, delivery=delivery, now=now),
+                outbound.deliveries_send(session=session, url=url, secret=secret, audio=delivery.audio, now=now),
+            )
+            for delivered in results:
                 if delivered:
                     sent += 1
                 else:
                     failed += 1
-    return TickResult(batches_advanced=len(active), webhooks_sent=sent, webhooks_failed=failed)
+    return TickResult(
+        batches_advanced=len(active), webhooks_sent=sent, webhooks_failed=failed, campaigns_advanced=campaigns
+    )
 
 
 def _deliveries_send(*, session: requests.Session, url: str, secret: str, delivery: _Delivery, now: float):

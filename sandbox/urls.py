@@ -4,6 +4,8 @@ from django.urls import path, re_path
 
 from sandbox import views
 
+CAMPAIGNS = "v1/convai/outbound-campaigns/campaigns"
+
 urlpatterns = [
     path("v1/convai/batch-calling/submit", views.batch_submit, name="sandbox-batch-submit"),
     path("v1/convai/batch-calling/workspace", views.batch_list, name="sandbox-batch-list"),
@@ -18,6 +20,20 @@ urlpatterns = [
         views.conversation_detail,
         name="sandbox-conversation-detail",
     ),
+    path(f"{CAMPAIGNS}", views.campaign_list, name="sandbox-campaign-list"),
+    path(f"{CAMPAIGNS}/submit", views.campaign_submit, name="sandbox-campaign-submit"),
+    path(f"{CAMPAIGNS}/<str:campaign_id>", views.campaign_detail, name="sandbox-campaign-detail"),
+    path(f"{CAMPAIGNS}/<str:campaign_id>/progress", views.campaign_progress, name="sandbox-campaign-progress"),
+    path(f"{CAMPAIGNS}/<str:campaign_id>/pause", views.campaign_pause, name="sandbox-campaign-pause"),
+    path(f"{CAMPAIGNS}/<str:campaign_id>/resume", views.campaign_resume, name="sandbox-campaign-resume"),
+    path(f"{CAMPAIGNS}/<str:campaign_id>/stop", views.campaign_stop, name="sandbox-campaign-stop"),
+    path(f"{CAMPAIGNS}/<str:campaign_id>/leads", views.campaign_leads, name="sandbox-campaign-leads"),
+    path(
+        f"{CAMPAIGNS}/<str:campaign_id>/leads/<str:lead_id>",
+        views.campaign_lead,
+        name="sandbox-campaign-lead",
+    ),
+    path(f"{CAMPAIGNS}/<str:campaign_id>/calls", views.campaign_calls, name="sandbox-campaign-calls"),
     # Anything else answers like FastAPI: 404 {"detail": "Not Found"}.
     re_path(r"^.*$", views.not_found, name="sandbox-not-found"),
 ]

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from sandbox import faults, serializers, services, validation
+from sandbox import faults, outbound, serializers, services, validation
 from sandbox.errors import InvalidApiKey, RateLimited, SandboxError
 from sandbox.validation import QueryParams
 
@@ -173,3 +173,138 @@ def conversation_detail(request, conversation_id: str):
     query.done()
     conversation = services.conversation_get(conversation_id=conversation_id)
     return _json(serializers.conversation_to_json(conversation))
+
+
+# --- Outbound campaigns -------------------------------------------------------------------
+
+CAMPAIGN_STATUSES = ("active", "paused", "stopping", "stopped", "completed", "failed", "attention")
+TERMINAL_DISPOSITIONS = (
+    "campaign_ended",
+    "removed",
+    "do_not_call",
+    "completed",
+    "cancelled",
+    "suppressed",
+    "attempt_ceiling_reached",
+    "callback_ceiling_reached",
+    "redirect_ceiling_reached",
+    "permission_not_granted",
+    "permission_declined",
+    "permission_request_blocked",
+    "permission_expired",
+    "callback_time_invalid",
+    "redirect_number_invalid",
+    "couldnt_process",
+)
+CALL_STATUSES = ("queued", "submitted", "completed", "cancelled", "attention")
+CALL_RESULTS = ("answered", "voicemail", "busy", "no_answer", "failed")
+MESSAGE_STAGES = ("queued", "sent", "delivered", "read", "replied", "failed")
+
+
+def _campaign_json(campaign) -> dict:
+    return serializers.campaign_to_json(campaign, outbound.lead_counts([campaign])[campaign.pk])
+
+
+@sandbox_endpoint(POST="campaign_submit")
+def campaign_submit(request):
+    body = validation.submit_body_parse(raw=request.body, content_type=request.headers.get("content-type"))
+    submitted = outbound.campaign_submit(payload=validation.campaign_body_validate(body))
+    counts = outbound.lead_counts([submitted.campaign])[submitted.campaign.pk]
+    # 201 for a new campaign; a repeat answers 200 with the campaign it created.
+    return _json(serializers.campaign_submit_to_json(submitted, counts), status=201 if submitted.created else 200)
+
+
+@sandbox_endpoint(GET="campaign_list")
+def campaign_list(request):
+    query = QueryParams(request.GET)
+    page_size = query.integer("page_size", default=30, ge=1, le=100)
+    statuses = query.enum_list("status", CAMPAIGN_STATUSES)
+    channel = query.enum("channel", ("phone", "whatsapp"))
+    mode = query.enum("mode", ("voice", "message"))
+    query.done()
+    page = outbound.campaign_list(
+        page_size=page_size,
+        cursor=query.string("cursor"),
+        statuses=statuses,
+        agent_id=query.string("agent_id"),
+        channel=channel,
+        mode=mode,
+        search=query.string("search"),
+    )
+    return _json(serializers.campaign_page_to_json(page, outbound.lead_counts(page.campaigns)))
+
+
+@sandbox_endpoint(GET="campaign_get")
+def campaign_detail(request, campaign_id: str):
+    return _json(_campaign_json(outbound.campaign_get(campaign_id=campaign_id)))
+
+
+@sandbox_endpoint(GET="campaign_progress")
+def campaign_progress(request, campaign_id: str):
+    return _json(serializers.campaign_progress_to_json(outbound.campaign_progress(campaign_id=campaign_id)))
+
+
+@sandbox_endpoint(POST="campaign_pause")
+def campaign_pause(request, campaign_id: str):
+    return _json(_campaign_json(outbound.campaign_pause(campaign_id=campaign_id)))
+
+
+@sandbox_endpoint(POST="campaign_resume")
+def campaign_resume(request, campaign_id: str):
+    return _json(_campaign_json(outbound.campaign_resume(campaign_id=campaign_id)))
+
+
+@sandbox_endpoint(POST="campaign_stop")
+def campaign_stop(request, campaign_id: str):
+    campaign = outbound.campaign_stop(campaign_id=campaign_id)
+    # 202 while calls already placed are finishing.
+    return _json(_campaign_json(campaign), status=202 if campaign.status == "stopping" else 200)
+
+
+@sandbox_endpoint(GET="campaign_leads")
+def campaign_leads(request, campaign_id: str):
+    query = QueryParams(request.GET)
+    page_size = query.integer("page_size", default=30, ge=1, le=100)
+    status = query.enum("status", ("in_progress", "finished"))
+    dispositions = query.enum_list("disposition", TERMINAL_DISPOSITIONS)
+    query.done()
+    page = outbound.lead_list(
+        campaign_id=campaign_id,
+        page_size=page_size,
+        cursor=query.string("cursor"),
+        search=query.string("search"),
+        status=status,
+        dispositions=dispositions,
+    )
+    return _json(serializers.lead_page_to_json(page))
+
+
+@sandbox_endpoint(GET="campaign_lead", DELETE="campaign_lead_delete")
+def campaign_lead(request, campaign_id: str, lead_id: str):
+    if request.method == "DELETE":
+        suppressed = outbound.lead_suppress(campaign_id=campaign_id, lead_id=lead_id)
+        # 202 when a call already placed may still go through.
+        return _json(serializers.suppressed_to_json(suppressed), status=202 if suppressed.has_calls_in_flight else 200)
+    return _json(serializers.lead_to_json(outbound.lead_get(campaign_id=campaign_id, lead_id=lead_id)))
+
+
+@sandbox_endpoint(GET="campaign_calls")
+def campaign_calls(request, campaign_id: str):
+    query = QueryParams(request.GET)
+    page_size = query.integer("page_size", default=30, ge=1, le=100)
+    status = query.enum("status", CALL_STATUSES)
+    call_results = query.enum_list("call_result", CALL_RESULTS)
+    stage = query.enum("stage", MESSAGE_STAGES)
+    query.done()
+    page = outbound.call_list(
+        campaign_id=campaign_id,
+        page_size=page_size,
+        cursor=query.string("cursor"),
+        lead_id=query.string("lead_id"),
+        status=status,
+        call_results=call_results,
+        stage=stage,
+    )
+    now = services._clock(None)
+    conversation_ids = {call.pk: outbound.call_conversation_id(call, now) for call in page.calls}
+    return _json(serializers.call_page_to_json(page, conversation_ids))

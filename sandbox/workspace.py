@@ -140,6 +140,38 @@ PHONE_NUMBERS = [
 ]
 
 
+# The workspace's outbound-campaign configuration (`GET /v1/convai/outbound-campaigns/config`):
+# the policy a campaign takes for every section its submit leaves out.
+CAMPAIGN_POLICY = {
+    "timezone": "UTC",
+    "retry": {
+        "retry_delay_seconds": 3600,
+        "max_short_retries": 2,
+        "max_total_calls": 3,
+        "max_callbacks": 2,
+        "max_redirects": 2,
+        "interval_placement": "start",
+        "rotate_step_seconds": 900,
+        "max_consecutive_failures_per_number": None,
+    },
+    # Every day, all day: a campaign submitted without windows calls at once.
+    "calling_periods": [{"weekdays": [0, 1, 2, 3, 4, 5, 6], "intervals": [{"start": "00:00", "end": "24:00"}]}],
+    # The built-in data collection items, by the names the sandbox gives them.
+    "data_collection": {
+        "callback_time": "callback_time",
+        "redirect_phone_number": "redirect_phone_number",
+        "stop": "do_not_call",
+        "mappings": {},
+    },
+    "followup_context": {
+        "call_type": True,
+        "previous_conversation_id": False,
+        "previous_summary": False,
+        "previous_transcript": False,
+    },
+}
+
+
 def agent_find(agent_id: str) -> dict | None:
     return next((agent for agent in AGENTS if agent["agent_id"] == agent_id), None)
 
