@@ -57,3 +57,50 @@ class ElevenLabsClient:
         response = self.get(f"/v1/convai/batch-calling/{batch_id}")
         assert response.status_code == 200, response.content
         return response.json()
+
+
+CAMPAIGNS = "/v1/convai/outbound-campaigns/campaigns"
+
+
+def campaign_body(numbers=("+14155550120",), **fields) -> dict:
+    """An outbound campaign submit body calling `numbers` from the demo line; `fields` replace or add."""
+    body = {
+        "call_name": "Spring reminders",
+        "agent_id": "agent_demo_reminders",
+        "channel_config": {"channel": "phone", "agent_phone_number_id": "phnum_demo_main"},
+        "recipients": [{"phone_number": number} for number in numbers],
+    }
+    body.update(fields)
+    return body
+
+
+class CampaignClient(ElevenLabsClient):
+    """The outbound campaign endpoints, each answer checked for its status code."""
+
+    def submit_campaign(self, numbers=("+14155550120",), status: int = 201, **fields) -> dict:
+        response = self.post(f"{CAMPAIGNS}/submit", campaign_body(numbers, **fields))
+        assert response.status_code == status, response.content
+        return response.json()
+
+    def read(self, path: str, params: dict | None = None) -> dict:
+        response = self.get(f"{CAMPAIGNS}/{path}", params)
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    def campaign(self, campaign_id: str) -> dict:
+        return self.read(campaign_id)
+
+    def progress(self, campaign_id: str) -> dict:
+        return self.read(f"{campaign_id}/progress")
+
+    def leads(self, campaign_id: str, **params) -> dict:
+        return self.read(f"{campaign_id}/leads", params)
+
+    def calls(self, campaign_id: str, **params) -> dict:
+        return self.read(f"{campaign_id}/calls", params)
+
+    def lead(self, campaign_id: str, lead_id: str) -> dict:
+        return self.read(f"{campaign_id}/leads/{lead_id}")
+
+    def action(self, campaign_id: str, action: str):
+        return self.post(f"{CAMPAIGNS}/{campaign_id}/{action}")
