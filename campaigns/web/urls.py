@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import suppressions, views
 
 app_name = "web"
 
@@ -17,4 +17,8 @@ urlpatterns = [
     path("agents/sync", views.agent_sync, name="agent_sync"),
     path("api-keys", views.api_key_list, name="api_key_list"),
     path("api-keys/<int:key_id>/revoke", views.api_key_revoke, name="api_key_revoke"),
+    path("suppressions", suppressions.suppression_list, name="suppression_list"),
+    path("suppressions/add", suppressions.suppression_add, name="suppression_add"),
+    path("suppressions/import", suppressions.suppression_import, name="suppression_import"),
+    path("suppressions/remove", suppressions.suppression_remove, name="suppression_remove"),
 ]

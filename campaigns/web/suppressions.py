@@ -1,0 +1,172 @@
+"""The do-not-call list page: add a number, import a file, search, remove."""
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.utils import dateformat, timezone
+from django.views.decorators.http import require_POST, require_safe
+
+from campaigns import suppressions
+from campaigns.errors import ApplicationError
+from campaigns.models import Suppression
+
+from .views import staff_required
+
+SUPPRESSIONS_PER_PAGE = 50
+# Invalid rows named in the message after an import; the rest are counted.
+IMPORT_ERRORS_SHOWN = 5
+
+
+class ServiceErrorsForm(forms.Form):
+    # Where an error that names no field of the form is shown (None: above the form).
+    default_error_field: str | None = None
+
+    def add_service_error(self, exc: ApplicationError) -> None:
+        """Show a service's error under the field it names, or under the default one."""
+        field = getattr(exc, "field", None)
+        self.add_error(field if field in self.fields else self.default_error_field, exc.error)
+
+
+class SuppressionAddForm(ServiceErrorsForm):
+    phone_number = forms.CharField(
+        label="Phone number",
+        max_length=64,
+        widget=forms.TextInput(
+            attrs={"placeholder": "+1 415 555 2671", "autocomplete": "off", "inputmode": "tel", "spellcheck": "false"}
+        ),
+    )
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=255,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. asked not to be called"}),
+    )
+    default_country = forms.CharField(
+        label="Default country",
+        required=False,
+        max_length=2,
+        help_text="Two-letter code (US, GB) for a number written without +country code.",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. US", "autocomplete": "off", "size": 4}),
+    )
+
+
+class SuppressionImportForm(ServiceErrorsForm):
+    default_error_field = "file"  # a file too large is the only error naming no field
+    file = forms.FileField(
+        label="File of numbers",
+        allow_empty_file=True,
+        help_text="CSV or .xlsx with a phone_number column, or one number per line.",
+        widget=forms.FileInput(
+            attrs={"accept": ".csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+        ),
+    )
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=255,
+        help_text="Stored with every number this file adds.",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. opt-outs from the CRM"}),
+    )
+    default_country = forms.CharField(
+        label="Default country",
+        required=False,
+        max_length=2,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. US", "autocomplete": "off", "size": 4}),
+    )
+
+
+class SuppressionSearchForm(forms.Form):
+    q = forms.CharField(label="Search", required=False, max_length=255)
+
+    def search(self) -> str:
+        return self.cleaned_data["q"] if self.is_valid() else ""
+
+
+def _list_page(request, *, add_form=None, import_form=None):
+    search_form = SuppressionSearchForm(request.GET)
+    search = search_form.search()
+    listed = suppressions.suppressions_list(user=request.user, search=search)
+    page = Paginator(listed, SUPPRESSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    for suppression in page.object_list:
+        suppression.display = suppressions.phone_number_display(suppression.phone_number)
+    context = {
+        "page": page,
+        "search_form": search_form,
+        "searched": bool(search),
+        "add_form": add_form or SuppressionAddForm(prefix="add"),
+        "import_form": import_form or SuppressionImportForm(prefix="import"),
+        "learned": Suppression.Source.ELEVENLABS,
+    }
+    return render(request, "campaigns/suppression_list.html", context)
+
+
+@require_safe
+@staff_required
+def suppression_list(request):
+    return _list_page(request)
+
+
+@require_POST
+@staff_required
+def suppression_add(request):
+    form = SuppressionAddForm(request.POST, prefix="add")
+    if form.is_valid():
+        try:
+            suppression, created = suppressions.suppression_add(
+                user=request.user,
+                phone_number=form.cleaned_data["phone_number"],
+                reason=form.cleaned_data["reason"],
+                default_country=form.cleaned_data["default_country"],
+                source=Suppression.Source.STAFF,
+            )
+        except ApplicationError as exc:
+            form.add_service_error(exc)
+        else:
+            shown = suppressions.phone_number_display(suppression.phone_number)
+            if created:
+                messages.success(request, f"{shown} added: no campaign you create from now on will call it.")
+            else:
+                since = dateformat.format(timezone.localtime(suppression.created_at), "j M Y")
+                messages.info(request, f"{shown} was already on the list (since {since}).")
+            return redirect("web:suppression_list")
+    return _list_page(request, add_form=form)
+
+
+@require_POST
+@staff_required
+def suppression_import(request):
+    form = SuppressionImportForm(request.POST, request.FILES, prefix="import")
+    if form.is_valid():
+        try:
+            result = suppressions.suppressions_import(
+                user=request.user,
+                file=form.cleaned_data["file"],
+                reason=form.cleaned_data["reason"],
+                default_country=form.cleaned_data["default_country"],
+                source=Suppression.Source.STAFF,
+            )
+        except ApplicationError as exc:
+            form.add_service_error(exc)
+        else:
+            summary = suppressions.import_summary(result, errors_shown=IMPORT_ERRORS_SHOWN) + "."
+            (messages.warning if result.invalid_rows else messages.success)(request, summary)
+            return redirect("web:suppression_list")
+    return _list_page(request, import_form=form)
+
+
+@require_POST
+@staff_required
+def suppression_remove(request):
+    number = request.POST.get("phone_number", "")
+    try:
+        removed = suppressions.suppression_remove(user=request.user, phone_number=number)
+    except ApplicationError as exc:
+        messages.error(request, exc.error)
+        return redirect("web:suppression_list")
+    shown = suppressions.phone_number_display(number)
+    if removed:
+        messages.success(request, f"{shown} removed: campaigns you create from now on may call it again.")
+    else:
+        messages.info(request, f"{shown} was not on the list.")
+    return redirect("web:suppression_list")
