@@ -29,9 +29,20 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from campaigns import services, tracking
+from campaigns import services, suppressions, tracking
 from campaigns.errors import ApplicationError
-from campaigns.models import Agent, ApiKey, Call, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient, WebhookEvent
+from campaigns.models import (
+    Agent,
+    ApiKey,
+    Call,
+    Campaign,
+    CampaignBatch,
+    PhoneNumber,
+    Profile,
+    Recipient,
+    Suppression,
+    WebhookEvent,
+)
 
 User = get_user_model()
 
@@ -47,6 +58,7 @@ ACCOUNT_PATHS = {
     CampaignBatch: "campaign__user",
     Recipient: "campaign__user",
     Call: "campaign__user",
+    Suppression: "user",
 }
 
 
@@ -618,3 +630,50 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "received_at"
     show_full_result_count = False
     paginator = CappedCountPaginator
+
+
+class SuppressionAdminForm(forms.ModelForm):
+    # Room for the number as typed (spaces, brackets); what is stored is its E.164 form.
+    phone_number = forms.CharField(max_length=64, help_text="Stored in E.164, read as recipients files read it.")
+
+    class Meta:
+        model = Suppression
+        fields = ["user", "phone_number", "reason"]
+
+    def clean_phone_number(self):
+        # Stored exactly as a recipients file's number is read, so that it matches in every file.
+        try:
+            return suppressions.phone_number_normalise(self.cleaned_data["phone_number"])
+        except ApplicationError as exc:
+            raise ValidationError(exc.error) from None
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(AccountScopedAdmin, admin.ModelAdmin):
+    list_display = ["phone_number", "reason", "source", "campaign", "user", "created_at"]
+    list_filter = ["source"]
+    list_select_related = ["user", "campaign"]
+    search_fields = ["phone_number"]
+    raw_id_fields = ["user", "campaign"]
+    form = SuppressionAdminForm
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["user", "phone_number", "reason"]
+        return ["user", "phone_number", "reason", "source", "campaign", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Another number is another entry: only the reason is edited in place.
+        return [] if obj is None else ["user", "phone_number", "source", "campaign", "created_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        # Through the service, so that adding here has the same effects as anywhere else.
+        suppression, _ = suppressions.suppression_add(
+            user=obj.user, phone_number=obj.phone_number, reason=obj.reason, source=Suppression.Source.ADMIN
+        )
+        obj.pk = suppression.pk
+        obj.refresh_from_db()
