@@ -17,16 +17,16 @@ submit was already in flight is cancelled at ElevenLabs as soon as its id is kno
 import datetime as dt
 import json
 import logging
-import math
 import secrets
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from campaigns import control, elevenlabs, tracking
+from campaigns import control, elevenlabs, suppressions, tracking
 from campaigns.models import Campaign, CampaignBatch, Recipient
+from campaigns.policy import RECIPIENT_ZONE, policy_from_campaign
 
 logger = logging.getLogger(__name__)
 
@@ -59,23 +59,43 @@ def campaign_claim(*, campaign_id: int, now: dt.datetime | None = None) -> bool:
         )
         if not won:
             return False
-        count = Recipient.objects.filter(campaign_id=campaign_id).count()
-        limit = settings.ELEVENLABS_BATCH_MAX_RECIPIENTS
-        parts = math.ceil(count / limit)
-        cap = Campaign.objects.values_list("max_concurrent_calls", flat=True).get(pk=campaign_id)
-        CampaignBatch.objects.bulk_create(
-            CampaignBatch(
-                campaign_id=campaign_id,
-                part=part,
-                offset=(part - 1) * limit,
-                size=min(limit, count - (part - 1) * limit),
-                token=f"vc-{campaign_id}-{part}-{secrets.token_hex(6)}",
-                concurrency_limit=concurrency_share(cap, parts=parts, part=part),
-            )
-            for part in range(1, parts + 1)
-        )
+        campaign = Campaign.objects.get(pk=campaign_id)
+        CampaignBatch.objects.bulk_create(_parts(campaign))
     logger.info("Claimed campaign %s for dispatch", campaign_id)
     return True
+
+
+def _parts(campaign: Campaign) -> list[CampaignBatch]:
+    """The campaign split into parts of at most ELEVENLABS_BATCH_MAX_RECIPIENTS, in recipient id order.
+
+    Without a calling policy, every part is a batch call. With one, recipients are grouped by
+    the zone their calling hours are read in (their own, or the one fixed for everyone) and each
+    group's parts are ElevenLabs outbound campaigns whose windows are read in that zone.
+    """
+    limit = settings.ELEVENLABS_BATCH_MAX_RECIPIENTS
+    recipients = Recipient.objects.filter(campaign_id=campaign.pk)
+    policy = policy_from_campaign(campaign)
+    if not policy.uses_outbound_campaigns:
+        groups = [("", recipients.count())]
+    elif policy.timezone != RECIPIENT_ZONE:
+        groups = [(policy.timezone, recipients.count())]
+    else:
+        groups = list(
+            recipients.order_by("timezone").values_list("timezone").annotate(n=Count("pk")).values_list("timezone", "n")
+        )
+    slices = [(zone, offset, min(limit, count - offset)) for zone, count in groups for offset in range(0, count, limit)]
+    return [
+        CampaignBatch(
+            campaign_id=campaign.pk,
+            part=part,
+            timezone=zone,
+            offset=offset,
+            size=size,
+            token=f"vc-{campaign.pk}-{part}-{secrets.token_hex(6)}",
+            concurrency_limit=concurrency_share(campaign.max_concurrent_calls, parts=len(slices), part=part),
+        )
+        for part, (zone, offset, size) in enumerate(slices, start=1)
+    ]
 
 
 def concurrency_share(cap: int | None, *, parts: int, part: int) -> int | None:
@@ -137,8 +157,12 @@ def batch_submit(*, batch_id: int, client=None) -> None:
             _batch_submitted(batch, remote, client=client)
             return
 
+    payload = batch_payload(batch=batch)
+    if payload["recipients"] == b"[]":
+        _batch_skipped(batch)
+        return
     try:
-        remote = client.submit_batch(**batch_payload(batch=batch))
+        remote = client.submit_batch(**payload)
     except elevenlabs.ElevenLabsError as exc:
         _submit_failed(batch, exc, client=client, now=now)
         return
@@ -168,13 +192,15 @@ def _recipients_json(batch: CampaignBatch) -> bytes:
     decoding and re-encoding 10,000 objects, keeps a submit close to the cost of its upload.
     """
     meta = Recipient._meta
+    zone = tracking.batch_zone_filter(batch=batch).get("timezone")
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, phone_number, variables, overrides FROM {meta.db_table} "
-            "WHERE campaign_id = %s ORDER BY id LIMIT %s OFFSET %s",
-            [batch.campaign_id, batch.size, batch.offset],
+            f"WHERE campaign_id = %s {'AND timezone = %s ' if zone else ''}ORDER BY id LIMIT %s OFFSET %s",
+            [batch.campaign_id, *([zone] if zone else []), batch.size, batch.offset],
         )
         rows = cursor.fetchall()
+    rows = _unsuppressed(batch, rows)
     items = []
     for pk, phone_number, variables, overrides in rows:
         client_data = []
@@ -187,6 +213,21 @@ def _recipients_json(batch: CampaignBatch) -> bytes:
         # Ids are integers and numbers are E.164 (digits and "+"): nothing to escape.
         items.append(f'{{"id":"{pk}","phone_number":"{phone_number}"{extra}}}')
     return f"[{','.join(items)}]".encode()
+
+
+def _unsuppressed(batch: CampaignBatch, rows: list[tuple]) -> list[tuple]:
+    """The rows whose number is not on the account's do-not-call list now; the others are marked
+    cancelled (disposition `suppressed`) and never sent: the list may have grown since create."""
+    listed = suppressions.suppressed_numbers(user=batch.campaign.user, numbers=[row[1] for row in rows])
+    if not listed:
+        return rows
+    Recipient.objects.filter(
+        campaign_id=batch.campaign_id, phone_number__in=listed, status=Recipient.Status.PENDING
+    ).update(status=Recipient.Status.CANCELLED, disposition="suppressed", status_updated_at=timezone.now())
+    logger.info(
+        "Campaign %s part %s: %s numbers left out, on the do-not-call list", batch.campaign_id, batch.part, len(listed)
+    )
+    return [row for row in rows if row[1] not in listed]
 
 
 def _override_config(overrides: dict) -> dict:
@@ -237,6 +278,20 @@ def _batch_submitted(batch: CampaignBatch, remote, *, client) -> None:
     if Campaign.objects.filter(pk=batch.campaign_id, cancel_requested_at__isnull=False).exists():
         control.campaign_cancel_push(campaign_id=batch.campaign_id, client=client)
         return
+    tracking.campaign_refresh(campaign_id=batch.campaign_id)
+
+
+def _batch_skipped(batch: CampaignBatch) -> None:
+    """Every number of the part joined the do-not-call list since create: nothing to send."""
+    now = timezone.now()
+    CampaignBatch.objects.filter(pk=batch.pk, elevenlabs_batch_call_id__isnull=True).update(
+        status="completed",
+        submit_started_at=None,
+        next_attempt_at=None,
+        cancel_confirmed_at=now,
+        settled_at=now,
+        last_error="Every number of this part is on the do-not-call list: nothing was sent.",
+    )
     tracking.campaign_refresh(campaign_id=batch.campaign_id)
 
 

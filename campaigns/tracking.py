@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from campaigns import elevenlabs
 from campaigns.models import Call, Campaign, CampaignBatch, Recipient
+from campaigns.policy import RECIPIENT_ZONE
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +62,24 @@ def status_moves_forward(current: str, reported: str) -> bool:
     return RECIPIENT_RANK.get(reported, -1) > RECIPIENT_RANK.get(current, 99)
 
 
+def batch_zone_filter(*, batch: CampaignBatch) -> dict:
+    """The filter that picks the batch's group out of the campaign's recipients: an outbound
+    campaign per recipient zone carries that zone's recipients only."""
+    if not batch.timezone:
+        return {}
+    by_zone = Campaign.objects.filter(pk=batch.campaign_id, calling_timezone=RECIPIENT_ZONE).exists()
+    return {"timezone": batch.timezone} if by_zone else {}
+
+
 def batch_recipients(*, batch: CampaignBatch):
-    """The recipients one batch carries: the campaign's [offset, offset + size) in id order."""
-    ids = Recipient.objects.filter(campaign_id=batch.campaign_id).order_by("pk").values_list("pk", flat=True)
+    """The recipients one batch carries: the campaign's (or its zone group's) [offset, offset + size) in id order."""
+    group = Recipient.objects.filter(campaign_id=batch.campaign_id, **batch_zone_filter(batch=batch))
+    ids = group.order_by("pk").values_list("pk", flat=True)
     first = ids[batch.offset : batch.offset + 1].first()
     last = ids[batch.offset + batch.size - 1 : batch.offset + batch.size].first()
     if first is None or last is None:
         return Recipient.objects.none()
-    return Recipient.objects.filter(campaign_id=batch.campaign_id, pk__gte=first, pk__lte=last)
+    return group.filter(pk__gte=first, pk__lte=last)
 
 
 # --- Campaign status from its batches ------------------------------------------------------
@@ -116,7 +127,9 @@ def campaign_refresh(*, campaign_id: int) -> None:
     if cancel_requested_at is not None:
         new = S.CANCELLED if all(confirmed for *_, confirmed in batches) else S.CANCELLING
     else:
-        new = _status_from_batches([status for status, *_ in batches], all(batch_id for _, batch_id, _ in batches))
+        # A part never sent because everyone in it is on the do-not-call list counts as done.
+        done = all(batch_id or confirmed for _, batch_id, confirmed in batches)
+        new = _status_from_batches([status for status, *_ in batches], done)
         # A cancel committed since the read above decides the status, not this computation.
         campaigns = campaigns.filter(cancel_requested_at__isnull=True)
     behind = [status for status, rank in CAMPAIGN_RANK.items() if rank < CAMPAIGN_RANK[new]]

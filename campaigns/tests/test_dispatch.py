@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from campaigns import dispatch, tracking
 from campaigns.elevenlabs import ElevenLabsClient
-from campaigns.models import Campaign, CampaignBatch
+from campaigns.models import Campaign, CampaignBatch, Recipient
 
 from .conftest import BASE
-from .factories import CampaignFactory, RecipientFactory
+from .factories import CampaignFactory, RecipientFactory, SuppressionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -256,6 +256,32 @@ def test_a_cap_on_calls_at_once_is_shared_between_the_batches(
 
     # Then the three batches' limits add up to the cap (ElevenLabs runs them side by side)
     assert [body.get("target_concurrency_limit") for body in submitted_bodies(http)] == limits
+
+
+def test_a_number_put_on_the_do_not_call_list_after_create_is_never_sent(http, client, user, campaign):
+    # Given a campaign created before one of its numbers joined the account's list
+    SuppressionFactory(user=user, phone_number="+14155550123")
+    http.post(SUBMIT, json=remote_batch())
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    # Then only the other number reaches ElevenLabs, and the listed one is recorded as left out
+    assert [r["phone_number"] for body in submitted_bodies(http) for r in body["recipients"]] == ["+12125550100"]
+    left_out = Recipient.objects.get(campaign=campaign, phone_number="+14155550123")
+    assert (left_out.status, left_out.disposition) == ("cancelled", "suppressed")
+
+
+def test_a_part_whose_every_number_joined_the_list_is_not_sent_and_the_campaign_ends(http, client, user, campaign):
+    SuppressionFactory(user=user, phone_number="+12125550100")
+    SuppressionFactory(user=user, phone_number="+14155550123")
+
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+
+    assert submitted_bodies(http) == []
+    campaign.refresh_from_db()
+    assert campaign.status == "completed"
+    assert "do-not-call list" in the_batch(campaign).last_error
+    assert set(campaign.recipients.values_list("status", flat=True)) == {"cancelled"}
 
 
 # --- Exactly once -----------------------------------------------------------------------
