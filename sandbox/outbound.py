@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 
 from sandbox import services, validation, workspace
@@ -550,10 +550,13 @@ class _Simulation:
 
     def save(self) -> None:
         SandboxCampaignCall.objects.bulk_create(self.new_calls.values())
-        SandboxCampaignCall.objects.bulk_update(
-            self.changed_calls.values(), ["status", "placed_at", "ended_at", "decision", "updated_at_unix"]
+        _rows_update(
+            SandboxCampaignCall,
+            self.changed_calls.values(),
+            ["status", "placed_at", "ended_at", "decision", "updated_at_unix"],
         )
-        SandboxLead.objects.bulk_update(
+        _rows_update(
+            SandboxLead,
             self.changed_leads.values(),
             ["attempt_count", "failure_count", "do_not_call", "terminal_disposition", "updated_at_unix"],
         )
@@ -561,6 +564,27 @@ class _Simulation:
     @property
     def calls_open(self) -> bool:
         return bool(self.under_way or self.deciding)
+
+
+def _rows_update(model, rows, fields: list[str]) -> None:
+    """One parametrised UPDATE per row, sent as a batch.
+
+    bulk_update builds a CASE per column with a branch per row, which takes Django tens of
+    seconds to compile for the 10,000 calls of a campaign read long after it started.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    columns = [model._meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
+    params = [
+        [column.get_db_prep_save(getattr(row, column.attname), connection) for column in columns] + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def campaign_advance(campaign: SandboxCampaign, now: float | None = None) -> SandboxCampaign:
