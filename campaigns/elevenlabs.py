@@ -1,4 +1,5 @@
-"""HTTP client for the ElevenLabs Agents Platform: batch calling, conversations, agents and phone numbers.
+"""HTTP client for the ElevenLabs Agents Platform: batch calling, outbound campaigns, conversations,
+agents and phone numbers.
 
 One method per endpoint, typed errors, lenient parsing. The wire format is described in
 ``shared/spec/elevenlabs-api.md``. The client cannot tell the real API from the sandbox app:
@@ -9,9 +10,10 @@ transport errors, 408, 409, 429 and 5xx, plus 425 Too Early, which says the same
 else (400, 401, 403, 404, 422, other 4xx, malformed bodies) will fail again if repeated.
 
 Retries: GET requests are retried on every transient error, waiting as long as ``Retry-After``
-asks or else backing off exponentially. POST requests (submit, cancel, retry) never are,
-because a POST that timed out or failed with a 5xx may still have created or changed a batch;
-the caller reconciles against the batch list before sending again.
+asks or else backing off exponentially. POST and DELETE requests (submit, cancel, retry, pause,
+resume, stop, removing a lead) never are, because one that timed out or failed with a 5xx may
+still have created or changed a batch or campaign; the caller reconciles (the batch list, or an
+outbound campaign's idempotency key) before sending again.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ AGENTS_PAGE_SIZE = 100
 _MESSAGE_LIMIT = 300
 
 BATCH_CALLING = "/v1/convai/batch-calling"
+OUTBOUND_CAMPAIGNS = "/v1/convai/outbound-campaigns/campaigns"
 
 
 # --- Errors ---------------------------------------------------------------------------------
@@ -417,6 +420,243 @@ def _parse_agent(payload: object, status_code: int) -> AgentDetail:
     )
 
 
+# --- Outbound campaigns -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboundCampaign:
+    """An outbound campaign (``CampaignResponse``). ``leads`` and ``terminal_leads`` come from ``counts``.
+
+    ``status`` is ``active``, ``paused``, ``stopping``, ``stopped``, ``completed``, ``failed`` or
+    ``attention``; an unknown one stays a string. ``policy`` is the snapshot the campaign took.
+    """
+
+    campaign_id: str
+    call_name: str
+    agent_id: str
+    status: str
+    variant: str
+    agent_phone_number_id: str | None
+    created_at_unix: int | None
+    updated_at_unix: int | None
+    scheduled_time_unix: int | None
+    target_concurrency_limit: int | None
+    leads: int
+    terminal_leads: int
+    policy: dict
+    raw: dict
+
+
+@dataclass(frozen=True)
+class OutboundCampaignSubmission:
+    """What submitting a campaign answered (``SubmitCampaignResponse``).
+
+    ``created`` is False when ElevenLabs recognised a repeat (same ``idempotency_key``, or same
+    body) and answered the campaign it had already created, placing no call.
+    """
+
+    campaign: OutboundCampaign
+    created: bool
+    within_calling_window: bool
+    raw: dict
+
+    @property
+    def campaign_id(self) -> str:
+        return self.campaign.campaign_id
+
+
+@dataclass(frozen=True)
+class OutboundCampaignProgress:
+    """Where a campaign's leads and calls stand (``CampaignProgressResponse``).
+
+    Leads are ``uncalled``, ``active`` (called, not finished), needing attention, or
+    ``finished`` (counted by terminal disposition). ``next_call_time_unix`` is when the next call
+    is due, e.g. when the next calling window opens; None when none is scheduled.
+    """
+
+    total: int
+    uncalled: int
+    leads_needing_attention: int
+    active: int
+    finished: int
+    finished_by_disposition: dict[str, int]
+    calls_scheduled: int
+    calls_in_progress: int
+    calls_awaiting_analysis: int
+    next_call_time_unix: int | None
+    raw: dict
+
+
+@dataclass(frozen=True)
+class CampaignLead:
+    """One lead of a campaign (``LeadView``): a recipient and how far calling it has got.
+
+    ``terminal_disposition`` (``completed``, ``do_not_call``, ``attempt_ceiling_reached``,
+    ``removed``, ``campaign_ended``...) is None while the lead may still be called.
+    """
+
+    lead_id: str
+    recipient_id: str | None
+    phone_number: str | None
+    user_id: str | None
+    attempt_count: int
+    failure_count: int
+    do_not_call: bool
+    terminal_disposition: str | None
+    updated_at_unix: int | None
+    dynamic_variables: dict
+    raw: dict
+
+
+@dataclass(frozen=True)
+class CampaignLeadPage:
+    """One page of a campaign's leads; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    leads: list[CampaignLead]
+    next_cursor: str | None
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class CampaignCall:
+    """One call of a campaign (``CallView``): a lead's first call or a retry, queued, placed or done.
+
+    ``outcome`` (``completed``, ``voicemail``, ``failed``...), ``call_result`` (``answered``,
+    ``voicemail``, ``busy``, ``no_answer``, ``failed``) and ``outcome_at_unix`` come once the call
+    has ended; ``decision_disposition`` once the campaign has decided what follows it.
+    """
+
+    intent_id: str
+    lead_id: str
+    intent_type: str
+    status: str
+    phone_number: str | None
+    scheduled_time_unix: int | None
+    conversation_id: str | None
+    outcome: str | None
+    call_result: str | None
+    outcome_at_unix: int | None
+    decision_disposition: str | None
+    raw: dict
+
+
+@dataclass(frozen=True)
+class CampaignCallPage:
+    """One page of a campaign's calls, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    calls: list[CampaignCall]
+    next_cursor: str | None
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class LeadSuppression:
+    """A removed lead (``SuppressLeadResponse``): ``has_calls_in_flight`` when a placed call may still go through."""
+
+    campaign_id: str
+    lead_id: str
+    has_calls_in_flight: bool
+
+
+def _list_of(data: dict, key: str, what: str, status_code: int) -> list:
+    items = data.get(key)
+    # An absent list is not "nothing there": a poller would stop following the campaign.
+    if not isinstance(items, list):
+        raise ElevenLabsBadResponse(f"{what} has no {key!r} list", status_code=status_code)
+    return items
+
+
+def _parse_outbound_campaign(payload: object, status_code: int) -> OutboundCampaign:
+    data = _object(payload, "outbound campaign", status_code)
+    counts = _dict(data.get("counts"))
+    channel = _dict(data.get("channel_config"))
+    return OutboundCampaign(
+        campaign_id=_required_id(data, "campaign_id", "outbound campaign", status_code),
+        call_name=_text(data.get("call_name")) or "",
+        agent_id=_text(data.get("agent_id")) or "",
+        status=_text(data.get("status")) or "",
+        variant=_text(data.get("variant")) or "",
+        agent_phone_number_id=_text(channel.get("agent_phone_number_id")),
+        created_at_unix=_int(data.get("created_at_unix")),
+        updated_at_unix=_int(data.get("updated_at_unix")),
+        scheduled_time_unix=_int(data.get("scheduled_time_unix")),
+        target_concurrency_limit=_int(data.get("target_concurrency_limit")),
+        leads=_int(counts.get("leads")) or 0,
+        terminal_leads=_int(counts.get("terminal_leads")) or 0,
+        policy=_dict(data.get("policy")),
+        raw=data,
+    )
+
+
+def _parse_submission(payload: object, status_code: int) -> OutboundCampaignSubmission:
+    data = _object(payload, "campaign submission", status_code)
+    if not isinstance(data.get("created"), bool):
+        raise ElevenLabsBadResponse("campaign submission has no 'created' flag", status_code=status_code)
+    return OutboundCampaignSubmission(
+        campaign=_parse_outbound_campaign(data.get("campaign"), status_code),
+        created=data["created"],
+        within_calling_window=data.get("within_calling_window") is True,
+        raw=data,
+    )
+
+
+def _parse_progress(payload: object, status_code: int) -> OutboundCampaignProgress:
+    data = _object(payload, "campaign progress", status_code)
+    leads = data.get("leads")
+    if not isinstance(leads, dict):
+        raise ElevenLabsBadResponse("campaign progress has no 'leads' object", status_code=status_code)
+    conversations = _dict(data.get("conversations"))
+    by_disposition = _dict(leads.get("finished_by_disposition"))
+    return OutboundCampaignProgress(
+        total=_int(leads.get("total")) or 0,
+        uncalled=_int(leads.get("uncalled")) or 0,
+        leads_needing_attention=_int(leads.get("leads_needing_attention")) or 0,
+        active=_int(leads.get("active")) or 0,
+        finished=_int(leads.get("finished")) or 0,
+        finished_by_disposition={str(key): _int(value) or 0 for key, value in by_disposition.items()},
+        calls_scheduled=_int(conversations.get("scheduled")) or 0,
+        calls_in_progress=_int(conversations.get("in_progress")) or 0,
+        calls_awaiting_analysis=_int(conversations.get("awaiting_analysis")) or 0,
+        next_call_time_unix=_int(data.get("next_call_time_unix")),
+        raw=data,
+    )
+
+
+def _parse_lead(payload: object, status_code: int) -> CampaignLead:
+    data = _object(payload, "campaign lead", status_code)
+    return CampaignLead(
+        lead_id=_required_id(data, "lead_id", "campaign lead", status_code),
+        recipient_id=_text(data.get("recipient_id")),
+        phone_number=_text(data.get("phone_number")),
+        user_id=_text(data.get("user_id")),
+        attempt_count=_int(data.get("attempt_count")) or 0,
+        failure_count=_int(data.get("failure_count")) or 0,
+        do_not_call=data.get("do_not_call") is True,
+        terminal_disposition=_text(data.get("terminal_disposition")),
+        updated_at_unix=_int(data.get("updated_at_unix")),
+        dynamic_variables=_dict(data.get("dynamic_variables")),
+        raw=data,
+    )
+
+
+def _parse_campaign_call(payload: object, status_code: int) -> CampaignCall:
+    data = _object(payload, "campaign call", status_code)
+    return CampaignCall(
+        intent_id=_required_id(data, "intent_id", "campaign call", status_code),
+        lead_id=_text(data.get("lead_id")) or "",
+        intent_type=_text(data.get("intent_type")) or "",
+        status=_text(data.get("status")) or "",
+        phone_number=_text(data.get("phone_number")),
+        scheduled_time_unix=_int(data.get("scheduled_time_unix")),
+        conversation_id=_text(data.get("conversation_id")),
+        outcome=_text(data.get("outcome")),
+        call_result=_text(data.get("call_result")),
+        outcome_at_unix=_int(data.get("outcome_at_unix")),
+        decision_disposition=_text(data.get("decision_disposition")),
+        raw=data,
+    )
+
+
 # --- Error bodies and Retry-After -----------------------------------------------------------
 
 
@@ -683,6 +923,129 @@ class ElevenLabsClient:
         if not isinstance(payload, list):
             raise ElevenLabsBadResponse("phone number list is not a JSON array", status_code=response.status_code)
         return [_parse_phone_number(item, response.status_code) for item in payload]
+
+    # Outbound campaigns
+
+    def submit_outbound_campaign(
+        self,
+        *,
+        call_name: str,
+        agent_id: str,
+        agent_phone_number_id: str,
+        recipients: list[dict],
+        scheduled_time_unix: int | None = None,
+        timezone: str | None = None,
+        target_concurrency_limit: int | None = None,
+        idempotency_key: str | None = None,
+        policy: dict | None = None,
+        variant: str | None = None,
+    ) -> OutboundCampaignSubmission:
+        """Create an outbound campaign (``POST /campaigns/submit``); each recipient becomes a lead.
+
+        ``recipients`` are ``SubmitCampaignRecipient`` objects (``phone_number``, ``id``,
+        ``conversation_initiation_client_data``); ``policy`` a ``PolicyConfigInput`` (timezone,
+        calling_periods, retry...). Never retried here like every POST; with an
+        ``idempotency_key`` the caller may send it again safely: a repeat answers the campaign
+        already created, with ``created`` False.
+        """
+        body: dict[str, Any] = {
+            "call_name": call_name,
+            "agent_id": agent_id,
+            "recipients": list(recipients),
+            "channel_config": {"channel": "phone", "agent_phone_number_id": agent_phone_number_id},
+        }
+        optional = {
+            "scheduled_time_unix": scheduled_time_unix,
+            "timezone": timezone,
+            "target_concurrency_limit": target_concurrency_limit,
+            "idempotency_key": idempotency_key,
+            "policy": policy,
+            "variant": variant,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        response = self._request("POST", f"{OUTBOUND_CAMPAIGNS}/submit", body=json.dumps(body).encode())
+        return _parse_submission(self._json(response), response.status_code)
+
+    def get_outbound_campaign(self, campaign_id: str) -> OutboundCampaign:
+        """One outbound campaign: its status, policy snapshot and lead counts."""
+        response = self._request("GET", f"{OUTBOUND_CAMPAIGNS}/{_segment(campaign_id)}")
+        return _parse_outbound_campaign(self._json(response), response.status_code)
+
+    def get_outbound_campaign_progress(self, campaign_id: str) -> OutboundCampaignProgress:
+        """Where a campaign's leads and calls stand, and when its next call is due."""
+        response = self._request("GET", f"{OUTBOUND_CAMPAIGNS}/{_segment(campaign_id)}/progress")
+        return _parse_progress(self._json(response), response.status_code)
+
+    def list_campaign_leads(
+        self,
+        campaign_id: str,
+        *,
+        cursor: str | None = None,
+        page_size: int | None = None,
+        status: str | None = None,
+        search: str | None = None,
+        dispositions: list[str] | None = None,
+    ) -> CampaignLeadPage:
+        """One page of a campaign's leads. ``status`` is ``in_progress`` or ``finished``."""
+        params: dict[str, Any] = {"cursor": cursor, "page_size": page_size, "status": status, "search": search}
+        params = {key: value for key, value in params.items() if value is not None}
+        if dispositions:
+            params["disposition"] = list(dispositions)
+        response = self._request("GET", f"{OUTBOUND_CAMPAIGNS}/{_segment(campaign_id)}/leads", params=params)
+        data = _object(self._json(response), "campaign leads page", response.status_code)
+        items = _list_of(data, "leads", "campaign leads page", response.status_code)
+        return CampaignLeadPage(
+            leads=[_parse_lead(item, response.status_code) for item in items],
+            next_cursor=_text(data.get("next_cursor")),
+            has_more=data.get("has_more") is True,
+        )
+
+    def list_campaign_calls(
+        self,
+        campaign_id: str,
+        *,
+        cursor: str | None = None,
+        page_size: int | None = None,
+        lead_id: str | None = None,
+        status: str | None = None,
+    ) -> CampaignCallPage:
+        """One page of a campaign's calls, newest first; ``lead_id`` keeps one lead's."""
+        params: dict[str, Any] = {"cursor": cursor, "page_size": page_size, "lead_id": lead_id, "status": status}
+        params = {key: value for key, value in params.items() if value is not None}
+        response = self._request("GET", f"{OUTBOUND_CAMPAIGNS}/{_segment(campaign_id)}/calls", params=params)
+        data = _object(self._json(response), "campaign calls page", response.status_code)
+        items = _list_of(data, "calls", "campaign calls page", response.status_code)
+        return CampaignCallPage(
+            calls=[_parse_campaign_call(item, response.status_code) for item in items],
+            next_cursor=_text(data.get("next_cursor")),
+            has_more=data.get("has_more") is True,
+        )
+
+    def pause_outbound_campaign(self, campaign_id: str) -> OutboundCampaign:
+        """No new calls until resumed; calls under way carry on. Never retried."""
+        return self._campaign_action(campaign_id, "pause")
+
+    def resume_outbound_campaign(self, campaign_id: str) -> OutboundCampaign:
+        """Let a paused campaign call again. Never retried."""
+        return self._campaign_action(campaign_id, "resume")
+
+    def stop_outbound_campaign(self, campaign_id: str) -> OutboundCampaign:
+        """Stop for good: status ``stopping`` while placed calls finish, then ``stopped``. Never retried."""
+        return self._campaign_action(campaign_id, "stop")
+
+    def delete_campaign_lead(self, campaign_id: str, lead_id: str) -> LeadSuppression:
+        """Remove a lead so it is never called again (200, or 202 when a placed call may still go through)."""
+        response = self._request("DELETE", f"{OUTBOUND_CAMPAIGNS}/{_segment(campaign_id)}/leads/{_segment(lead_id)}")
+        data = _object(self._json(response), "lead removal", response.status_code)
+        return LeadSuppression(
+            campaign_id=_text(data.get("campaign_id")) or campaign_id,
+            lead_id=_text(data.get("lead_id")) or lead_id,
+            has_calls_in_flight=data.get("has_calls_in_flight") is True,
+        )
+
+    def _campaign_action(self, campaign_id: str, action: str) -> OutboundCampaign:
+        response = self._request("POST", f"{OUTBOUND_CAMPAIGNS}/{_segment(campaign_id)}/{action}")
+        return _parse_outbound_campaign(self._json(response), response.status_code)
 
     # Transport
 
