@@ -5,6 +5,7 @@ so a number listed here matches the same number in any file, however it was writ
 """
 
 import csv
+import datetime as dt
 import io
 import itertools
 import json
@@ -16,6 +17,7 @@ import phonenumbers
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from campaigns.errors import PayloadTooLarge, ValidationFailed
 from campaigns.models import Campaign, Suppression
@@ -29,7 +31,7 @@ from campaigns.recipients import (
 
 # Numbers looked up per query by suppressed_numbers: six queries for a 300,000-recipient file.
 LOOKUP_CHUNK = 50_000
-INSERT_CHUNK = 5_000
+INSERT_CHUNK = LOOKUP_CHUNK
 # Longer than any phone number however it is formatted: refused before reading it.
 MAX_TYPED_NUMBER_CHARS = 64
 MAX_REASON_CHARS = Suppression._meta.get_field("reason").max_length
@@ -163,8 +165,6 @@ class ImportResult:
     duplicates_merged: int = 0
     # The first MAX_REPORTED_ERRORS invalid rows as the recipients reader words them, and the rest counted.
     errors: list[str] = dataclass_field(default_factory=list)
-    # The numbers this import put on the list, in file order.
-    added_numbers: list[str] = dataclass_field(default_factory=list, repr=False)
 
 
 def suppressions_import(
@@ -206,25 +206,52 @@ def suppressions_import(
         )
 
     listed = suppressed_numbers(user=user, numbers=numbers)
-    new = [number for number in numbers if number not in listed]
-    with transaction.atomic():
-        for chunk in _chunks(new, INSERT_CHUNK):
-            # A number added meanwhile by another request is skipped, not an error.
-            Suppression.objects.bulk_create(
-                [Suppression(user=user, phone_number=number, reason=reason, source=source) for number in chunk],
-                ignore_conflicts=True,
-            )
-    for chunk in _chunks(new, _orm_chunk()):
-        for suppression in Suppression.objects.filter(user=user, phone_number__in=chunk):
-            on_suppression_added(suppression)
+    stamp = _insert(
+        user=user, numbers=[number for number in numbers if number not in listed], reason=reason, source=source
+    )
+    # The rows this import stored carry its own instant: counted from the database, a number
+    # another request listed meanwhile is not claimed as added here.
+    added = 0
+    for suppression in Suppression.objects.filter(user=user, created_at=stamp).iterator(chunk_size=2_000):
+        added += 1
+        on_suppression_added(suppression)
     return ImportResult(
-        added=len(new),
-        already_listed=len(numbers) - len(new),
+        added=added,
+        already_listed=len(numbers) - added,
         invalid_rows=reader.error_count,
         duplicates_merged=reader.duplicates_merged,
         errors=errors,
-        added_numbers=new,
     )
+
+
+def _insert(*, user, numbers: list[str], reason: str, source: str) -> dt.datetime:
+    """Store new entries in one transaction, skipping a number another request listed meanwhile.
+
+    Returns the created_at every stored row has. One INSERT ... SELECT per chunk, the numbers
+    sent as one array parameter as in suppressed_numbers: a model instance or a statement per
+    number (bulk_create, executemany) would cost several times the insert itself.
+    """
+    meta = Suppression._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(meta.get_field(name).column) for name in ("user", "phone_number", "reason", "source", "created_at")
+    )
+    if connection.vendor == "postgresql":
+        numbers_from, encode = "unnest(%s::text[]) AS listed(value)", list
+    else:  # SQLite, the project's other database
+        numbers_from, encode = "json_each(%s)", json.dumps
+    # "WHERE true" keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT %s, value, %s, %s, %s FROM {numbers_from} "
+        "WHERE true ON CONFLICT DO NOTHING"
+    )
+    now = timezone.now()
+    # Written as the ORM writes a DateTimeField, so that filtering on it finds these rows.
+    created_at = connection.ops.adapt_datetimefield_value(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        for chunk in _chunks(numbers, INSERT_CHUNK):
+            cursor.execute(sql, [user.pk, reason, source, created_at, encode(chunk)])
+    return now
 
 
 def import_summary(result: ImportResult, *, errors_shown: int = 0) -> str:
@@ -283,26 +310,14 @@ def suppressed_numbers(*, user, numbers: Iterable[str]) -> set[str]:
     select = f"SELECT {number_column} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('user').column)} = %s"
     if connection.vendor == "postgresql":
         sql, encode = f"{select} AND {number_column} = ANY(%s)", list
-    elif connection.vendor == "sqlite":
+    else:  # SQLite, the project's other database
         sql, encode = f"{select} AND {number_column} IN (SELECT value FROM json_each(%s))", json.dumps
-    else:
-        listed = Suppression.objects.filter(user=user)
-        return {
-            number
-            for chunk in _chunks(numbers, _orm_chunk())
-            for number in listed.filter(phone_number__in=chunk).values_list("phone_number", flat=True)
-        }
     found: set[str] = set()
     with connection.cursor() as cursor:
         for chunk in _chunks(numbers, LOOKUP_CHUNK):
             cursor.execute(sql, [user.pk, encode(chunk)])
             found.update(row[0] for row in cursor.fetchall())
     return found
-
-
-def _orm_chunk() -> int:
-    """How many values one ORM `__in` filter may hold on this database."""
-    return min((connection.features.max_query_params or 10_000) - 10, 10_000)
 
 
 def suppressions_list(*, user, search: str | None = None) -> QuerySet[Suppression]:

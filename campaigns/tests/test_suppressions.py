@@ -6,6 +6,7 @@ import time
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from campaigns import suppressions
 from campaigns.errors import PayloadTooLarge, ValidationFailed
@@ -270,6 +271,31 @@ def test_a_file_adds_its_valid_numbers_and_reports_the_others(user, hook_calls):
     assert suppressions.import_summary(result) == (
         "2 numbers added, 1 already on the list, 1 repeated row merged, 2 rows invalid"
     )
+
+
+def test_a_number_listed_meanwhile_by_another_request_is_not_counted_as_added(user, hook_calls, monkeypatch):
+    SuppressionFactory(user=user, phone_number="+12125550100", reason="listed meanwhile")
+    # As if the other request listed it between this import's lookup and its insert
+    monkeypatch.setattr(suppressions, "suppressed_numbers", lambda **kwargs: set())
+
+    result = suppressions.suppressions_import(
+        user=user, file=upload("phone_number\n+14155552671\n+12125550100\n"), source="api"
+    )
+
+    assert (result.added, result.already_listed) == (1, 1)
+    assert [suppression.phone_number for suppression in hook_calls] == ["+14155552671"]
+    assert Suppression.objects.get(phone_number="+12125550100").reason == "listed meanwhile"
+
+
+def test_imported_entries_read_back_like_any_other(user):
+    SuppressionFactory(user=user, phone_number="+12125550100")
+    suppressions.suppressions_import(user=user, file=upload("+14155552671\n"), source="api")
+
+    newest = suppressions.suppressions_list(user=user).first()
+
+    assert newest.phone_number == "+14155552671"
+    assert newest.created_at.tzinfo is not None
+    assert Suppression.objects.filter(created_at__lte=timezone.now()).count() == 2
 
 
 def test_a_file_of_one_number_per_line_with_a_default_country(user):
