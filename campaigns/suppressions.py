@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from typing import NoReturn
 
 import phonenumbers
 from django.conf import settings
@@ -73,14 +74,14 @@ def phone_number_normalise(value: str, *, default_country: str | None = None, fi
     return numbers[0]
 
 
-def _refuse(field: str, value: str, reason: str):
+def _refuse(field: str, value: str, reason: str) -> NoReturn:
     shown = value if len(value) <= 40 else value[:39] + "…"
     raise ValidationFailed(f"The {field} '{shown}' {reason}.", field=field, details={"field": field})
 
 
 def _limits() -> Limits:
     # The settings a recipients file is read under: a hostile file gets the same answer here.
-    # (Not imported from services, which will import this module to leave listed numbers out.)
+    # (Not imported from services, which imports this module to leave listed numbers out.)
     return Limits(
         max_rows=settings.RECIPIENTS_MAX_ROWS,
         max_columns=settings.RECIPIENTS_MAX_COLUMNS,
