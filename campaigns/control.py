@@ -18,15 +18,17 @@ cancel arrived is recorded with its real outcome.
 
 import datetime as dt
 import logging
+import secrets
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import elevenlabs, tracking
+from campaigns import elevenlabs, outbound, tracking
 from campaigns.errors import Conflict, UpstreamError
-from campaigns.models import Campaign, CampaignBatch, Recipient
+from campaigns.models import BATCH_SENT, BATCH_UNSENT, Campaign, CampaignBatch, Recipient
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +94,9 @@ def campaign_cancel_push(*, campaign_id: int, client=None, now: dt.datetime | No
     if requested_at is None:
         return 0
     _unsent_batches_cancel(campaign_id=campaign_id, now=now)
-    due = CampaignBatch.objects.filter(
-        campaign_id=campaign_id, elevenlabs_batch_call_id__isnull=False, cancel_confirmed_at__isnull=True
-    ).exclude(next_attempt_at__gt=now)
+    due = CampaignBatch.objects.filter(BATCH_SENT, campaign_id=campaign_id, cancel_confirmed_at__isnull=True).exclude(
+        next_attempt_at__gt=now
+    )
     problems = []
     for batch in due:
         try:
@@ -107,9 +109,7 @@ def campaign_cancel_push(*, campaign_id: int, client=None, now: dt.datetime | No
                 last_error=f"Cancel not confirmed by ElevenLabs: {exc}"[:2000],
                 next_attempt_at=now + dt.timedelta(seconds=wait),
             )
-            logger.warning(
-                "Campaign %s: cancel of batch %s failed: %s", campaign_id, batch.elevenlabs_batch_call_id, exc
-            )
+            logger.warning("Campaign %s: cancel of %s failed: %s", campaign_id, _upstream_id(batch), exc)
     unconfirmed = CampaignBatch.objects.filter(campaign_id=campaign_id, cancel_confirmed_at__isnull=True).count()
     if unconfirmed:
         total = CampaignBatch.objects.filter(campaign_id=campaign_id).count()
@@ -132,8 +132,8 @@ def _unsent_batches_cancel(*, campaign_id: int, now: dt.datetime) -> None:
     """Batches never sent and not being sent: cancelled here, with their recipients."""
     unsent = list(
         CampaignBatch.objects.filter(
+            BATCH_UNSENT,
             campaign_id=campaign_id,
-            elevenlabs_batch_call_id__isnull=True,
             submit_started_at__isnull=True,
             cancel_confirmed_at__isnull=True,
         )
@@ -142,20 +142,27 @@ def _unsent_batches_cancel(*, campaign_id: int, now: dt.datetime) -> None:
         # Conditional on the claim columns: a worker that claimed it meanwhile keeps it (and
         # cancels it at ElevenLabs once submitted).
         with transaction.atomic():
-            if CampaignBatch.objects.filter(
-                pk=batch.pk, elevenlabs_batch_call_id__isnull=True, submit_started_at__isnull=True
-            ).update(status="cancelled", cancel_confirmed_at=now, settled_at=now, next_attempt_at=None):
+            if CampaignBatch.objects.filter(BATCH_UNSENT, pk=batch.pk, submit_started_at__isnull=True).update(
+                status="cancelled", cancel_confirmed_at=now, settled_at=now, next_attempt_at=None
+            ):
                 tracking.batch_recipients(batch=batch).filter(status=R.PENDING).update(
                     status=R.CANCELLED, status_updated_at=now
                 )
 
 
-def batch_cancel_remote(*, batch: CampaignBatch, client) -> None:
+def batch_cancel_remote(*, batch: CampaignBatch, client, keep_waiting: bool = False) -> None:
     """Cancel one submitted batch at ElevenLabs and record it once ElevenLabs confirmed.
 
     A refusal is checked against the batch itself: a batch that has already ended (or was
     cancelled by a concurrent attempt) counts as confirmed. Raises ElevenLabsError otherwise.
+    An outbound campaign is stopped: queued calls and retries are dropped, calls under way end.
+    `keep_waiting` (a pause) leaves the recipients not yet called as they are, for the resume.
     """
+    if batch.elevenlabs_campaign_id:
+        status = outbound.batch_stop(batch=batch, client=client)
+        # Recipients waiting for a retry will not get it either.
+        _cancel_confirmed(batch, status=status, waiting=(R.PENDING, R.DISPATCHED))
+        return
     try:
         remote = client.cancel_batch(batch.elevenlabs_batch_call_id)
     except elevenlabs.ElevenLabsError as exc:
@@ -167,23 +174,32 @@ def batch_cancel_remote(*, batch: CampaignBatch, client) -> None:
             raise exc from None
         if remote.status not in tracking.TERMINAL_BATCH:
             raise
+    _cancel_confirmed(
+        batch,
+        status=remote.status,
+        waiting=() if keep_waiting else (R.PENDING,),
+        calls_dispatched=remote.total_calls_dispatched,
+        calls_finished=remote.total_calls_finished,
+    )
+
+
+def _upstream_id(batch: CampaignBatch) -> str:
+    return batch.elevenlabs_batch_call_id or batch.elevenlabs_campaign_id or f"part {batch.part}"
+
+
+def _cancel_confirmed(batch: CampaignBatch, *, status: str, waiting=(R.PENDING,), **counters) -> None:
     now = timezone.now()
     with transaction.atomic():
         confirmed = CampaignBatch.objects.filter(pk=batch.pk, cancel_confirmed_at__isnull=True).update(
-            cancel_confirmed_at=now,
-            status=remote.status[:32],
-            calls_dispatched=remote.total_calls_dispatched,
-            calls_finished=remote.total_calls_finished,
-            next_attempt_at=None,
-            last_error="",
+            cancel_confirmed_at=now, status=status[:32], next_attempt_at=None, last_error="", **counters
         )
-        if confirmed:
+        if confirmed and waiting:
             # Calls not yet placed will not be. Calls under way are left as they are: the
             # poll records how each ended, and may replace this guess with a real outcome.
-            tracking.batch_recipients(batch=batch).filter(status=R.PENDING).update(
+            tracking.batch_recipients(batch=batch).filter(status__in=waiting).update(
                 status=R.CANCELLED, status_updated_at=now
             )
-    logger.info("Campaign %s: batch %s cancelled at ElevenLabs", batch.campaign_id, batch.elevenlabs_batch_call_id)
+    logger.info("Campaign %s: %s cancelled at ElevenLabs", batch.campaign_id, _upstream_id(batch))
 
 
 def campaigns_cancelling() -> list[int]:
@@ -279,3 +295,167 @@ def _recipients_retry(recipients, *, now) -> int:
         summary="",
         status_updated_at=now,
     )
+
+
+# --- Pause and resume ----------------------------------------------------------------------
+#
+# A pause holds every call not yet placed; a resume calls each person who was never dialled,
+# once. Parts not yet sent simply wait (nothing is submitted while paused). Parts at ElevenLabs:
+# an outbound campaign is paused and resumed there, its leads kept by ElevenLabs; a batch call
+# cannot be paused, so it is cancelled (calls under way finish), and the resume sends the
+# people it never dialled as new parts. A resume waits until ElevenLabs confirmed the pause of
+# every part (`pause_confirmed`): a part whose submit is still in flight could otherwise call
+# someone the resume also sends.
+
+PAUSABLE = (S.SCHEDULED, S.PENDING, S.IN_PROGRESS)
+
+
+def campaign_pause(*, campaign: Campaign, client=None) -> Campaign:
+    """Hold the campaign; raises Conflict when it is not running or waiting to run."""
+    now = timezone.now()
+    held = Campaign.objects.filter(pk=campaign.pk, status__in=PAUSABLE, cancel_requested_at__isnull=True).update(
+        status=S.PAUSED, paused_at=now, pause_confirmed=False, updated_at=now
+    )
+    campaign.refresh_from_db()
+    if not held:
+        if campaign.status == S.PAUSED:
+            return campaign  # already paused: the same answer again
+        raise Conflict(
+            f"The campaign is {campaign.get_status_display().lower()}; only an active campaign can be paused."
+        )
+    campaign_pause_push(campaign_id=campaign.pk, client=client)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def campaign_pause_push(*, campaign_id: int, client=None) -> bool:
+    """Hold every sent part of a paused campaign at ElevenLabs; whether all of them are held now.
+
+    Safe to repeat (the beat sweep does until it is confirmed); does nothing unless the campaign
+    is paused.
+    """
+    campaign = Campaign.objects.filter(pk=campaign_id, status=S.PAUSED).first()
+    if campaign is None:
+        return False
+    problems = []
+    open_parts = CampaignBatch.objects.filter(BATCH_SENT, campaign_id=campaign_id, cancel_confirmed_at__isnull=True)
+    for batch in open_parts.exclude(status__in=("paused", *outbound.ENDED)):
+        try:
+            if batch.elevenlabs_campaign_id:
+                remote = _client(client).pause_outbound_campaign(batch.elevenlabs_campaign_id)
+                CampaignBatch.objects.filter(pk=batch.pk).update(status=remote.status[:32], last_error="")
+            elif batch.status not in tracking.TERMINAL_BATCH:
+                batch_cancel_remote(batch=batch, client=_client(client), keep_waiting=True)
+        except elevenlabs.ElevenLabsError as exc:
+            problems.append(f"{_upstream_id(batch)}: {exc}")
+            logger.warning("Campaign %s: pause of %s failed: %s", campaign_id, _upstream_id(batch), exc)
+    in_flight = CampaignBatch.objects.filter(BATCH_UNSENT, campaign_id=campaign_id, submit_started_at__isnull=False)
+    held = not problems and not in_flight.exists()
+    error = (
+        ""
+        if held
+        else (
+            "Paused here, but ElevenLabs has not confirmed it for every part yet "
+            f"({problems[0] if problems else 'a submit is still in flight'}). It is retried automatically; "
+            "calls may still be placed until it is confirmed."
+        )
+    )
+    Campaign.objects.filter(pk=campaign_id, status=S.PAUSED).update(pause_confirmed=held, error=error[:2000])
+    return held
+
+
+def campaigns_pausing() -> list[int]:
+    """Paused campaigns whose pause ElevenLabs has not confirmed for every part (the beat sweep's work list)."""
+    return list(Campaign.objects.filter(status=S.PAUSED, pause_confirmed=False).values_list("pk", flat=True))
+
+
+def campaign_resume(*, campaign: Campaign, client=None) -> Campaign:
+    """Call again everyone a pause held; raises Conflict when the campaign is not paused (or not yet held)."""
+    if campaign.status != S.PAUSED:
+        raise Conflict(
+            f"The campaign is {campaign.get_status_display().lower()}; only a paused campaign can be resumed."
+        )
+    if not campaign.pause_confirmed and not campaign_pause_push(campaign_id=campaign.pk, client=client):
+        campaign.refresh_from_db()
+        raise Conflict(
+            "The pause is not confirmed by ElevenLabs for every part yet, so the campaign cannot be resumed "
+            f"without risking a second call. {campaign.error} Try again in a minute."
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        status = _resumed_status(campaign)
+        # One conditional UPDATE: of two resumes at once, one makes the new parts.
+        if not Campaign.objects.filter(pk=campaign.pk, status=S.PAUSED, pause_confirmed=True).update(
+            status=status, paused_at=None, pause_confirmed=False, error="", updated_at=now
+        ):
+            campaign.refresh_from_db()
+            raise Conflict(f"The campaign is {campaign.get_status_display().lower()}; it was resumed already.")
+        _parts_resend(campaign, now=now)
+    failed = []
+    for batch in CampaignBatch.objects.filter(
+        campaign_id=campaign.pk, elevenlabs_campaign_id__isnull=False, cancel_confirmed_at__isnull=True, status="paused"
+    ):
+        try:
+            remote = _client(client).resume_outbound_campaign(batch.elevenlabs_campaign_id)
+            CampaignBatch.objects.filter(pk=batch.pk).update(status=remote.status[:32], last_error="")
+        except elevenlabs.ElevenLabsError as exc:
+            failed.append(f"{batch.elevenlabs_campaign_id}: {exc}")
+            CampaignBatch.objects.filter(pk=batch.pk).update(last_error=f"Resume failed: {exc}"[:2000])
+    if failed:
+        Campaign.objects.filter(pk=campaign.pk).update(
+            error=f"Resumed, but ElevenLabs did not take the resume of {failed[0]}. Resume again to retry."[:2000]
+        )
+    if CampaignBatch.objects.filter(BATCH_UNSENT, campaign_id=campaign.pk).exists():
+        transaction.on_commit(lambda: _dispatch_queue(campaign.pk))
+    campaign.refresh_from_db()
+    return campaign
+
+
+def _resumed_status(campaign: Campaign) -> str:
+    if campaign.dispatch_claimed_at is None:
+        return S.SCHEDULED if not campaign.send_immediately else S.PENDING
+    return S.IN_PROGRESS
+
+
+def _parts_resend(campaign: Campaign, *, now) -> None:
+    """New parts for the never-dialled recipients of the batch calls the pause cancelled."""
+    stopped = CampaignBatch.objects.filter(
+        campaign_id=campaign.pk,
+        elevenlabs_batch_call_id__isnull=False,
+        cancel_confirmed_at__isnull=False,
+        superseded_at__isnull=True,
+    )
+    waiting = []
+    for batch in stopped:
+        waiting += list(
+            tracking.batch_recipients(batch=batch)
+            .filter(status__in=(R.PENDING, R.CANCELLED), conversation_id="", disposition="")
+            .values_list("pk", flat=True)
+        )
+    stopped.update(superseded_at=now)
+    if not waiting:
+        return
+    waiting.sort()
+    # Shield the recipients from late reports of the stopped batches (see tracking.batch_apply).
+    Recipient.objects.filter(pk__in=waiting).update(status=R.PENDING, retried_at=now, status_updated_at=now)
+    limit = settings.ELEVENLABS_BATCH_MAX_RECIPIENTS
+    last = CampaignBatch.objects.filter(campaign_id=campaign.pk).order_by("-part").values_list("part", flat=True)[0]
+    chunks = [waiting[start : start + limit] for start in range(0, len(waiting), limit)]
+    CampaignBatch.objects.bulk_create(
+        CampaignBatch(
+            campaign_id=campaign.pk,
+            part=last + number,
+            offset=0,
+            size=len(ids),
+            recipient_ids=ids,
+            token=f"vc-{campaign.pk}-{last + number}-{secrets.token_hex(6)}",
+            concurrency_limit=campaign.max_concurrent_calls and max(1, campaign.max_concurrent_calls // len(chunks)),
+        )
+        for number, ids in enumerate(chunks, start=1)
+    )
+
+
+def _dispatch_queue(campaign_id: int) -> None:
+    from campaigns import services  # services imports this module
+
+    services._dispatch_queue(campaign_id)

@@ -24,8 +24,8 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from campaigns import control, elevenlabs, suppressions, tracking
-from campaigns.models import Campaign, CampaignBatch, Recipient
+from campaigns import control, elevenlabs, outbound, suppressions, tracking
+from campaigns.models import BATCH_UNSENT, Campaign, CampaignBatch, Recipient
 from campaigns.policy import RECIPIENT_ZONE, policy_from_campaign
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ def _parts(campaign: Campaign) -> list[CampaignBatch]:
     if not policy.uses_outbound_campaigns:
         groups = [("", recipients.count())]
     elif policy.timezone != RECIPIENT_ZONE:
-        groups = [(policy.timezone, recipients.count())]
+        # Retries without calling hours call at any hour: the zone only names the part's clock.
+        groups = [(policy.timezone or campaign.timezone or "UTC", recipients.count())]
     else:
         groups = list(
             recipients.order_by("timezone").values_list("timezone").annotate(n=Count("pk")).values_list("timezone", "n")
@@ -119,7 +120,7 @@ def _sendable_campaigns():
 def campaign_dispatch(*, campaign_id: int, client=None) -> None:
     """Claim the campaign if it is due and unclaimed, then submit every batch this worker can claim."""
     campaign_claim(campaign_id=campaign_id)
-    waiting = CampaignBatch.objects.filter(campaign_id=campaign_id, elevenlabs_batch_call_id__isnull=True)
+    waiting = CampaignBatch.objects.filter(BATCH_UNSENT, campaign_id=campaign_id)
     for batch_id in waiting.values_list("pk", flat=True):
         batch_submit(batch_id=batch_id, client=client)
 
@@ -132,8 +133,8 @@ def batch_submit(*, batch_id: int, client=None) -> None:
     # subquery read from the statement's snapshot, and two workers could both win.
     claimed = (
         CampaignBatch.objects.filter(
+            BATCH_UNSENT,
             pk=batch_id,
-            elevenlabs_batch_call_id__isnull=True,
             submit_started_at__isnull=True,
             cancel_confirmed_at__isnull=True,
             campaign_id__in=_sendable_campaigns(),
@@ -145,6 +146,9 @@ def batch_submit(*, batch_id: int, client=None) -> None:
         return
     batch = CampaignBatch.objects.select_related("campaign__agent", "campaign__phone_number").get(pk=batch_id)
     client = _client(client)
+    if batch.timezone:
+        _outbound_submit(batch, client=client, now=now)
+        return
 
     if batch.submit_attempts > 1:
         # An earlier attempt may have reached ElevenLabs: look before sending again.
@@ -192,6 +196,15 @@ def _recipients_json(batch: CampaignBatch) -> bytes:
     decoding and re-encoding 10,000 objects, keeps a submit close to the cost of its upload.
     """
     meta = Recipient._meta
+    if batch.recipient_ids is not None:
+        rows = list(
+            Recipient.objects.filter(campaign_id=batch.campaign_id, pk__in=batch.recipient_ids)
+            .order_by("pk")
+            .values_list("pk", "phone_number", "variables", "overrides")
+        )
+        # The ORM decodes JSON columns; the splice below wants their text.
+        rows = [(pk, phone, json.dumps(variables), json.dumps(overrides)) for pk, phone, variables, overrides in rows]
+        return _recipients_encode(_unsuppressed(batch, rows))
     zone = tracking.batch_zone_filter(batch=batch).get("timezone")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -200,7 +213,10 @@ def _recipients_json(batch: CampaignBatch) -> bytes:
             [batch.campaign_id, *([zone] if zone else []), batch.size, batch.offset],
         )
         rows = cursor.fetchall()
-    rows = _unsuppressed(batch, rows)
+    return _recipients_encode(_unsuppressed(batch, rows))
+
+
+def _recipients_encode(rows: list[tuple]) -> bytes:
     items = []
     for pk, phone_number, variables, overrides in rows:
         client_data = []
@@ -257,7 +273,7 @@ def batch_find_remote(*, batch: CampaignBatch, client) -> "elevenlabs.BatchCall 
 def _batch_submitted(batch: CampaignBatch, remote, *, client) -> None:
     now = timezone.now()
     with transaction.atomic():
-        saved = CampaignBatch.objects.filter(pk=batch.pk, elevenlabs_batch_call_id__isnull=True).update(
+        saved = CampaignBatch.objects.filter(BATCH_UNSENT, pk=batch.pk).update(
             elevenlabs_batch_call_id=remote.id,
             status=remote.status,
             submitted_at=now,
@@ -278,13 +294,62 @@ def _batch_submitted(batch: CampaignBatch, remote, *, client) -> None:
     if Campaign.objects.filter(pk=batch.campaign_id, cancel_requested_at__isnull=False).exists():
         control.campaign_cancel_push(campaign_id=batch.campaign_id, client=client)
         return
+    # The same for a pause: the batch is held (cancelled, its unreached people kept for the resume).
+    control.campaign_pause_push(campaign_id=batch.campaign_id, client=client)
+    tracking.campaign_refresh(campaign_id=batch.campaign_id)
+
+
+def _outbound_submit(batch: CampaignBatch, *, client, now) -> None:
+    """Submit one part of a policy campaign as an ElevenLabs outbound campaign.
+
+    Its token is the idempotency key: after a timeout, a 5xx or a worker that died, sending it
+    again answers the campaign ElevenLabs already made, so no lookup is needed first.
+    """
+    recipients = json.loads(_recipients_json(batch))
+    if not recipients:
+        _batch_skipped(batch)
+        return
+    try:
+        submission = client.submit_outbound_campaign(**outbound.submit_kwargs(batch=batch, recipients=recipients))
+    except elevenlabs.ElevenLabsError as exc:
+        if not (exc.retryable or isinstance(exc, elevenlabs.ElevenLabsBadResponse)):
+            campaign_fail(campaign_id=batch.campaign_id, reason=f"ElevenLabs refused the campaign: {exc}")
+            _release(batch, error=str(exc), next_attempt_at=None)
+            return
+        _attempt_failed(batch, str(exc), now=now, retry_after=exc.retry_after)
+        return
+    remote = submission.campaign
+    with transaction.atomic():
+        saved = CampaignBatch.objects.filter(BATCH_UNSENT, pk=batch.pk).update(
+            elevenlabs_campaign_id=remote.campaign_id,
+            status=remote.status[:32],
+            submitted_at=timezone.now(),
+            submit_started_at=None,
+            next_attempt_at=None,
+            last_error="",
+        )
+    if not saved:
+        return
+    logger.info(
+        "Campaign %s part %s submitted as outbound campaign %s (%s, %s)",
+        batch.campaign_id,
+        batch.part,
+        remote.campaign_id,
+        batch.timezone,
+        "new" if submission.created else "already there",
+    )
+    # As for a batch: a cancel committed before this read is seen here; one after it sees the id.
+    if Campaign.objects.filter(pk=batch.campaign_id, cancel_requested_at__isnull=False).exists():
+        control.campaign_cancel_push(campaign_id=batch.campaign_id, client=client)
+        return
+    control.campaign_pause_push(campaign_id=batch.campaign_id, client=client)
     tracking.campaign_refresh(campaign_id=batch.campaign_id)
 
 
 def _batch_skipped(batch: CampaignBatch) -> None:
     """Every number of the part joined the do-not-call list since create: nothing to send."""
     now = timezone.now()
-    CampaignBatch.objects.filter(pk=batch.pk, elevenlabs_batch_call_id__isnull=True).update(
+    CampaignBatch.objects.filter(BATCH_UNSENT, pk=batch.pk).update(
         status="completed",
         submit_started_at=None,
         next_attempt_at=None,
@@ -332,7 +397,7 @@ def _attempt_failed(batch: CampaignBatch, error: str, *, now, retry_after: float
 
 
 def _release(batch: CampaignBatch, *, error: str, next_attempt_at) -> None:
-    CampaignBatch.objects.filter(pk=batch.pk, elevenlabs_batch_call_id__isnull=True).update(
+    CampaignBatch.objects.filter(BATCH_UNSENT, pk=batch.pk).update(
         submit_started_at=None, last_error=error[:2000], next_attempt_at=next_attempt_at
     )
 
@@ -350,10 +415,15 @@ def batch_recover(*, batch_id: int, client=None) -> None:
     stale_before = timezone.now() - dt.timedelta(seconds=settings.DISPATCH_STALE_AFTER_SECONDS)
     batch = (
         CampaignBatch.objects.select_related("campaign__agent")
-        .filter(pk=batch_id, elevenlabs_batch_call_id__isnull=True, submit_started_at__lt=stale_before)
+        .filter(BATCH_UNSENT, pk=batch_id, submit_started_at__lt=stale_before)
         .first()
     )
     if batch is None:
+        return
+    if batch.timezone:
+        # An outbound campaign is sent again with the same idempotency key: ElevenLabs answers
+        # the campaign the vanished worker's submit made, if it made one.
+        _release(batch, error="The submitting worker stopped; sent again.", next_attempt_at=timezone.now())
         return
     # Take over the stale claim; a concurrent recoverer loses this UPDATE.
     if not CampaignBatch.objects.filter(pk=batch.pk, submit_started_at=batch.submit_started_at).update(
@@ -393,6 +463,7 @@ def campaigns_due(*, now: dt.datetime | None = None) -> list[int]:
             status__in=(Campaign.Status.PENDING, Campaign.Status.IN_PROGRESS),
             cancel_requested_at__isnull=True,
             batches__elevenlabs_batch_call_id__isnull=True,
+            batches__elevenlabs_campaign_id__isnull=True,
             batches__submit_started_at__isnull=True,
             batches__cancel_confirmed_at__isnull=True,
         )
@@ -404,7 +475,5 @@ def batches_stale(*, now: dt.datetime | None = None) -> list[int]:
     now = now or timezone.now()
     stale_before = now - dt.timedelta(seconds=settings.DISPATCH_STALE_AFTER_SECONDS)
     return list(
-        CampaignBatch.objects.filter(
-            elevenlabs_batch_call_id__isnull=True, submit_started_at__lt=stale_before
-        ).values_list("pk", flat=True)
+        CampaignBatch.objects.filter(BATCH_UNSENT, submit_started_at__lt=stale_before).values_list("pk", flat=True)
     )

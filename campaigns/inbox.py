@@ -23,12 +23,12 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from campaigns import elevenlabs, tracking
-from campaigns.models import Call, CampaignBatch, Recipient, WebhookEvent
+from campaigns.models import BATCH_SENT, Call, CampaignBatch, Recipient, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -281,8 +281,11 @@ def _recipient_match(outcome: Outcome) -> tuple[Recipient | None, str]:
     if not outcome.phone_number:
         return None, "No conversation we know, and no called number to match it by."
     if outcome.batch_call_id:
+        # A batch call's id, or an outbound campaign's (its calls' events name it in the same place).
         campaign_id = (
-            CampaignBatch.objects.filter(elevenlabs_batch_call_id=outcome.batch_call_id)
+            CampaignBatch.objects.filter(
+                Q(elevenlabs_batch_call_id=outcome.batch_call_id) | Q(elevenlabs_campaign_id=outcome.batch_call_id)
+            )
             .values_list("campaign_id", flat=True)
             .first()
         )
@@ -292,7 +295,7 @@ def _recipient_match(outcome: Outcome) -> tuple[Recipient | None, str]:
                 return recipient, ""
         return None, f"Batch {outcome.batch_call_id} has no recipient {outcome.phone_number} here (yet)."
     # A provider's failure payload has no batch id: the number among the calls still followed.
-    followed = CampaignBatch.objects.filter(elevenlabs_batch_call_id__isnull=False, settled_at__isnull=True)
+    followed = CampaignBatch.objects.filter(BATCH_SENT, settled_at__isnull=True)
     candidates = Recipient.objects.filter(
         phone_number=outcome.phone_number, campaign_id__in=followed.values("campaign_id")
     )

@@ -92,6 +92,9 @@ class Campaign(TimestampedModel):
     dispatch_claimed_at = models.DateTimeField(null=True, blank=True)
     # Set once by the accepted cancel: from then on no batch is claimed or submitted.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Set by a pause, cleared by the resume: while set, nothing new is submitted or called.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_confirmed = models.BooleanField(default=False, help_text="ElevenLabs holds every part that was sent.")
     calls_dispatched = models.PositiveIntegerField(default=0)
     calls_finished = models.PositiveIntegerField(default=0)
 
@@ -129,6 +132,11 @@ class Campaign(TimestampedModel):
         return self.name
 
 
+# A part nothing was sent for yet (neither a batch call nor an outbound campaign), and one that was.
+BATCH_UNSENT = Q(elevenlabs_batch_call_id__isnull=True, elevenlabs_campaign_id__isnull=True)
+BATCH_SENT = Q(elevenlabs_batch_call_id__isnull=False) | Q(elevenlabs_campaign_id__isnull=False)
+
+
 class CampaignBatch(models.Model):
     """One ElevenLabs submission carrying a slice of a campaign's recipients (ordered by id): a
     batch call, or for a campaign with a calling policy an outbound campaign of one time zone."""
@@ -147,6 +155,14 @@ class CampaignBatch(models.Model):
     elevenlabs_campaign_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
     # Its share of the campaign's max_concurrent_calls (target_concurrency_limit).
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Outbound campaigns: when ElevenLabs calls next (a window that has not opened yet, a retry),
+    # and the progress last read, so leads and calls are read again only once it moved.
+    next_call_at = models.DateTimeField(null=True, blank=True)
+    progress_signature = models.TextField(blank=True, default="")
+    # A part made by a resume carries exactly these recipients (not an offset/size slice).
+    recipient_ids = models.JSONField(null=True, blank=True)
+    # A batch call stopped by a pause whose never-dialled recipients a resume handed to a new part.
+    superseded_at = models.DateTimeField(null=True, blank=True)
     # As ElevenLabs reports it (cut to the column: an unknown, longer value must not break a write).
     status = models.CharField(max_length=32, blank=True, help_text="As ElevenLabs reports it.")
     submit_started_at = models.DateTimeField(null=True, blank=True, help_text="A worker is submitting it.")

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from django.db.models import Prefetch, QuerySet
 
 from campaigns.errors import NotFound
-from campaigns.models import Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
+from campaigns.models import BATCH_SENT, Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
 from campaigns.recipients import OVERRIDE_COLUMNS
 
 
@@ -17,11 +17,22 @@ def campaign_list(*, user) -> QuerySet[Campaign]:
         .select_related("agent", "phone_number")
         .prefetch_related(
             Prefetch(
-                "batches", queryset=outbound.only("campaign_id", "elevenlabs_campaign_id"), to_attr="outbound_batches"
+                "batches",
+                queryset=outbound.only("campaign_id", "elevenlabs_campaign_id", "next_call_at", "settled_at"),
+                to_attr="outbound_batches",
             )
         )
         .order_by("-created_at", "-id")
     )
+
+
+def campaign_next_call_at(*, campaign: Campaign):
+    """The soonest call ElevenLabs has waiting for a policy campaign (None for batch calling)."""
+    batches = getattr(campaign, "outbound_batches", None)
+    if batches is None:
+        batches = campaign.batches.filter(elevenlabs_campaign_id__isnull=False, settled_at__isnull=True)
+    times = [batch.next_call_at for batch in batches if batch.next_call_at and batch.settled_at is None]
+    return min(times) if times else None
 
 
 def campaign_elevenlabs_campaign_ids(*, campaign: Campaign) -> list[str]:
@@ -46,9 +57,9 @@ def campaign_is_final(*, campaign: Campaign) -> bool:
     every call of every batch finished.
     """
     if campaign.status in (Campaign.Status.SCHEDULED, Campaign.Status.PENDING, Campaign.Status.IN_PROGRESS,
-                           Campaign.Status.CANCELLING):  # fmt: skip
+                           Campaign.Status.CANCELLING, Campaign.Status.PAUSED):  # fmt: skip
         return False
-    return not campaign.batches.filter(elevenlabs_batch_call_id__isnull=False, settled_at__isnull=True).exists()
+    return not campaign.batches.filter(BATCH_SENT, settled_at__isnull=True).exists()
 
 
 def campaign_from_upload(*, user, source_upload: str) -> Campaign | None:

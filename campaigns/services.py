@@ -377,8 +377,6 @@ def _campaign_inputs(
         zone_name=zone_name,
     )
     policy = policy_parse(**(policy_fields or {}))
-    if policy.uses_outbound_campaigns:
-        _outbound_refused(policy)
 
     max_bytes = settings.RECIPIENTS_MAX_FILE_BYTES
     if recipients_file.size > max_bytes:
@@ -518,19 +516,6 @@ def _concurrency_refused(policy: Policy, recipients_count: int) -> None:
         )
 
 
-def _outbound_refused(policy: Policy) -> None:
-    """Calling hours and retries need ElevenLabs' outbound-campaigns engine, which campaigns are not
-    submitted to yet: refused rather than accepted and then called at any hour, once."""
-    field = "calling_hours" if policy.has_hours else "max_attempts"
-    raise ValidationFailed(
-        "Calling hours and automatic retries are not available yet: campaigns are sent through ElevenLabs "
-        "batch calling, which calls everyone at once, once. Leave out calling_hours, calling_days and "
-        "max_attempts (or send max_attempts=1), or schedule the campaign for the hour it should start.",
-        field=field,
-        details={"field": field},
-    )
-
-
 def _time_zones(reader: RecipientsReader, policy: Policy, suppressed: _Suppressed) -> dict[str, int]:
     """Recipients by the zone their calls are timed in: their own, or the one fixed for everyone."""
     zones = reader.time_zones - suppressed.zones
@@ -566,6 +551,23 @@ def campaign_retry(*, campaign: Campaign, client=None) -> "control.RetryResult":
     Raises Conflict when nothing can be retried, UpstreamError when ElevenLabs refused every batch.
     """
     return control.campaign_retry(campaign=campaign, client=client)
+
+
+def campaign_pause(*, campaign: Campaign, client=None) -> Campaign:
+    """Hold a campaign: nothing more is called until it is resumed (see `campaigns.control`).
+
+    Raises Conflict when the campaign has ended or is being cancelled. A campaign already paused
+    is returned as it is.
+    """
+    return control.campaign_pause(campaign=campaign, client=client)
+
+
+def campaign_resume(*, campaign: Campaign, client=None) -> Campaign:
+    """Resume a paused campaign: everyone it has not called yet is called, once (see `campaigns.control`).
+
+    Raises Conflict when the campaign is not paused, or ElevenLabs has not yet confirmed the pause.
+    """
+    return control.campaign_resume(campaign=campaign, client=client)
 
 
 # --- Agents and phone numbers from ElevenLabs --------------------------------------------

@@ -21,7 +21,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from campaigns.errors import PayloadTooLarge, ValidationFailed
-from campaigns.models import Campaign, Suppression
+from campaigns.models import Campaign, CampaignBatch, Suppression
 from campaigns.recipients import (
     MAX_REPORTED_ERRORS,
     Limits,
@@ -38,12 +38,16 @@ MAX_TYPED_NUMBER_CHARS = 64
 MAX_REASON_CHARS = Suppression._meta.get_field("reason").max_length
 
 
-def on_suppression_added(suppression: Suppression) -> None:
-    """Called once for every number newly put on a list, after it is stored.
+def on_suppressions_added(*, user) -> None:
+    """Called once after numbers were put on an account's list (one number or a whole file).
 
-    This is where running campaigns of the account will be told, so that a number listed while
-    a campaign is under way is not called by it either. Nothing to do yet.
+    Parts not sent yet check the list when they are sent (campaigns.dispatch). Outbound
+    campaigns already at ElevenLabs are read again in full at their next poll, which removes
+    the lead of every listed number still to be called (campaigns.outbound).
     """
+    CampaignBatch.objects.filter(
+        campaign__user=user, elevenlabs_campaign_id__isnull=False, settled_at__isnull=True
+    ).update(progress_signature="")
 
 
 # --- Reading numbers --------------------------------------------------------------------------
@@ -153,7 +157,7 @@ def suppression_add(
         defaults={"reason": _reason_clean(reason), "source": source, "campaign": campaign},
     )
     if created:
-        on_suppression_added(suppression)
+        on_suppressions_added(user=user)
     return suppression, created
 
 
@@ -212,10 +216,9 @@ def suppressions_import(
     )
     # The rows this import stored carry its own instant: counted from the database, a number
     # another request listed meanwhile is not claimed as added here.
-    added = 0
-    for suppression in Suppression.objects.filter(user=user, created_at=stamp).iterator(chunk_size=2_000):
-        added += 1
-        on_suppression_added(suppression)
+    added = Suppression.objects.filter(user=user, created_at=stamp).count()
+    if added:
+        on_suppressions_added(user=user)
     return ImportResult(
         added=added,
         already_listed=len(numbers) - added,

@@ -30,14 +30,21 @@ def campaign_cancel_push(campaign_id: int) -> None:
 
 
 @shared_task(**IDEMPOTENT)
+def campaign_pause_push(campaign_id: int) -> None:
+    control.campaign_pause_push(campaign_id=campaign_id)
+
+
+@shared_task(**IDEMPOTENT)
 def campaigns_dispatch_due() -> None:
-    """Beat: queue due campaigns (or those whose message was lost), settle stale submits, push cancels."""
+    """Beat: queue due campaigns (or those whose message was lost), settle stale submits, push cancels and pauses."""
     for campaign_id in dispatch.campaigns_due():
         campaign_dispatch.delay(campaign_id)
     for batch_id in dispatch.batches_stale():
         batch_recover.delay(batch_id)
     for campaign_id in control.campaigns_cancelling():
         campaign_cancel_push.delay(campaign_id)
+    for campaign_id in control.campaigns_pausing():
+        campaign_pause_push.delay(campaign_id)
 
 
 @shared_task(**IDEMPOTENT)

@@ -24,7 +24,7 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from campaigns import elevenlabs
-from campaigns.models import Call, Campaign, CampaignBatch, Recipient
+from campaigns.models import BATCH_SENT, Call, Campaign, CampaignBatch, Recipient
 from campaigns.policy import RECIPIENT_ZONE
 
 logger = logging.getLogger(__name__)
@@ -32,11 +32,13 @@ logger = logging.getLogger(__name__)
 S = Campaign.Status
 R = Recipient.Status
 
-ACTIVE_CAMPAIGN_STATUSES = (S.SCHEDULED, S.PENDING, S.IN_PROGRESS)
+ACTIVE_CAMPAIGN_STATUSES = (S.SCHEDULED, S.PENDING, S.IN_PROGRESS, S.PAUSED)
 CAMPAIGN_RANK = {
     S.SCHEDULED: 0,
     S.PENDING: 1,
     S.IN_PROGRESS: 2,
+    # Held by the user: only an end (or a resume, which sets in_progress itself) replaces it.
+    S.PAUSED: 3,
     S.CANCELLING: 3,
     S.COMPLETED: 4,
     S.FAILED: 4,
@@ -55,6 +57,16 @@ RECIPIENT_RANK = {
 OPEN_RECIPIENT_STATUSES = (R.PENDING, R.DISPATCHED, R.INITIATED, R.IN_PROGRESS)
 TERMINAL_RECIPIENT_STATUSES = (R.COMPLETED, R.FAILED, R.CANCELLED, R.VOICEMAIL)
 TERMINAL_BATCH = ("completed", "failed", "cancelled")
+# An outbound campaign's status in batch calling's words, for the campaign's own status.
+OUTBOUND_AS_BATCH = {
+    "active": "in_progress",
+    "attention": "in_progress",
+    "stopping": "in_progress",
+    "paused": "in_progress",
+    "stopped": "cancelled",
+    "completed": "completed",
+    "failed": "failed",
+}
 
 
 def status_moves_forward(current: str, reported: str) -> bool:
@@ -72,7 +84,10 @@ def batch_zone_filter(*, batch: CampaignBatch) -> dict:
 
 
 def batch_recipients(*, batch: CampaignBatch):
-    """The recipients one batch carries: the campaign's (or its zone group's) [offset, offset + size) in id order."""
+    """The recipients one batch carries: the campaign's (or its zone group's) [offset, offset + size) in id
+    order, or the ones a resume gave it."""
+    if batch.recipient_ids is not None:
+        return Recipient.objects.filter(campaign_id=batch.campaign_id, pk__in=batch.recipient_ids)
     group = Recipient.objects.filter(campaign_id=batch.campaign_id, **batch_zone_filter(batch=batch))
     ids = group.order_by("pk").values_list("pk", flat=True)
     first = ids[batch.offset : batch.offset + 1].first()
@@ -103,11 +118,12 @@ def campaign_refresh(*, campaign_id: int) -> None:
     campaign with a cancel request is `cancelling` until every batch is confirmed, then
     `cancelled`.
     """
-    batches = list(
-        CampaignBatch.objects.filter(campaign_id=campaign_id).values_list(
-            "status", "elevenlabs_batch_call_id", "cancel_confirmed_at"
-        )
-    )
+    batches = [
+        (OUTBOUND_AS_BATCH.get(status, status) if outbound_id else status, batch_id or outbound_id, confirmed)
+        for status, batch_id, outbound_id, confirmed in CampaignBatch.objects.filter(
+            campaign_id=campaign_id
+        ).values_list("status", "elevenlabs_batch_call_id", "elevenlabs_campaign_id", "cancel_confirmed_at")
+    ]
     cancel_requested_at = Campaign.objects.filter(pk=campaign_id).values_list("cancel_requested_at", flat=True).first()
     if not batches:
         if cancel_requested_at is not None:
@@ -130,8 +146,9 @@ def campaign_refresh(*, campaign_id: int) -> None:
         # A part never sent because everyone in it is on the do-not-call list counts as done.
         done = all(batch_id or confirmed for _, batch_id, confirmed in batches)
         new = _status_from_batches([status for status, *_ in batches], done)
-        # A cancel committed since the read above decides the status, not this computation.
-        campaigns = campaigns.filter(cancel_requested_at__isnull=True)
+        # A cancel committed since the read above decides the status, not this computation; a
+        # paused campaign stays paused whatever its parts do (a pause cancels batch calls).
+        campaigns = campaigns.filter(cancel_requested_at__isnull=True).exclude(status=S.PAUSED)
     behind = [status for status, rank in CAMPAIGN_RANK.items() if rank < CAMPAIGN_RANK[new]]
     campaigns.filter(status__in=behind).update(status=new, updated_at=now)
 
@@ -228,7 +245,7 @@ def _calls_record(*, campaign_id: int, conversation_ids: list[str]) -> None:
 def campaigns_active() -> list[int]:
     """Campaigns with a submitted batch ElevenLabs has not yet reported finished, call by call."""
     return list(
-        CampaignBatch.objects.filter(elevenlabs_batch_call_id__isnull=False, settled_at__isnull=True)
+        CampaignBatch.objects.filter(BATCH_SENT, settled_at__isnull=True)
         .order_by()  # the default ordering would add `part` to the DISTINCT
         .values_list("campaign_id", flat=True)
         .distinct()
@@ -242,15 +259,16 @@ def campaign_poll(*, campaign_id: int, client=None) -> None:
     that ElevenLabs answers 404 for on BATCH_LOST_AFTER_POLLS polls in a row is no longer
     followed, with the reason kept on the batch.
     """
-    from campaigns import inbox  # inbox applies outcomes through this module
+    from campaigns import inbox, outbound  # both apply outcomes through this module
 
     client = client or elevenlabs.client_from_settings()
-    batches = CampaignBatch.objects.filter(
-        campaign_id=campaign_id, elevenlabs_batch_call_id__isnull=False, settled_at__isnull=True
-    )
+    batches = CampaignBatch.objects.filter(BATCH_SENT, campaign_id=campaign_id, settled_at__isnull=True)
     learned = []
     for batch in batches:
         try:
+            if batch.elevenlabs_campaign_id:
+                learned += outbound.batch_poll(batch=batch, client=client)
+                continue
             remote = client.get_batch(batch.elevenlabs_batch_call_id)
         except elevenlabs.ElevenLabsError as exc:
             _poll_failed(batch=batch, exc=exc)
@@ -270,10 +288,17 @@ def _poll_failed(*, batch: CampaignBatch, exc: "elevenlabs.ElevenLabsError") -> 
         changes["last_error"] = (
             f"ElevenLabs answered 404 for this batch on {failures} polls in a row; it is no longer followed."
         )
-        logger.error("Campaign %s: batch %s is gone at ElevenLabs", batch.campaign_id, batch.elevenlabs_batch_call_id)
+        logger.error(
+            "Campaign %s: %s is gone at ElevenLabs",
+            batch.campaign_id,
+            batch.elevenlabs_batch_call_id or batch.elevenlabs_campaign_id,
+        )
     else:
         logger.warning(
-            "Campaign %s: poll of batch %s failed: %s", batch.campaign_id, batch.elevenlabs_batch_call_id, exc
+            "Campaign %s: poll of %s failed: %s",
+            batch.campaign_id,
+            batch.elevenlabs_batch_call_id or batch.elevenlabs_campaign_id,
+            exc,
         )
     CampaignBatch.objects.filter(pk=batch.pk).update(**changes)
 
@@ -284,6 +309,9 @@ def batch_apply(*, batch: CampaignBatch, remote) -> list[str]:
     Returns the conversation ids this report taught us.
     """
     recipients = batch_recipients(batch=batch)
+    if batch.superseded_at is not None:
+        # A resume handed its never-dialled recipients to a new part: this one no longer speaks for them.
+        recipients = recipients.exclude(retried_at__gte=batch.superseded_at)
     current = list(recipients.values_list("phone_number", "status", "conversation_id", "attempt", "retried_at"))
     earlier = frozenset()
     if any(attempt > 1 for *_, attempt, _ in current):

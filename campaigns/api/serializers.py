@@ -110,7 +110,14 @@ class CampaignSerializer(serializers.Serializer):
     policy = serializers.SerializerMethodField()
     time_zones = serializers.JSONField(help_text="Recipients by the time zone their calls are timed in.")
     elevenlabs_campaign_ids = serializers.SerializerMethodField()
+    next_call_at = serializers.SerializerMethodField(
+        help_text="When ElevenLabs calls next (a window not open yet, a retry); null when no call waits."
+    )
     error = serializers.SerializerMethodField()
+
+    def get_next_call_at(self, campaign) -> str | None:
+        when = selectors.campaign_next_call_at(campaign=campaign)
+        return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
 
     def get_error(self, campaign) -> str | None:
         return campaign.error or None

@@ -23,6 +23,12 @@ urlpatterns = [
         r"^campaigns/(?P<campaign_id>[^/]+)/retry/?$", views.CampaignRetryView.as_view(), name="api-campaign-retry"
     ),
     re_path(
+        r"^campaigns/(?P<campaign_id>[^/]+)/pause/?$", views.CampaignPauseView.as_view(), name="api-campaign-pause"
+    ),
+    re_path(
+        r"^campaigns/(?P<campaign_id>[^/]+)/resume/?$", views.CampaignResumeView.as_view(), name="api-campaign-resume"
+    ),
+    re_path(
         r"^campaigns/(?P<campaign_id>[^/]+)/recipients/?$",
         views.CampaignRecipientsView.as_view(),
         name="api-campaign-recipients",

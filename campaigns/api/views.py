@@ -87,6 +87,26 @@ class CampaignCancelView(ApiView):
         return success(data, message="Campaign cancelled")
 
 
+class CampaignPauseView(ApiView):
+    @extend_schema(request=None, responses=serializers.CampaignSerializer)
+    def post(self, request, campaign_id):
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        campaign = services.campaign_pause(campaign=campaign)
+        data = serializers.CampaignSerializer(campaign).data
+        if not campaign.pause_confirmed:
+            # Held here; ElevenLabs has yet to confirm for every part. `error` says why, the worker retries.
+            return success(data, code=202, message="Pause accepted; waiting for ElevenLabs to confirm it")
+        return success(data, message="Campaign paused")
+
+
+class CampaignResumeView(ApiView):
+    @extend_schema(request=None, responses=serializers.CampaignSerializer)
+    def post(self, request, campaign_id):
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        campaign = services.campaign_resume(campaign=campaign)
+        return success(serializers.CampaignSerializer(campaign).data, message="Campaign resumed")
+
+
 class CampaignRetryView(ApiView):
     @extend_schema(request=None, responses=serializers.CampaignSerializer)
     def post(self, request, campaign_id):

@@ -25,20 +25,48 @@ def create(api, campaign_form, **fields):
     return api.post(URL, campaign_form(**fields), format="multipart")
 
 
-@pytest.mark.parametrize(
-    ("fields", "field"),
-    [
-        ({"calling_hours": "09:00-20:00"}, "calling_hours"),
-        ({"calling_days": "mon-fri"}, "calling_hours"),
-        ({"max_attempts": "3", "retry_delay_minutes": "90"}, "max_attempts"),
-    ],
-)
-def test_calling_hours_and_retries_are_refused_rather_than_ignored(api, campaign_form, fields, field):
-    # Batch calling calls everyone at once, once: a campaign promising hours or retries must not be sent.
-    body = assert_error(create(api, campaign_form, **fields), 422, "Calling hours and automatic retries are not")
+def test_a_policy_is_stored_and_answered_under_the_names_it_was_sent_with(api, campaign_form):
+    response = create(
+        api,
+        campaign_form,
+        recipients_file=csv_file(MIXED),
+        calling_hours="9:00-12:00, 14:00-20:00",
+        calling_days="mon-fri",
+        max_attempts="3",
+        retry_delay_minutes="90",
+        max_concurrent_calls="5",
+        timezone="Europe/Berlin",
+    )
 
-    assert body["details"] == {"field": field}
-    assert_nothing_stored()
+    assert response.status_code == 201, response.content
+    data = response.json()["data"]
+    assert data["policy"] == {
+        "calling_hours": "09:00-12:00,14:00-20:00",
+        "calling_days": "mon,tue,wed,thu,fri",
+        "calling_timezone": "recipient",
+        "max_attempts": 3,
+        "retry_delay_minutes": 90,
+        "max_concurrent_calls": 5,
+    }
+    assert data["next_call_at"] is None  # not at ElevenLabs yet
+    assert api.get(f"{URL}/{data['id']}").json()["data"]["policy"] == data["policy"]
+
+
+def test_one_zone_for_everyone_times_every_call_on_its_clock(api, campaign_form):
+    data = create(
+        api, campaign_form, recipients_file=csv_file(MIXED), calling_hours="10:00-18:00", calling_timezone="Asia/Tokyo"
+    ).json()["data"]
+
+    assert data["policy"]["calling_timezone"] == "Asia/Tokyo"
+    assert data["policy"]["calling_days"] == "mon,tue,wed,thu,fri,sat,sun"
+    assert data["time_zones"] == {"Asia/Tokyo": 5}
+
+
+def test_calling_days_alone_allow_the_whole_of_those_days(api, campaign_form):
+    data = create(api, campaign_form, calling_days="sat,sun").json()["data"]
+
+    assert data["policy"]["calling_hours"] == "00:00-24:00"
+    assert data["policy"]["calling_days"] == "sat,sun"
 
 
 def test_each_recipients_zone_is_stored_and_counted(api, campaign_form):
