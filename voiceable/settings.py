@@ -310,6 +310,11 @@ SANDBOX_SUBMIT_DELAY_SECONDS = env.float("SANDBOX_SUBMIT_DELAY_SECONDS", default
 # "ENDPOINT=STATUS:COUNT,..." answers (e.g. "submit=429:2,get=503:3"; see sandbox/faults.py).
 SANDBOX_LATENCY_SECONDS = env.float("SANDBOX_LATENCY_SECONDS", default=0)
 SANDBOX_FAULTS = env.str("SANDBOX_FAULTS", default="")
+# The clock outbound campaigns' calling windows and retry delays run on: SANDBOX_CLOCK_SPEED
+# times real time (3600: an hour a second), reading SANDBOX_CLOCK_START (unix seconds or ISO
+# 8601) when first used; empty starts at the real time. For demos and tests of windows.
+SANDBOX_CLOCK_SPEED = env.float("SANDBOX_CLOCK_SPEED", default=1.0)
+SANDBOX_CLOCK_START = env.str("SANDBOX_CLOCK_START", default="")
 # Refuse a submit whose conversation_config_override sets a field the agent does not allow.
 SANDBOX_REFUSE_OVERRIDES = env.bool("SANDBOX_REFUSE_OVERRIDES", default=True)
 # Also send post_call_audio webhooks (ElevenLabs does when the workspace enables audio), of this many bytes.
