@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from elevenlabs.types import BatchCallDetailedResponse, BatchCallResponse
 from requests.structures import CaseInsensitiveDict
@@ -355,3 +357,29 @@ def test_a_batch_campaign_paused_mid_way_calls_each_person_it_never_dialled_once
 def submits_batches(client) -> list[dict]:
     adapter = client.session.get_adapter("http://")
     return [json.loads(r.body) for r in adapter.sent if r.url.endswith("/batch-calling/submit")]
+
+
+def poll_queries(api, campaign_form, client, clock, people: int) -> int:
+    text = "phone_number\n" + "".join(f"+44207946{n:03d}1\n" for n in range(people))
+    campaign = create(api, campaign_form(text=text, max_attempts="2"))
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    clock.advance(people)  # every call placed and ended
+    with CaptureQueriesContext(connection) as queries:
+        tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+    assert Recipient.objects.filter(campaign=campaign, status="completed").count() == people
+    # The sandbox answers in this process: only the service's own statements count.
+    return sum(1 for query in queries.captured_queries if "sandbox_" not in query["sql"])
+
+
+def test_following_a_policy_campaign_costs_the_same_queries_for_each_page_of_leads(
+    api, campaign_form, client, clock, settings
+):
+    settings.SANDBOX_CALL_SPACING_SECONDS = 0.01
+    # 100 leads and calls per page: one page of each, then three.
+    one_page = poll_queries(api, campaign_form, client, clock, 100)
+    three_pages = poll_queries(api, campaign_form, client, clock, 300)
+
+    # Each further page of leads and of calls adds the same few statements (an UPDATE for the
+    # leads; the calls' INSERT and an UPDATE), not one per recipient.
+    assert three_pages - one_page <= 2 * 5, (one_page, three_pages)
+    assert one_page <= 20
