@@ -97,7 +97,23 @@ def batch_poll(*, batch: CampaignBatch, client) -> list[str]:
     if settled:
         changes["settled_at"] = now
     CampaignBatch.objects.filter(pk=batch.pk).update(**changes)
+    _attention_note(campaign_id=batch.campaign_id, attention=remote.status == "attention")
     return learned
+
+
+ATTENTION = (
+    "ElevenLabs is holding back some calls of this campaign until an attention item is resolved "
+    "(ElevenLabs dashboard, Outbound campaigns); the other calls go ahead."
+)
+
+
+def _attention_note(*, campaign_id: int, attention: bool) -> None:
+    """Say in `error` why some calls wait while ElevenLabs reports `attention`, and unsay it after."""
+    campaigns = Campaign.objects.filter(pk=campaign_id)
+    if attention:
+        campaigns.filter(error="").update(error=ATTENTION)
+    else:
+        campaigns.filter(error=ATTENTION).update(error="")
 
 
 def _instant(unix: int | None) -> dt.datetime | None:

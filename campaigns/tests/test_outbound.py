@@ -383,3 +383,18 @@ def test_following_a_policy_campaign_costs_the_same_queries_for_each_page_of_lea
     # leads; the calls' INSERT and an UPDATE), not one per recipient.
     assert three_pages - one_page <= 2 * 5, (one_page, three_pages)
     assert one_page <= 20
+
+
+def test_an_attention_item_at_elevenlabs_is_explained_in_the_campaigns_error(api, campaign_form, client, clock):
+    campaign = create(api, campaign_form(text="phone_number\n+442079460951\n", calling_hours="18:00-20:00"))
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    SandboxCampaign.objects.update(status="attention")  # as ElevenLabs reports it
+
+    poll(campaign, client, clock, seconds=1)
+
+    assert campaign.status == "in_progress"
+    assert "attention item" in api.get(f"{URL}/{campaign.pk}").json()["data"]["error"]
+
+    SandboxCampaign.objects.update(status="active")
+    poll(campaign, client, clock, seconds=1)
+    assert campaign.error == ""
