@@ -339,7 +339,7 @@ def campaign_pause_push(*, campaign_id: int, client=None) -> bool:
         return False
     problems = []
     open_parts = CampaignBatch.objects.filter(BATCH_SENT, campaign_id=campaign_id, cancel_confirmed_at__isnull=True)
-    for batch in open_parts.exclude(status__in=("paused", *outbound.ENDED)):
+    for batch in open_parts.exclude(status__in=("paused", *tracking.TERMINAL_OUTBOUND)):
         try:
             if batch.elevenlabs_campaign_id:
                 remote = _client(client).pause_outbound_campaign(batch.elevenlabs_campaign_id)

@@ -57,11 +57,13 @@ RECIPIENT_RANK = {
 OPEN_RECIPIENT_STATUSES = (R.PENDING, R.DISPATCHED, R.INITIATED, R.IN_PROGRESS)
 TERMINAL_RECIPIENT_STATUSES = (R.COMPLETED, R.FAILED, R.CANCELLED, R.VOICEMAIL)
 TERMINAL_BATCH = ("completed", "failed", "cancelled")
+TERMINAL_OUTBOUND = ("completed", "failed", "stopped", "stopping")
 # An outbound campaign's status in batch calling's words, for the campaign's own status.
 OUTBOUND_AS_BATCH = {
     "active": "in_progress",
     "attention": "in_progress",
-    "stopping": "in_progress",
+    # Queued calls dropped, calls under way finishing: the campaign is cancelled (and followed on).
+    "stopping": "cancelled",
     "paused": "in_progress",
     "stopped": "cancelled",
     "completed": "completed",
@@ -118,12 +120,20 @@ def campaign_refresh(*, campaign_id: int) -> None:
     campaign with a cancel request is `cancelling` until every batch is confirmed, then
     `cancelled`.
     """
+    rows = list(
+        CampaignBatch.objects.filter(campaign_id=campaign_id).values_list(
+            "status", "elevenlabs_batch_call_id", "elevenlabs_campaign_id", "cancel_confirmed_at"
+        )
+    )
     batches = [
         (OUTBOUND_AS_BATCH.get(status, status) if outbound_id else status, batch_id or outbound_id, confirmed)
-        for status, batch_id, outbound_id, confirmed in CampaignBatch.objects.filter(
-            campaign_id=campaign_id
-        ).values_list("status", "elevenlabs_batch_call_id", "elevenlabs_campaign_id", "cancel_confirmed_at")
+        for status, batch_id, outbound_id, confirmed in rows
     ]
+    # Paused at ElevenLabs (from its dashboard, say), every outbound part still open: paused here too.
+    open_parts = [
+        status for status, batch_id, outbound_id, _ in rows if outbound_id and status not in TERMINAL_OUTBOUND
+    ]
+    paused_upstream = bool(open_parts) and all(status == "paused" for status in open_parts)
     cancel_requested_at = Campaign.objects.filter(pk=campaign_id).values_list("cancel_requested_at", flat=True).first()
     if not batches:
         if cancel_requested_at is not None:
@@ -146,6 +156,10 @@ def campaign_refresh(*, campaign_id: int) -> None:
         # A part never sent because everyone in it is on the do-not-call list counts as done.
         done = all(batch_id or confirmed for _, batch_id, confirmed in batches)
         new = _status_from_batches([status for status, *_ in batches], done)
+        if paused_upstream and new == S.IN_PROGRESS:
+            new = S.PAUSED
+            # Held by ElevenLabs already: a resume from here may go ahead.
+            campaigns.filter(status__in=(S.PENDING, S.IN_PROGRESS)).update(paused_at=now, pause_confirmed=True)
         # A cancel committed since the read above decides the status, not this computation; a
         # paused campaign stays paused whatever its parts do (a pause cancels batch calls).
         campaigns = campaigns.filter(cancel_requested_at__isnull=True).exclude(status=S.PAUSED)

@@ -398,3 +398,18 @@ def test_an_attention_item_at_elevenlabs_is_explained_in_the_campaigns_error(api
     SandboxCampaign.objects.update(status="active")
     poll(campaign, client, clock, seconds=1)
     assert campaign.error == ""
+
+
+def test_a_campaign_paused_in_elevenlabs_dashboard_shows_paused_and_can_be_resumed_here(
+    api, campaign_form, client, clock
+):
+    campaign = create(api, campaign_form(text="phone_number\n+442079460951\n", calling_hours="18:00-20:00"))
+    dispatch.campaign_dispatch(campaign_id=campaign.pk, client=client)
+    client.pause_outbound_campaign(CampaignBatch.objects.get(campaign=campaign).elevenlabs_campaign_id)
+
+    poll(campaign, client, clock, seconds=1)
+
+    assert campaign.status == "paused"
+    resumed = control.campaign_resume(campaign=campaign, client=client)
+    assert resumed.status == "in_progress"
+    assert SandboxCampaign.objects.get().status == "active"
