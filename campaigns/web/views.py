@@ -6,14 +6,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from campaigns import selectors, services, tracking
+from campaigns import control, selectors, services, tracking
 from campaigns.errors import AlreadyCreated, ApplicationError, NotFound
 from campaigns.models import Campaign, Recipient
+from campaigns.policy import RECIPIENT_ZONE, Policy, Window, policy_from_campaign
 
 from . import exports
 from .forms import ApiKeyForm, CampaignFilterForm, CampaignForm, RecipientFilterForm
@@ -62,9 +64,32 @@ def _campaign_or_404(request, campaign_id) -> Campaign:
         raise Http404(exc.error) from None
 
 
+def _recipient_counts(campaign: Campaign) -> tuple[dict[str, int], list[dict]]:
+    """Recipients per call status (every status, zeros included) and per time zone, with how many
+    of each zone have finished. One grouped query serves both: the page counts nothing else."""
+    by_status: dict[str, int] = dict.fromkeys(Recipient.Status.values, 0)
+    zones: dict[str, dict] = {}
+    rows = (
+        Recipient.objects.filter(campaign_id=campaign.pk)
+        .values_list("timezone", "status")
+        .annotate(n=Count("pk"))
+        .values_list("timezone", "status", "n")
+    )
+    for zone, status, count in rows:
+        by_status[status] = by_status.get(status, 0) + count
+        if not zone:
+            continue
+        row = zones.setdefault(zone, {"zone": zone, "recipients": 0, "finished": 0})
+        row["recipients"] += count
+        if status in tracking.TERMINAL_RECIPIENT_STATUSES:
+            row["finished"] += count
+    return by_status, sorted(zones.values(), key=lambda row: (-row["recipients"], row["zone"]))
+
+
 def _progress(campaign: Campaign) -> dict:
     """What the progress region shows, for the page and for its JSON refresh alike."""
-    return {
+    counts, zones = _recipient_counts(campaign)
+    progress = {
         "id": campaign.pk,
         "status": campaign.status,
         "status_display": campaign.get_status_display(),
@@ -75,9 +100,80 @@ def _progress(campaign: Campaign) -> dict:
         "percent": min(100, round(100 * campaign.calls_finished / campaign.recipients_count))
         if campaign.recipients_count
         else 0,
-        "counts": tracking.outcome_counts(campaign_id=campaign.pk),
+        "counts": counts,
         "error": campaign.error,
     }
+    # With calling hours or retries, people's time zones decide when they are called: the page
+    # follows each zone and the next call. Other campaigns call everyone at once and keep the
+    # fields they always had.
+    if policy_from_campaign(campaign).uses_outbound_campaigns:
+        next_call_at = selectors.campaign_next_call_at(campaign=campaign)
+        progress["next_call_at"] = next_call_at.isoformat() if next_call_at else None
+        progress["zones"] = zones
+    return progress
+
+
+# --- The calling policy in words ------------------------------------------------------------
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_DASH = "\N{EN DASH}"  # between the ends of a range of days or hours
+
+
+def _days_in_words(days: tuple[int, ...]) -> str:
+    """Mon to Fri as a range, Mon, Wed and Fri one by one: three days or more in a row read as a range."""
+    chosen = set(days)
+    if len(chosen) == 7:
+        return "every day"
+    # Start after a day off, so a run over the weekend reads as one range.
+    start = next(day for day in range(7) if day in chosen and (day - 1) % 7 not in chosen)
+    runs: list[list[int]] = []
+    for offset in range(7):
+        day = (start + offset) % 7
+        if day not in chosen:
+            continue
+        if runs and (runs[-1][-1] + 1) % 7 == day:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(
+        f"{_DAY_NAMES[run[0]]}{_DASH}{_DAY_NAMES[run[-1]]}"
+        if len(run) > 2
+        else ", ".join(_DAY_NAMES[day] for day in run)
+        for run in runs
+    )
+
+
+def _listed(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def _duration_in_words(minutes: int) -> str:
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes else []
+    return " ".join(parts)
+
+
+def policy_in_words(policy: Policy) -> str:
+    """The calling policy as staff read it, such as "Mon-Fri, 09:00-12:00 and 14:00-20:00, each person's
+    own time; up to 3 calls, 30 min apart; at most 4 at once" (ranges with an en dash)."""
+    if policy.has_hours:
+        windows = [str(window).replace("-", _DASH) for window in policy.windows]
+        hours = "any time" if policy.windows == (Window(0, 24 * 60),) else _listed(windows)
+        clock = "each person's own time" if policy.timezone == RECIPIENT_ZONE else f"{policy.timezone} time"
+        when = f"{_days_in_words(policy.days)}, {hours}, {clock}"
+    else:
+        when = "any time"
+    parts = [when[:1].upper() + when[1:]]
+    if policy.max_attempts > 1:
+        parts.append(f"up to {policy.max_attempts} calls, {_duration_in_words(policy.retry_delay_minutes)} apart")
+    else:
+        parts.append("one call each")
+    if policy.max_concurrent_calls:
+        parts.append(f"at most {policy.max_concurrent_calls:,} at once")
+    return "; ".join(parts)
 
 
 # --- Campaigns -------------------------------------------------------------------------------
@@ -120,6 +216,9 @@ def campaign_new(request):
         except ApplicationError as exc:
             form.add_service_error(exc)
     context = {"form": form, "preview": preview, "max_file_bytes": settings.RECIPIENTS_MAX_FILE_BYTES}
+    if preview:
+        context["policy_text"] = policy_in_words(preview.policy)
+        context["one_zone_for_everyone"] = preview.policy.has_hours and preview.policy.timezone != RECIPIENT_ZONE
     return render(request, "campaigns/campaign_form.html", context)
 
 
@@ -161,9 +260,13 @@ def campaign_detail(request, campaign_id):
         total = sum(counts.values())
     recipients = selectors.recipient_list(campaign=campaign, **filters)
     page = KnownCountPaginator(recipients, RECIPIENTS_PER_PAGE, count=total).get_page(request.GET.get("page"))
+    policy = policy_from_campaign(campaign)
     context = {
         "campaign": campaign,
         "progress": progress,
+        "policy_text": policy_in_words(policy),
+        "one_zone_for_everyone": policy.has_hours and policy.timezone != RECIPIENT_ZONE,
+        "next_call_at": selectors.campaign_next_call_at(campaign=campaign),
         "outcomes": [(value, label, counts.get(value, 0)) for value, label in Recipient.Status.choices],
         "outcomes_total": sum(counts.values()),
         "batch_ids": selectors.campaign_batch_ids(campaign=campaign),
@@ -171,6 +274,8 @@ def campaign_detail(request, campaign_id):
         "filter_form": filter_form,
         "filtered": any(filters.values()),
         "can_cancel": campaign.status in tracking.ACTIVE_CAMPAIGN_STATUSES,
+        "can_pause": campaign.status in control.PAUSABLE and campaign.cancel_requested_at is None,
+        "can_resume": campaign.status == Campaign.Status.PAUSED,
         "can_retry": campaign.status in (Campaign.Status.IN_PROGRESS, Campaign.Status.COMPLETED)
         and any(counts.get(status) for status in RETRYABLE_RECIPIENT_STATUSES),
     }
@@ -203,6 +308,45 @@ def campaign_cancel(request, campaign_id):
             )
         else:
             messages.success(request, f"Campaign “{campaign.name}” cancelled. No further calls will be placed.")
+    return redirect("web:campaign_detail", campaign_id=campaign.pk)
+
+
+@require_POST
+@staff_required
+def campaign_pause(request, campaign_id):
+    campaign = _campaign_or_404(request, campaign_id)
+    try:
+        campaign = services.campaign_pause(campaign=campaign)
+    except ApplicationError as exc:
+        messages.error(request, exc.error)
+    else:
+        if campaign.pause_confirmed:
+            messages.success(request, f"Campaign “{campaign.name}” paused. No call is placed until you resume it.")
+        else:
+            messages.warning(
+                request,
+                f"Campaign “{campaign.name}” paused here, but ElevenLabs has not confirmed it for every part "
+                "yet: calls may still be placed until it does. It is retried automatically; this page shows "
+                "when it is done.",
+            )
+    return redirect("web:campaign_detail", campaign_id=campaign.pk)
+
+
+@require_POST
+@staff_required
+def campaign_resume(request, campaign_id):
+    campaign = _campaign_or_404(request, campaign_id)
+    try:
+        campaign = services.campaign_resume(campaign=campaign)
+    except ApplicationError as exc:
+        messages.error(request, exc.error)
+    else:
+        if campaign.error:
+            messages.warning(request, campaign.error)
+        else:
+            messages.success(
+                request, f"Campaign “{campaign.name}” resumed: everyone it has not called yet will be called."
+            )
     return redirect("web:campaign_detail", campaign_id=campaign.pk)
 
 

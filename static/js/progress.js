@@ -50,6 +50,12 @@
       if (bar) bar.style.width = (total ? Math.round((100 * count) / total) : 0) + "%";
     });
 
+    // Policy campaigns: finished calls per time zone, and when ElevenLabs calls next.
+    (data.zones || []).forEach(function (row) {
+      setText('[data-zone-finished="' + row.zone + '"]', formatter.format(row.finished));
+    });
+    renderNextCall(data.next_call_at);
+
     if (data.final) {
       final = true;
       region.setAttribute("data-final", "true");
@@ -58,6 +64,25 @@
       });
       var note = document.querySelector("[data-final-note]");
       if (note) note.hidden = false;
+    }
+  }
+
+  function renderNextCall(value) {
+    var time = document.querySelector("[data-next-call]");
+    var row = document.querySelector("[data-next-call-row]");
+    if (!time || !row || value === undefined) return;
+    row.hidden = !value;
+    if (!value) return;
+    var previous = time.getAttribute("datetime");
+    if (previous && new Date(previous).getTime() === new Date(value).getTime()) return;
+    time.setAttribute("datetime", value);
+    try {
+      time.textContent = new Intl.DateTimeFormat(undefined, {
+        weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+        hourCycle: "h23", timeZone: time.getAttribute("data-zone") || "UTC", timeZoneName: "short"
+      }).format(new Date(value));
+    } catch (error) {
+      time.textContent = value;
     }
   }
 
