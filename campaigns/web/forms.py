@@ -2,12 +2,13 @@
 
 import contextlib
 import functools
+import re
 from zoneinfo import available_timezones
 
 from django import forms
 from django.conf import settings
 
-from campaigns import selectors, services
+from campaigns import policy, selectors, services
 from campaigns.errors import ApplicationError, NotFound, PayloadTooLarge
 from campaigns.models import Campaign, Recipient
 
@@ -43,6 +44,47 @@ class RecipientFilterForm(forms.Form):
         return {"status": self.cleaned_data["status"] or None, "search": self.cleaned_data["q"] or None}
 
 
+DAY_CHOICES = [(day, day.capitalize()) for day in policy.DAYS]
+CLOCK_RECIPIENT = "recipient"
+CLOCK_ONE_ZONE = "zone"
+
+# The calling policy's refusals name the API's fields; the form says the same in its own words:
+# these rewrites first, then any API name left becomes the label of the input it is about.
+_POLICY_WORDS = [
+    (
+        re.compile(r"^calling_timezone says whose clock.*", re.S),
+        "One time zone for everyone applies to calling hours: give a time window or tick the days to call "
+        "too, or choose each person's own time zone.",
+    ),
+    (re.compile(r"^calling_timezone '(.*)' is neither.*", re.S), r"“\1” is not a time zone; choose one from the list."),
+    (re.compile(r"^calling_hours windows\b"), "The windows"),
+    (re.compile(r"^calling_hours has (\d+) windows"), r"There are \1 windows"),
+    (re.compile(r"^calling_hours '"), "The window '"),
+    (
+        re.compile(r'\(write "21:00-24:00,00:00-08:00" for a night\)'),
+        "(for a night, call from 21:00 to 00:00 and then from 00:00 to 08:00)",
+    ),
+    (re.compile(r"^calling_days '"), "The day '"),
+]
+_POLICY_LABELS = {
+    "calling_hours": "the calling hours",
+    "calling_days": "the days to call",
+    "calling_timezone": "the time zone",
+    "max_attempts": "attempts per person",
+    "retry_delay_minutes": "minutes between attempts",
+    "max_concurrent_calls": "most calls at once",
+}
+_POLICY_NAME = re.compile("|".join(_POLICY_LABELS))
+
+
+def policy_error_in_words(message: str) -> str:
+    """A calling-policy refusal as the staff form words it: its inputs' labels, not the API's names."""
+    for pattern, words in _POLICY_WORDS:
+        message = pattern.sub(words, message)
+    message = _POLICY_NAME.sub(lambda match: _POLICY_LABELS[match.group()], message)
+    return message[:1].upper() + message[1:]
+
+
 class CampaignForm(forms.Form):
     """The new-campaign form. `preview()` and `create()` call the services with the same inputs.
 
@@ -52,8 +94,21 @@ class CampaignForm(forms.Form):
 
     WHEN_NOW = "now"
     WHEN_SCHEDULE = "schedule"
-    # Where the services' ValidationFailed.field lands on this form.
+    # Where the services' ValidationFailed.field lands on this form (calling_hours: see add_service_error).
     SERVICE_FIELDS = {"send_immediately": "when"}
+    # The two windows of calling hours: (from, to) inputs.
+    WINDOWS = (("hours_from_1", "hours_to_1"), ("hours_from_2", "hours_to_2"))
+    POLICY_INPUTS = (
+        "calling_days",
+        "hours_from_1",
+        "hours_to_1",
+        "hours_from_2",
+        "hours_to_2",
+        "calling_timezone",
+        "max_attempts",
+        "retry_delay_minutes",
+        "max_concurrent_calls",
+    )
 
     name = forms.CharField(label="Campaign name", max_length=255)
     agent_id = forms.CharField(label="Agent", widget=forms.Select)
@@ -98,6 +153,66 @@ class CampaignForm(forms.Form):
     )
     timezone = forms.CharField(label="Time zone", required=False, widget=forms.Select)
 
+    # The calling policy. Every input is optional and checked by campaigns/policy.py, so the form
+    # and the API refuse the same values with the same reasons.
+    calling_days = forms.MultipleChoiceField(
+        label="Days to call",
+        required=False,
+        choices=DAY_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any day.",
+    )
+    hours_from_1 = forms.TimeField(
+        label="From", required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    hours_to_1 = forms.TimeField(
+        label="To", required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    hours_from_2 = forms.TimeField(
+        label="Then from", required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    hours_to_2 = forms.TimeField(
+        label="Then to", required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    clock = forms.ChoiceField(
+        label="Whose clock",
+        required=False,
+        choices=[
+            (CLOCK_RECIPIENT, "Each person's own time zone (from their number)"),
+            (CLOCK_ONE_ZONE, "One time zone for everyone"),
+        ],
+        initial=CLOCK_RECIPIENT,
+        widget=forms.RadioSelect,
+    )
+    calling_timezone = forms.CharField(label="Time zone for everyone", required=False, widget=forms.Select)
+    max_attempts = forms.CharField(
+        label="Attempts per person",
+        required=False,
+        max_length=12,
+        help_text=f"1 to {policy.MAX_ATTEMPTS}, the first call included. Default 1.",
+        widget=forms.NumberInput(attrs={"min": 1, "max": policy.MAX_ATTEMPTS, "placeholder": "1"}),
+    )
+    retry_delay_minutes = forms.CharField(
+        label="Minutes between attempts",
+        required=False,
+        max_length=12,
+        help_text=f"Default {policy.DEFAULT_RETRY_DELAY_MINUTES}.",
+        widget=forms.NumberInput(
+            attrs={
+                "min": 1,
+                "max": policy.MAX_RETRY_DELAY_MINUTES,
+                "placeholder": str(policy.DEFAULT_RETRY_DELAY_MINUTES),
+            }
+        ),
+    )
+    max_concurrent_calls = forms.CharField(
+        label="Most calls at once",
+        required=False,
+        max_length=12,
+        help_text="Empty: as many as ElevenLabs allows.",
+        widget=forms.NumberInput(attrs={"min": 1, "max": policy.MAX_CONCURRENT_CALLS, "placeholder": "No limit"}),
+    )
+
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
@@ -117,8 +232,10 @@ class CampaignForm(forms.Form):
             ),
         ]
         self.fields["timezone"].widget.choices = timezone_choices()
+        self.fields["calling_timezone"].widget.choices = timezone_choices()
         if not self.is_bound:
             self.initial.setdefault("timezone", selectors.user_timezone(user=user))
+            self.initial.setdefault("calling_timezone", selectors.user_timezone(user=user))
             # A fresh form starts in the browser's zone (timezone.js); a submitted one keeps the choice.
             self.fields["timezone"].widget.attrs["data-detect-timezone"] = ""
 
@@ -176,6 +293,15 @@ class CampaignForm(forms.Form):
                 self.add_error("schedule_date", "Pick the day the campaign should start.")
             if not cleaned.get("schedule_time") and "schedule_time" not in self.errors:
                 self.add_error("schedule_time", "Pick the time the campaign should start.")
+        for start, end in self.WINDOWS:
+            # Half a window cannot be read; which hours it means is for policy.py to check.
+            if (
+                bool(cleaned.get(start)) != bool(cleaned.get(end))
+                and not self.has_error(start)
+                and not self.has_error(end)
+            ):
+                missing = end if cleaned.get(start) else start
+                self.add_error(missing, "Give both ends of the window, or neither.")
         return cleaned
 
     # --- Calling the services -------------------------------------------------------------------
@@ -198,14 +324,60 @@ class CampaignForm(forms.Form):
             self.kept = None
         return campaign
 
+    @property
+    def policy_given(self) -> bool:
+        """Whether anything was typed in the calling-hours section (it then opens by itself)."""
+        if not self.is_bound:
+            return False
+        if self.data.get("clock") == CLOCK_ONE_ZONE or any(self.has_error(name) for name in self.POLICY_INPUTS):
+            return True
+        return any(self.data.get(name) for name in self.POLICY_INPUTS if name != "calling_timezone")
+
     def add_service_error(self, exc: ApplicationError) -> None:
         """Show a service's error next to the field it is about, with every line it lists."""
         field = getattr(exc, "field", None)
         if isinstance(exc, PayloadTooLarge):
             field = "recipients_file"
-        field = self.SERVICE_FIELDS.get(field, field)
         messages = [exc.error, *(error for error in exc.errors if error != exc.error)]
+        if field in _POLICY_LABELS:
+            messages = [policy_error_in_words(message) for message in messages]
+            if field == "calling_hours":
+                field = self._window_at_fault(exc.error)
+        field = self.SERVICE_FIELDS.get(field, field)
         self.add_error(field if field in self.fields else None, messages)
+
+    def _window_at_fault(self, message: str) -> str:
+        """The input a calling-hours refusal is about: the last window it quotes, else the first."""
+        windows = self._windows()
+        for index in reversed(range(len(windows))):
+            if windows[index][1] in message:
+                return windows[index][0]
+        return self.WINDOWS[0][0]
+
+    def _windows(self) -> list[tuple[str, str]]:
+        """The windows typed, as (their "from" input, "HH:MM-HH:MM")."""
+        windows = []
+        for start, end in self.WINDOWS:
+            start_time, end_time = self.cleaned_data.get(start), self.cleaned_data.get(end)
+            if start_time and end_time:
+                # A time input cannot hold 24:00: a window that ends at 00:00 runs to midnight.
+                until = "24:00" if end_time.hour == end_time.minute == 0 else end_time.strftime("%H:%M")
+                windows.append((start, f"{start_time.strftime('%H:%M')}-{until}"))
+        return windows
+
+    def _policy_fields(self) -> dict:
+        """The calling policy under the API's names, as policy_parse reads them."""
+        cleaned = self.cleaned_data
+        fields = {
+            "calling_hours": ",".join(window for _, window in self._windows()) or None,
+            "calling_days": ",".join(cleaned["calling_days"]) or None,
+            "max_attempts": cleaned["max_attempts"] or None,
+            "retry_delay_minutes": cleaned["retry_delay_minutes"] or None,
+            "max_concurrent_calls": cleaned["max_concurrent_calls"] or None,
+        }
+        if cleaned.get("clock") == CLOCK_ONE_ZONE:
+            fields["calling_timezone"] = cleaned["calling_timezone"] or None
+        return fields
 
     def _inputs(self) -> dict:
         cleaned = self.cleaned_data
@@ -218,6 +390,7 @@ class CampaignForm(forms.Form):
             "timezone_name": cleaned["timezone"],
             "default_country": cleaned["default_country"] or None,
             "skip_invalid_rows": cleaned["skip_invalid_rows"],
+            "policy_fields": self._policy_fields(),
         }
 
     @contextlib.contextmanager
