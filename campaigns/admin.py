@@ -229,6 +229,10 @@ def _skipped(noun: str, skipped: list[tuple[object, str]]) -> str:
     return format_html("Skipped {}:<br>{}", _plural(len(skipped), noun), reasons)
 
 
+def _names(rows) -> str:
+    return ", ".join(f"“{row}”" for row in rows)
+
+
 class ElevenLabsSyncAdminMixin:
     """The action that imports agents and phone numbers for the owners of the selected rows."""
 
@@ -371,7 +375,7 @@ class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
     inlines = [CampaignBatchInline]
-    actions = ["dispatch_now", "cancel", "sync_status", "retry_failed_calls"]
+    actions = ["dispatch_now", "cancel", "pause", "resume", "sync_status", "retry_failed_calls"]
 
     def has_add_permission(self, request):
         # A campaign is created with its recipients by services.campaign_create (API or staff form).
@@ -424,6 +428,34 @@ class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
                 "until it is. The worker keeps trying; each campaign's error says why.",
                 messages.WARNING,
             )
+
+    @admin.action(description="Pause selected campaigns")
+    def pause(self, request, queryset):
+        already = [
+            (campaign, "it is paused already.") for campaign in queryset if campaign.status == Campaign.Status.PAUSED
+        ]
+        results, skipped = self._each(queryset.exclude(status=Campaign.Status.PAUSED), services.campaign_pause)
+        held = [campaign for campaign in results if campaign.pause_confirmed]
+        waiting = [campaign for campaign in results if not campaign.pause_confirmed]
+        done = f"Paused {_plural(len(held), 'campaign')}: {_names(held)}." if held else None
+        self._report(request, done, already + skipped)
+        if waiting:
+            self.message_user(
+                request,
+                f"Paused but not yet confirmed by ElevenLabs for {_names(waiting)}: calls may still be placed until "
+                "it is. The worker keeps trying; each campaign's error says why.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Resume selected paused campaigns")
+    def resume(self, request, queryset):
+        results, skipped = self._each(queryset, services.campaign_resume)
+        resumed = [campaign for campaign in results if not campaign.error]
+        done = f"Resumed {_plural(len(resumed), 'campaign')}: {_names(resumed)}." if resumed else None
+        self._report(request, done, skipped)
+        for campaign in results:
+            if campaign.error:
+                self.message_user(request, f"“{campaign}”: {campaign.error}", messages.WARNING)
 
     @admin.action(description="Sync status from ElevenLabs")
     def sync_status(self, request, queryset):
