@@ -2,8 +2,9 @@
 
 from collections.abc import Iterator
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
+from campaigns import tracking
 from campaigns.errors import NotFound
 from campaigns.models import BATCH_SENT, Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
 from campaigns.recipients import OVERRIDE_COLUMNS
@@ -24,6 +25,28 @@ def campaign_list(*, user) -> QuerySet[Campaign]:
         )
         .order_by("-created_at", "-id")
     )
+
+
+def campaign_recipient_counts(*, campaign: Campaign) -> tuple[dict[str, int], list[dict]]:
+    """Recipients per call status (every status, zeros included) and per time zone, with how many
+    of each zone have finished. One grouped query serves both."""
+    by_status: dict[str, int] = dict.fromkeys(Recipient.Status.values, 0)
+    zones: dict[str, dict] = {}
+    rows = (
+        Recipient.objects.filter(campaign_id=campaign.pk)
+        .values_list("timezone", "status")
+        .annotate(n=Count("pk"))
+        .values_list("timezone", "status", "n")
+    )
+    for zone, status, count in rows:
+        by_status[status] = by_status.get(status, 0) + count
+        if not zone:
+            continue
+        row = zones.setdefault(zone, {"zone": zone, "recipients": 0, "finished": 0})
+        row["recipients"] += count
+        if status in tracking.TERMINAL_RECIPIENT_STATUSES:
+            row["finished"] += count
+    return by_status, sorted(zones.values(), key=lambda row: (-row["recipients"], row["zone"]))
 
 
 def campaign_next_call_at(*, campaign: Campaign):

@@ -6,7 +6,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
@@ -64,31 +63,9 @@ def _campaign_or_404(request, campaign_id) -> Campaign:
         raise Http404(exc.error) from None
 
 
-def _recipient_counts(campaign: Campaign) -> tuple[dict[str, int], list[dict]]:
-    """Recipients per call status (every status, zeros included) and per time zone, with how many
-    of each zone have finished. One grouped query serves both: the page counts nothing else."""
-    by_status: dict[str, int] = dict.fromkeys(Recipient.Status.values, 0)
-    zones: dict[str, dict] = {}
-    rows = (
-        Recipient.objects.filter(campaign_id=campaign.pk)
-        .values_list("timezone", "status")
-        .annotate(n=Count("pk"))
-        .values_list("timezone", "status", "n")
-    )
-    for zone, status, count in rows:
-        by_status[status] = by_status.get(status, 0) + count
-        if not zone:
-            continue
-        row = zones.setdefault(zone, {"zone": zone, "recipients": 0, "finished": 0})
-        row["recipients"] += count
-        if status in tracking.TERMINAL_RECIPIENT_STATUSES:
-            row["finished"] += count
-    return by_status, sorted(zones.values(), key=lambda row: (-row["recipients"], row["zone"]))
-
-
 def _progress(campaign: Campaign) -> dict:
     """What the progress region shows, for the page and for its JSON refresh alike."""
-    counts, zones = _recipient_counts(campaign)
+    counts, zones = selectors.campaign_recipient_counts(campaign=campaign)
     progress = {
         "id": campaign.pk,
         "status": campaign.status,
