@@ -293,9 +293,13 @@ class CampaignBatchInline(AccountScopedAdmin, admin.TabularInline):
     model = CampaignBatch
     fields = [
         "part",
+        "timezone",
         "size",
         "elevenlabs_batch_call_id",
+        "elevenlabs_campaign_id",
+        "concurrency_limit",
         "status",
+        "next_call_at",
         "calls_dispatched",
         "calls_finished",
         "retry_count",
@@ -351,12 +355,37 @@ class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
         "duplicates_merged",
         "invalid_rows_skipped",
         "import_errors",
+        "suppressed_count",
+        "time_zones",
+        "calling_hours",
+        "calling_days",
+        "calling_timezone",
+        "max_attempts",
+        "retry_delay_minutes",
+        "max_concurrent_calls",
+        "paused_at",
+        "pause_confirmed",
         "created_at",
         "updated_at",
     ]
     fieldsets = [
         (None, {"fields": ["name", "user", "agent", "phone_number", "recipients_link"]}),
         ("Schedule", {"fields": ["send_immediately", "scheduled_at", "timezone"]}),
+        # Read only: the parts at ElevenLabs were made from them (campaigns.policy checks them at create).
+        (
+            "Calling policy",
+            {
+                "fields": [
+                    "calling_hours",
+                    "calling_days",
+                    "calling_timezone",
+                    "max_attempts",
+                    "retry_delay_minutes",
+                    "max_concurrent_calls",
+                    "time_zones",
+                ]
+            },
+        ),
         (
             "Progress",
             {
@@ -365,13 +394,26 @@ class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
                     "elevenlabs_batch_call_id",
                     "dispatch_claimed_at",
                     "cancel_requested_at",
+                    "paused_at",
+                    "pause_confirmed",
                     "calls_dispatched",
                     "calls_finished",
                     "error",
                 ]
             },
         ),
-        ("Import", {"fields": ["recipients_count", "duplicates_merged", "invalid_rows_skipped", "import_errors"]}),
+        (
+            "Import",
+            {
+                "fields": [
+                    "recipients_count",
+                    "duplicates_merged",
+                    "invalid_rows_skipped",
+                    "suppressed_count",
+                    "import_errors",
+                ]
+            },
+        ),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
     inlines = [CampaignBatchInline]

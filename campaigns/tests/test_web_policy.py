@@ -574,3 +574,19 @@ def test_the_admin_pauses_and_resumes_campaigns_and_names_those_it_skipped(admin
         "Winter survey": "completed",
     }
     assert Recipient.objects.get(campaign=waiting).status == Recipient.Status.PENDING
+
+
+def test_the_admin_campaign_page_shows_the_policy_and_each_zone_part(admin_client, user):
+    campaign = CampaignFactory(
+        user=user, calling_hours="09:00-17:00", calling_days="mon,tue,wed,thu,fri", calling_timezone="recipient",
+        max_attempts=3, time_zones={"America/New_York": 2},
+    )  # fmt: skip
+    CampaignBatch.objects.create(
+        campaign=campaign, part=1, timezone="America/New_York", offset=0, size=2, token="tok-ny",
+        elevenlabs_campaign_id="camp_ny", concurrency_limit=2, status="active",
+    )  # fmt: skip
+
+    page = admin_client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode()
+
+    for shown in ("Calling policy", "09:00-17:00", "mon,tue,wed,thu,fri", "America/New_York", "camp_ny"):
+        assert shown in page, shown
