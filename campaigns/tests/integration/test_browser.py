@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from campaigns import services
@@ -51,6 +52,9 @@ def browser_page(stack, monkeypatch, settings, request):
         # The last thing the browser showed, kept for whoever reads a failure.
         page.screenshot(path=str(SHOTS / f"last-{request.node.name}.png"), full_page=True)
         browser.close()
+        # ORM calls made while Playwright's loop runs opened a connection of their own: closed
+        # here, inside that context, or it keeps the test database from being dropped at the end.
+        connections.close_all()
 
 
 def shot(page, name: str):
