@@ -381,3 +381,34 @@ class Suppression(models.Model):
 
     def __str__(self):
         return self.phone_number
+
+
+class IdempotencyRecord(models.Model):
+    """A POST sent with an Idempotency-Key: claimed while it runs, then its answer, replayed to repeats.
+
+    One row per user and key, so the INSERT that claims a key is decided by the unique constraint:
+    of two requests at once, exactly one runs.
+    """
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotency_records")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The answer as sent, byte for byte (a JSON column would reorder its keys).
+    body = models.TextField(blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user"),
+        ]
+
+    def __str__(self):
+        return f"{self.key} ({self.state})"
