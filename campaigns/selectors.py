@@ -136,6 +136,14 @@ def recipient_list(*, campaign: Campaign, status: str | None = None, search: str
     return recipients
 
 
+def api_key_get(*, user, api_key_id) -> ApiKey:
+    """One of the user's keys, revoked or not; another user's key is missing, like one that never was."""
+    try:
+        return api_key_list(user=user).get(pk=int(api_key_id))
+    except (ApiKey.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"API key not found: there is no API key {api_key_id} in your account.") from None
+
+
 # --- Staff pages ---------------------------------------------------------------------------
 
 # The call record columns of an export; the recipient's variables and overrides follow them.

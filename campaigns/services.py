@@ -88,6 +88,14 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+def api_key_rename(*, api_key: ApiKey, name: str) -> ApiKey:
+    """Give a key another name; a revoked key may be renamed too (its history stays readable)."""
+    if api_key.name != name:
+        api_key.name = name
+        api_key.save(update_fields=["name"])
+    return api_key
+
+
 # --- Campaigns ---------------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@ from csp.decorators import csp_update
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from . import suppressions, views
+from . import keys, suppressions, views
 
 # Swagger UI under the Content-Security-Policy: its start-up script is served as a file (the
 # split view) rather than inline; its page's <style> element and the data: images of its
@@ -42,6 +42,8 @@ urlpatterns = [
         suppressions.SuppressionDetailView.as_view(),
         name="api-suppression",
     ),
+    re_path(r"^api_keys/?$", keys.ApiKeyListCreateView.as_view(), name="api-keys"),
+    re_path(r"^api_keys/(?P<api_key_id>[^/]+)/?$", keys.ApiKeyDetailView.as_view(), name="api-key"),
     path(
         "openapi.json",
         SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]),
