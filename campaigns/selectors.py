@@ -6,7 +6,7 @@ from django.db.models import Count, Prefetch, QuerySet
 
 from campaigns import tracking
 from campaigns.errors import NotFound
-from campaigns.models import BATCH_SENT, Agent, ApiKey, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
+from campaigns.models import BATCH_SENT, Agent, ApiKey, Call, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
 from campaigns.recipients import OVERRIDE_COLUMNS
 
 
@@ -142,6 +142,35 @@ def api_key_get(*, user, api_key_id) -> ApiKey:
         return api_key_list(user=user).get(pk=int(api_key_id))
     except (ApiKey.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"API key not found: there is no API key {api_key_id} in your account.") from None
+
+
+def recipient_get(*, campaign: Campaign, recipient_id) -> Recipient:
+    """One recipient of the campaign, with its calls in attempt order."""
+    calls = Call.objects.order_by("attempt", "id")
+    try:
+        return (
+            Recipient.objects.filter(campaign=campaign)
+            .prefetch_related(Prefetch("calls", queryset=calls))
+            .get(pk=int(recipient_id))
+        )
+    except (Recipient.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"Recipient not found: campaign {campaign.pk} has no recipient {recipient_id}.") from None
+
+
+def conversation_call_get(*, user, conversation_id: str) -> Call:
+    """The call of one of the user's campaigns that was the conversation `conversation_id`.
+
+    Every conversation a poll or a webhook learned has a Call row, so a conversation without
+    one is not the user's (or not known yet): NotFound either way.
+    """
+    call = (
+        Call.objects.select_related("campaign__agent")
+        .filter(campaign__user=user, conversation_id=conversation_id)
+        .first()
+    )
+    if call is None:
+        raise NotFound(f"Conversation not found: no call of your campaigns was conversation '{conversation_id}'.")
+    return call
 
 
 # --- Staff pages ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from campaigns import control, elevenlabs, selectors, suppressions, tasks
-from campaigns.errors import AlreadyCreated, Conflict, PayloadTooLarge, UpstreamError, ValidationFailed
+from campaigns.errors import AlreadyCreated, Conflict, NotFound, PayloadTooLarge, UpstreamError, ValidationFailed
 from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient, Suppression
 from campaigns.policy import RECIPIENT_ZONE, Policy, policy_parse
 from campaigns.recipients import (
@@ -576,6 +576,92 @@ def campaign_resume(*, campaign: Campaign, client=None) -> Campaign:
     Raises Conflict when the campaign is not paused, or ElevenLabs has not yet confirmed the pause.
     """
     return control.campaign_resume(campaign=campaign, client=client)
+
+
+# --- Conversations -----------------------------------------------------------------------
+
+# The conversation's status in ElevenLabs' words: the post-call webhook is only sent once it is done.
+CONVERSATION_DONE = "done"
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    """One call's conversation as the API shows it, from what webhooks stored or from ElevenLabs."""
+
+    conversation_id: str
+    agent_id: str
+    agent_name: str
+    status: str
+    transcript: list[dict]  # {"role", "content", "timestamp"}
+    duration: int | None
+    summary: str
+    created_at: dt.datetime | None
+    from_elevenlabs: bool
+
+
+def _conversation_turns(turns) -> list[dict]:
+    """ElevenLabs' transcript turns (role, message, time_in_call_secs) as role, content, timestamp."""
+    return [
+        {
+            "role": turn.get("role") or "",
+            "content": turn.get("message") or "",
+            "timestamp": turn.get("time_in_call_secs"),
+        }
+        for turn in turns or []
+        if isinstance(turn, dict)
+    ]
+
+
+def _unix_instant(seconds: int | None) -> dt.datetime | None:
+    if seconds is None:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):  # a timestamp no calendar holds
+        return None
+
+
+def conversation_get(*, user, conversation_id: str, client=None) -> ConversationRecord:
+    """A conversation of one of the user's calls: as its post-call webhook stored it, else asked of ElevenLabs.
+
+    Raises NotFound when no call of the user's campaigns was this conversation (ElevenLabs is
+    not asked then) or ElevenLabs no longer has it, UpstreamError when ElevenLabs fails.
+    """
+    call = selectors.conversation_call_get(user=user, conversation_id=conversation_id)
+    agent = call.campaign.agent
+    # Only the post-call webhook writes a transcript or a duration: without either, nothing was stored yet.
+    if call.transcript or call.duration_secs is not None:
+        return ConversationRecord(
+            conversation_id=call.conversation_id,
+            agent_id=agent.elevenlabs_agent_id,
+            agent_name=agent.name,
+            status=CONVERSATION_DONE,
+            transcript=_conversation_turns(call.transcript),
+            duration=call.duration_secs,
+            summary=call.summary,
+            created_at=call.started_at or call.created_at,
+            from_elevenlabs=False,
+        )
+    client = client or elevenlabs.client_from_settings()
+    try:
+        remote = client.get_conversation(call.conversation_id)
+    except elevenlabs.ElevenLabsNotFound:
+        raise NotFound(
+            f"ElevenLabs has no conversation '{conversation_id}' any more (its retention may have deleted it)."
+        ) from None
+    except elevenlabs.ElevenLabsError as exc:
+        raise UpstreamError(f"Could not read conversation '{conversation_id}' from ElevenLabs: {exc}") from None
+    return ConversationRecord(
+        conversation_id=call.conversation_id,
+        agent_id=remote.agent_id or agent.elevenlabs_agent_id,
+        agent_name=agent.name,
+        status=remote.status,
+        transcript=_conversation_turns(remote.transcript),
+        duration=remote.call_duration_secs,
+        summary=remote.transcript_summary or "",
+        created_at=_unix_instant(remote.start_time_unix_secs) or call.created_at,
+        from_elevenlabs=True,
+    )
 
 
 # --- Agents and phone numbers from ElevenLabs --------------------------------------------

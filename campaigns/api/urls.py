@@ -3,7 +3,7 @@ from csp.decorators import csp_update
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from . import keys, suppressions, views
+from . import conversations, keys, suppressions, views
 
 # Swagger UI under the Content-Security-Policy: its start-up script is served as a file (the
 # split view) rather than inline; its page's <style> element and the data: images of its
@@ -32,6 +32,16 @@ urlpatterns = [
         r"^campaigns/(?P<campaign_id>[^/]+)/recipients/?$",
         views.CampaignRecipientsView.as_view(),
         name="api-campaign-recipients",
+    ),
+    re_path(
+        r"^campaigns/(?P<campaign_id>[^/]+)/recipients/(?P<recipient_id>[^/]+)/?$",
+        conversations.RecipientDetailView.as_view(),
+        name="api-campaign-recipient",
+    ),
+    re_path(
+        r"^conversations/(?P<conversation_id>[^/]+)/?$",
+        conversations.ConversationDetailView.as_view(),
+        name="api-conversation",
     ),
     re_path(r"^agents/?$", views.AgentListView.as_view(), name="api-agents"),
     re_path(r"^agents/(?P<agent_id>[^/]+)/?$", views.AgentDetailView.as_view(), name="api-agent"),
