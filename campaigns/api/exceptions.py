@@ -44,8 +44,8 @@ def _flatten(detail, prefix: str = "") -> list[str]:
     if isinstance(detail, dict):
         lines = []
         for key, value in detail.items():
-            label = "" if key == "non_field_errors" else f"{prefix}{key}"
-            lines.extend(_flatten(value, f"{label}: " if label else ""))
+            # A nested object's own errors keep the name of the field that holds it.
+            lines.extend(_flatten(value, prefix if key == "non_field_errors" else f"{prefix}{key}: "))
         return lines
     if isinstance(detail, list):
         return [line for item in detail for line in _flatten(item, prefix)]

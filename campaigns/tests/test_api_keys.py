@@ -240,3 +240,10 @@ def test_the_openapi_document_describes_every_operation_and_its_errors():
     assert {"200", "401", "404"} <= statuses("/api/v1/api_keys/{api_key_id}", "delete")
     assert "requestBody" in paths["/api/v1/api_keys"]["post"]
     assert "requestBody" in paths["/api/v1/api_keys/{api_key_id}"]["put"]
+
+
+def test_a_body_whose_api_key_is_not_an_object_names_the_field(api):
+    response = api.post("/api/v1/api_keys", {"api_key": "x"}, format="json")
+
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("api_key: ")
