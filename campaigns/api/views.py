@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from campaigns import selectors, services
 from campaigns.errors import NotFound, PayloadTooLarge
 
-from . import serializers
+from . import idempotency, serializers
 from .envelope import success
 from .pagination import EnvelopePagination
 
@@ -17,8 +17,20 @@ MULTIPART_OVERHEAD_BYTES = 1_048_576
 
 
 class ApiView(APIView):
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Once the key owner is known: a POST with Idempotency-Key claims it, or is answered
+        # without running (its earlier answer, 409 while that still runs, 422 for another request).
+        idempotency.request_begin(request, view=self)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, idempotency.Replay):
+            return exc.response
+        return super().handle_exception(exc)
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        idempotency.request_end(request, response)
         for header, value in getattr(request, "rate_limit_headers", {}).items():
             response[header] = value
         return response
