@@ -6,6 +6,7 @@ import threading
 import pytest
 from django.db import connection
 from django.utils import timezone
+from drf_spectacular.settings import SPECTACULAR_DEFAULTS, patched_settings
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
@@ -274,6 +275,27 @@ def test_a_key_of_255_printable_characters_is_accepted(api, campaign_form):
 
     assert first.status_code == 201, first.content
     assert replayed(second) == "true"
+
+
+def test_the_openapi_document_declares_the_header_and_its_answers_on_every_post(settings):
+    hook = "campaigns.api.idempotency_schema.idempotency_key_documented"
+    # Served with the hook whether or not the settings list it yet.
+    hooks = [*settings.SPECTACULAR_SETTINGS.get("POSTPROCESSING_HOOKS", SPECTACULAR_DEFAULTS["POSTPROCESSING_HOOKS"])]
+    if hook not in hooks:
+        hooks.append(hook)
+    with patched_settings({"POSTPROCESSING_HOOKS": hooks}):
+        schema = APIClient().get("/api/v1/openapi.json").json()
+
+    posts = {path: item["post"] for path, item in schema["paths"].items() if "post" in item}
+    assert "/api/v1/campaigns" in posts and "/api/v1/campaigns/{campaign_id}/cancel" in posts
+    for path, operation in posts.items():
+        headers = [p for p in operation["parameters"] if p["in"] == "header" and p["name"] == "Idempotency-Key"]
+        assert len(headers) == 1, path
+        assert headers[0]["required"] is False
+        assert {"409", "422"} <= set(operation["responses"]), path
+    for path, item in schema["paths"].items():
+        for method in set(item) - {"post"}:
+            assert "Idempotency-Key" not in [p["name"] for p in item[method].get("parameters", [])], (method, path)
 
 
 # --- Two at once (PostgreSQL) ------------------------------------------------------------------
