@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "campaigns",
+    "campaigns.events",
     "sandbox",
 ]
 
@@ -375,6 +376,25 @@ CELERY_BEAT_SCHEDULE = {
 }
 if ELEVENLABS_SANDBOX:
     CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": SANDBOX_TICK_EVERY}
+
+# --- Event webhooks (campaigns/events) ---------------------------------------------------
+# Programs register URLs (POST /api/v1/webhook_endpoints) and get signed events there.
+# Plain http URLs are refused unless this is on (for local development).
+OUTBOUND_WEBHOOKS_ALLOW_HTTP = env.bool("OUTBOUND_WEBHOOKS_ALLOW_HTTP", default=False)
+# URLs whose host resolves to a loopback, private, link-local, multicast or reserved address
+# are refused, at registration and at every send, unless this is on (default: only with DEBUG).
+OUTBOUND_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=DEBUG)
+# Seconds to connect to a receiver and to wait for its answer: a slow one holds one worker briefly.
+OUTBOUND_WEBHOOKS_CONNECT_TIMEOUT = env.int("OUTBOUND_WEBHOOKS_CONNECT_TIMEOUT", default=3)
+OUTBOUND_WEBHOOKS_READ_TIMEOUT = env.int("OUTBOUND_WEBHOOKS_READ_TIMEOUT", default=10)
+# An endpoint whose every delivery failed for this many days is disabled.
+OUTBOUND_WEBHOOKS_DISABLE_AFTER_DAYS = env.int("OUTBOUND_WEBHOOKS_DISABLE_AFTER_DAYS", default=3)
+# How often (s) beat queues deliveries whose retry is due (or whose message was lost).
+OUTBOUND_WEBHOOKS_SWEEP_EVERY = env.int("OUTBOUND_WEBHOOKS_SWEEP_EVERY", default=5)
+CELERY_BEAT_SCHEDULE["outbound-webhooks-due"] = {
+    "task": "campaigns.events.tasks.deliveries_due",
+    "schedule": OUTBOUND_WEBHOOKS_SWEEP_EVERY,
+}
 
 LOGGING = {
     "version": 1,

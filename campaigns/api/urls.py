@@ -3,6 +3,8 @@ from csp.decorators import csp_update
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
+from campaigns.events.urls import api_urlpatterns as event_webhook_urls
+
 from . import conversations, keys, suppressions, views
 
 # Swagger UI under the Content-Security-Policy: its start-up script is served as a file (the
@@ -54,6 +56,7 @@ urlpatterns = [
     ),
     re_path(r"^api_keys/?$", keys.ApiKeyListCreateView.as_view(), name="api-keys"),
     re_path(r"^api_keys/(?P<api_key_id>[^/]+)/?$", keys.ApiKeyDetailView.as_view(), name="api-key"),
+    *event_webhook_urls,
     path(
         "openapi.json",
         SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]),

@@ -1,0 +1,1 @@
+"""Event webhooks: endpoints programs register, and signed deliveries of what happened to them."""
