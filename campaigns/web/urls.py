@@ -1,5 +1,7 @@
 from django.urls import path
 
+from campaigns.events.urls import web_urlpatterns as event_webhook_urls
+
 from . import suppressions, views
 
 app_name = "web"
@@ -23,4 +25,5 @@ urlpatterns = [
     path("suppressions/add", suppressions.suppression_add, name="suppression_add"),
     path("suppressions/import", suppressions.suppression_import, name="suppression_import"),
     path("suppressions/remove", suppressions.suppression_remove, name="suppression_remove"),
+    *event_webhook_urls,
 ]
