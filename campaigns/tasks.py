@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from campaigns import control, dispatch, inbox, tracking
+from campaigns.api import idempotency
 from campaigns.web import uploads
 
 # acks_late: a task lost with its worker is delivered again; the claims make that harmless.
@@ -65,3 +66,9 @@ def webhook_events_sweep() -> None:
 def uploads_sweep() -> None:
     """Beat: delete the staff form's kept uploads whose day is over (abandoned previews, crashes)."""
     uploads.uploads_sweep()
+
+
+@shared_task(**IDEMPOTENT)
+def idempotency_records_sweep() -> None:
+    """Beat: delete Idempotency-Key records whose 24 hours are over."""
+    idempotency.records_sweep()

@@ -250,6 +250,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "PREPROCESSING_HOOKS": ["campaigns.api.schema.documented_paths"],
+    # Setting this list replaces drf-spectacular's default, so its enum hook is listed again.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "campaigns.api.idempotency_schema.idempotency_key_documented",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -366,6 +371,7 @@ BATCH_FOLLOW_AFTER_END_SECONDS = env.int("BATCH_FOLLOW_AFTER_END_SECONDS", defau
 WEBHOOK_INBOX_EVERY = env.float("WEBHOOK_INBOX_EVERY", default=30.0)
 # How often beat deletes the staff form's uploads older than a day (a crash or an abandoned preview).
 UPLOADS_SWEEP_EVERY = env.float("UPLOADS_SWEEP_EVERY", default=60 * 60.0)
+IDEMPOTENCY_SWEEP_EVERY = env.float("IDEMPOTENCY_SWEEP_EVERY", default=60 * 60.0)
 SANDBOX_TICK_EVERY = env.float("SANDBOX_TICK_EVERY", default=2.0)
 
 CELERY_BEAT_SCHEDULE = {
@@ -373,6 +379,7 @@ CELERY_BEAT_SCHEDULE = {
     "poll-active-campaigns": {"task": "campaigns.tasks.campaigns_poll_active", "schedule": POLL_ACTIVE_EVERY},
     "webhook-inbox": {"task": "campaigns.tasks.webhook_events_sweep", "schedule": WEBHOOK_INBOX_EVERY},
     "uploads-sweep": {"task": "campaigns.tasks.uploads_sweep", "schedule": UPLOADS_SWEEP_EVERY},
+    "idempotency-sweep": {"task": "campaigns.tasks.idempotency_records_sweep", "schedule": IDEMPOTENCY_SWEEP_EVERY},
 }
 if ELEVENLABS_SANDBOX:
     CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": SANDBOX_TICK_EVERY}
