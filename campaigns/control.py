@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from campaigns import elevenlabs, outbound, tracking
 from campaigns.errors import Conflict, UpstreamError
+from campaigns.events import services as events
 from campaigns.models import BATCH_SENT, BATCH_UNSENT, Campaign, CampaignBatch, Recipient
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ def campaign_cancel(*, campaign: Campaign, client=None) -> CancelResult:
                     f"The campaign is {campaign.get_status_display().lower()}; "
                     "only an active campaign can be cancelled."
                 )
+        if accepted:
+            events.campaign_status_changed_by_id(campaign_id=campaign.pk)
         if not CampaignBatch.objects.filter(campaign_id=campaign.pk).exists():
             # Never claimed for sending: no call exists anywhere, so nobody will be called.
             Recipient.objects.filter(campaign_id=campaign.pk, status=R.PENDING).update(
@@ -323,6 +326,7 @@ def campaign_pause(*, campaign: Campaign, client=None) -> Campaign:
         raise Conflict(
             f"The campaign is {campaign.get_status_display().lower()}; only an active campaign can be paused."
         )
+    events.campaign_status_changed_by_id(campaign_id=campaign.pk)
     campaign_pause_push(campaign_id=campaign.pk, client=client)
     campaign.refresh_from_db()
     return campaign
@@ -391,6 +395,7 @@ def campaign_resume(*, campaign: Campaign, client=None) -> Campaign:
             campaign.refresh_from_db()
             raise Conflict(f"The campaign is {campaign.get_status_display().lower()}; it was resumed already.")
         _parts_resend(campaign, now=now)
+        events.campaign_status_changed_by_id(campaign_id=campaign.pk)
     failed = []
     for batch in CampaignBatch.objects.filter(
         campaign_id=campaign.pk, elevenlabs_campaign_id__isnull=False, cancel_confirmed_at__isnull=True, status="paused"

@@ -25,6 +25,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from campaigns import control, elevenlabs, outbound, suppressions, tracking
+from campaigns.events import services as events
 from campaigns.models import BATCH_UNSENT, Campaign, CampaignBatch, Recipient
 from campaigns.policy import RECIPIENT_ZONE, policy_from_campaign
 
@@ -404,9 +405,10 @@ def _release(batch: CampaignBatch, *, error: str, next_attempt_at) -> None:
 
 def campaign_fail(*, campaign_id: int, reason: str) -> None:
     """Mark a campaign failed with a reason the API shows, unless it already ended."""
-    Campaign.objects.filter(pk=campaign_id, status__in=tracking.ACTIVE_CAMPAIGN_STATUSES).update(
+    if Campaign.objects.filter(pk=campaign_id, status__in=tracking.ACTIVE_CAMPAIGN_STATUSES).update(
         status=Campaign.Status.FAILED, error=reason[:2000], updated_at=timezone.now()
-    )
+    ):
+        events.campaign_status_changed_by_id(campaign_id=campaign_id)
     logger.warning("Campaign %s failed: %s", campaign_id, reason)
 
 

@@ -28,6 +28,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from campaigns import elevenlabs, tracking
+from campaigns.events import services as events
 from campaigns.models import BATCH_SENT, Call, CampaignBatch, Recipient, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -347,6 +348,8 @@ def _outcome_record(outcome: Outcome, *, recipient_id: int) -> Call | None:
     if changed:
         recipient.status_updated_at = timezone.now()
         recipient.save(update_fields=[*changed, "status_updated_at"])
+        if "status" in changed and recipient.status in tracking.TERMINAL_RECIPIENT_STATUSES:
+            events.recipients_call_finished(campaign_id=recipient.campaign_id, recipient_ids=[recipient.pk])
     return call
 
 

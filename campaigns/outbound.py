@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns import elevenlabs, suppressions, tracking
+from campaigns.events import services as events
 from campaigns.models import Call, Campaign, CampaignBatch, Recipient, Suppression
 from campaigns.policy import policy_from_campaign
 
@@ -280,9 +281,12 @@ def _recipients_on_call(*, campaign_id: int, rows: list[list]) -> None:
             f"FROM v WHERE {table}.id = CAST(v.id AS integer) AND {table}.campaign_id = %s "
             f"AND ({table}.status <> v.status OR {table}.conversation_id <> v.conversation_id) "
             f"AND NOT ({table}.conversation_id = v.conversation_id "
-            f"AND {rank.format(table + '.status')} > {rank.format('v.status')})",
+            f"AND {rank.format(table + '.status')} > {rank.format('v.status')}) "
+            f"RETURNING {table}.id, {table}.status",
             [json.dumps(rows), timezone.now(), campaign_id, *rank_params, *rank_params],
         )
+        finished = [pk for pk, status in cursor.fetchall() if status in tracking.TERMINAL_RECIPIENT_STATUSES]
+    events.recipients_call_finished(campaign_id=campaign_id, recipient_ids=finished)
 
 
 def _json_rows(columns: tuple[str, ...]) -> str:

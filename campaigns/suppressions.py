@@ -21,6 +21,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from campaigns.errors import PayloadTooLarge, ValidationFailed
+from campaigns.events import services as events
 from campaigns.models import Campaign, CampaignBatch, Suppression
 from campaigns.recipients import (
     MAX_REPORTED_ERRORS,
@@ -158,6 +159,7 @@ def suppression_add(
     )
     if created:
         on_suppressions_added(user=user)
+        events.suppression_added(suppression=suppression)
     return suppression, created
 
 
@@ -216,9 +218,13 @@ def suppressions_import(
     )
     # The rows this import stored carry its own instant: counted from the database, a number
     # another request listed meanwhile is not claimed as added here.
-    added = Suppression.objects.filter(user=user, created_at=stamp).count()
+    stored = Suppression.objects.filter(user=user, created_at=stamp)
+    added = stored.count()
     if added:
         on_suppressions_added(user=user)
+        if events.wanted(user=user, type="suppression.added"):
+            for suppression in stored.iterator(chunk_size=2_000):
+                events.suppression_added(suppression=suppression)
     return ImportResult(
         added=added,
         already_listed=len(numbers) - added,

@@ -24,6 +24,7 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from campaigns import elevenlabs
+from campaigns.events import services as events
 from campaigns.models import BATCH_SENT, Call, Campaign, CampaignBatch, Recipient
 from campaigns.policy import RECIPIENT_ZONE
 
@@ -164,7 +165,8 @@ def campaign_refresh(*, campaign_id: int) -> None:
         # paused campaign stays paused whatever its parts do (a pause cancels batch calls).
         campaigns = campaigns.filter(cancel_requested_at__isnull=True).exclude(status=S.PAUSED)
     behind = [status for status, rank in CAMPAIGN_RANK.items() if rank < CAMPAIGN_RANK[new]]
-    campaigns.filter(status__in=behind).update(status=new, updated_at=now)
+    if campaigns.filter(status__in=behind).update(status=new, updated_at=now):
+        events.campaign_status_changed_by_id(campaign_id=campaign_id)
 
 
 # --- Recipients in bulk --------------------------------------------------------------------
@@ -230,9 +232,12 @@ def _recipients_update(*, campaign_id: int, changes: list[tuple]) -> None:
             f"UPDATE {table} SET status = v.new_status, conversation_id = v.conversation_id, "
             f"status_updated_at = %s FROM v "
             f"WHERE {table}.campaign_id = %s AND {table}.phone_number = v.phone_number "
-            f"AND {table}.status = v.old_status AND {table}.attempt = CAST(v.attempt AS integer)",
+            f"AND {table}.status = v.old_status AND {table}.attempt = CAST(v.attempt AS integer) "
+            f"RETURNING {table}.id, {table}.status",
             [json.dumps(changes), timezone.now(), campaign_id],
         )
+        finished = [pk for pk, status in cursor.fetchall() if status in TERMINAL_RECIPIENT_STATUSES]
+    events.recipients_call_finished(campaign_id=campaign_id, recipient_ids=finished)
 
 
 def _calls_record(*, campaign_id: int, conversation_ids: list[str]) -> None:

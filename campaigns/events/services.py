@@ -100,6 +100,11 @@ def deliveries_recent(*, user, limit: int = 20):
 # --- Emitting -----------------------------------------------------------------------------
 
 
+def wanted(*, user, type: str) -> bool:
+    """Whether any active endpoint of `user` wants `type`: emitters skip building payloads otherwise."""
+    return any(endpoint.wants(type) for endpoint in WebhookEndpoint.objects.filter(user=user, disabled_at=None))
+
+
 def event_emit(*, user, type: str, data: dict, ordering_key=None) -> list[Delivery]:
     """Store one delivery per active endpoint of `user` that wants `type`, in the caller's
     transaction, and queue their sending once it commits. `ordering_key` (e.g. a campaign)
@@ -175,6 +180,65 @@ def recipient_call_finished(*, recipient) -> list[Delivery]:
         data={**RecipientSerializer(recipient).data, "campaign_id": campaign.pk},
         ordering_key=f"campaign:{campaign.pk}",
     )
+
+
+def campaign_status_changed_by_id(*, campaign_id: int) -> list[Delivery]:
+    """campaign.status_changed for a campaign whose status an UPDATE just moved."""
+    from campaigns.models import Campaign
+
+    campaign = Campaign.objects.select_related("user", "agent").filter(pk=campaign_id).first()
+    return campaign_status_changed(campaign=campaign) if campaign is not None else []
+
+
+def recipients_call_finished(*, campaign_id: int, recipient_ids) -> int:
+    """recipient.call_finished for many recipients of one campaign at once (a poll's worth): the
+    endpoints are read once, the recipients in one query, the deliveries written in bulk."""
+    from campaigns.api.serializers import RecipientSerializer
+    from campaigns.models import Campaign, Recipient
+
+    ids = list(recipient_ids)
+    if not ids:
+        return 0
+    type = "recipient.call_finished"
+    # One query: the campaign owner's endpoints, through the campaign.
+    owners = Campaign.objects.filter(pk=campaign_id).values("user_id")
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(user_id__in=owners, disabled_at=None)
+        if endpoint.wants(type)
+    ]
+    if not endpoints:
+        return 0
+    now = timezone.now()
+    stamp = now.isoformat().replace("+00:00", "Z")
+    key = f"campaign:{campaign_id}"
+    deliveries = []
+    for recipient in Recipient.objects.filter(campaign_id=campaign_id, pk__in=ids).order_by("pk"):
+        body = json.dumps(
+            {
+                "type": type,
+                "timestamp": stamp,
+                "data": {**RecipientSerializer(recipient).data, "campaign_id": campaign_id},
+            },
+            cls=DjangoJSONEncoder,
+            separators=(",", ":"),
+        )
+        message_id = f"msg_{uuid.uuid4().hex}"
+        deliveries += [
+            Delivery(
+                endpoint=endpoint,
+                message_id=message_id,
+                event_type=type,
+                body=body,
+                ordering_key=key,
+                next_attempt_at=now,
+            )
+            for endpoint in endpoints
+        ]
+    created = Delivery.objects.bulk_create(deliveries, batch_size=1_000)
+    ids_created = [delivery.pk for delivery in created]
+    transaction.on_commit(lambda: _queue(ids_created))
+    return len(created)
 
 
 def suppression_added(*, suppression) -> list[Delivery]:
