@@ -165,3 +165,34 @@ def test_the_openapi_document_describes_the_create_endpoint():
     assert "json" in response["Content-Type"]
     schema = json.loads(response.content)
     assert "post" in schema["paths"]["/api/v1/campaigns"]
+
+
+def test_the_openapi_document_describes_every_answer_in_its_envelope(api, campaign_form):
+    schema = APIClient().get("/api/v1/openapi.json").json()
+    components = schema["components"]["schemas"]
+
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "delete"):
+                continue
+            responses = operation["responses"]
+            assert {"401", "429"} <= responses.keys(), (method, path)
+            if "{" in path:
+                assert "404" in responses, (method, path)
+            for code, response in responses.items():
+                for body in response.get("content", {}).values():
+                    documented = body["schema"]
+                    if code.startswith("2"):
+                        assert documented["properties"]["status"] == {"$ref": "#/components/schemas/Status"}, path
+                        assert "data" in documented["properties"], (method, path, code)
+                    else:
+                        assert documented == {"$ref": "#/components/schemas/ErrorEnvelope"}, (method, path, code)
+
+    # Real answers carry exactly the documented top-level fields.
+    api.post("/api/v1/campaigns", campaign_form(), format="multipart")
+    listed = api.get("/api/v1/campaigns").json()
+    documented = schema["paths"]["/api/v1/campaigns"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert set(listed) == set(documented["schema"]["properties"]) == {"status", "data", "pagination"}
+    assert set(listed["pagination"]) == set(components["Pagination"]["properties"])
+    missing = api.get("/api/v1/campaigns/999999").json()
+    assert set(missing) == set(components["ErrorEnvelope"]["properties"])
