@@ -30,6 +30,7 @@ from campaigns import elevenlabs, outbound, tracking
 from campaigns.errors import Conflict, UpstreamError
 from campaigns.events import services as events
 from campaigns.models import BATCH_SENT, BATCH_UNSENT, Campaign, CampaignBatch, Recipient
+from campaigns.policy import concurrency_share
 
 logger = logging.getLogger(__name__)
 
@@ -454,7 +455,7 @@ def _parts_resend(campaign: Campaign, *, now) -> None:
             size=len(ids),
             recipient_ids=ids,
             token=f"vc-{campaign.pk}-{last + number}-{secrets.token_hex(6)}",
-            concurrency_limit=campaign.max_concurrent_calls and max(1, campaign.max_concurrent_calls // len(chunks)),
+            concurrency_limit=concurrency_share(campaign.max_concurrent_calls, parts=len(chunks), part=number),
         )
         for number, ids in enumerate(chunks, start=1)
     )

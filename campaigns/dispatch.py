@@ -27,7 +27,7 @@ from django.utils import timezone
 from campaigns import control, elevenlabs, outbound, suppressions, tracking
 from campaigns.events import services as events
 from campaigns.models import BATCH_UNSENT, Campaign, CampaignBatch, Recipient
-from campaigns.policy import RECIPIENT_ZONE, policy_from_campaign
+from campaigns.policy import RECIPIENT_ZONE, concurrency_share, policy_from_campaign
 
 logger = logging.getLogger(__name__)
 
@@ -98,15 +98,6 @@ def _parts(campaign: Campaign) -> list[CampaignBatch]:
         )
         for part, (zone, offset, size) in enumerate(slices, start=1)
     ]
-
-
-def concurrency_share(cap: int | None, *, parts: int, part: int) -> int | None:
-    """Part `part`'s share of the campaign's cap on calls at once: the parts run side by side, so
-    their limits add up to the cap (create refuses a cap smaller than the number of parts)."""
-    if cap is None:
-        return None
-    share, extra = divmod(cap, parts)
-    return max(1, share + (1 if part <= extra else 0))
 
 
 def _sendable_campaigns():

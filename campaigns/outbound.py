@@ -166,7 +166,7 @@ def _leads_apply(*, campaign: Campaign, leads: list, by_lead: dict[str, int]) ->
     if not rows:
         return
     table = Recipient._meta.db_table
-    values = _json_rows(("id", "lead_id", "attempts", "disposition", "uncalled_end"))
+    values = tracking.json_rows_sql(("id", "lead_id", "attempts", "disposition", "uncalled_end"))
     with connection.cursor() as cursor:
         # The attempt only grows: a new attempt starts the recipient afresh (the next call's
         # outcome is not the last one's), as a retry of a batch call does.
@@ -264,7 +264,7 @@ def _recipients_on_call(*, campaign_id: int, rows: list[list]) -> None:
     `dispatched` with `next_call_at`, its last outcome still in its call records.
     """
     table = Recipient._meta.db_table
-    values = _json_rows(("id", "status", "conversation_id", "next_call_at"))
+    values = tracking.json_rows_sql(("id", "status", "conversation_id", "next_call_at"))
     next_call = "CAST(v.next_call_at AS timestamptz)" if connection.vendor == "postgresql" else "v.next_call_at"
     ranks = list(tracking.RECIPIENT_RANK.items())
     rank = "CASE {} " + " ".join("WHEN %s THEN %s" for _ in ranks) + " ELSE -1 END"
@@ -287,14 +287,6 @@ def _recipients_on_call(*, campaign_id: int, rows: list[list]) -> None:
         )
         finished = [pk for pk, status in cursor.fetchall() if status in tracking.TERMINAL_RECIPIENT_STATUSES]
     events.recipients_call_finished(campaign_id=campaign_id, recipient_ids=finished)
-
-
-def _json_rows(columns: tuple[str, ...]) -> str:
-    if connection.vendor == "postgresql":
-        rows, field = "jsonb_array_elements(%s::jsonb) AS e", "e->>{}"
-    else:
-        rows, field = "json_each(%s)", "json_extract(value, '$[{}]')"
-    return f"SELECT {', '.join(f'{field.format(i)} AS {name}' for i, name in enumerate(columns))} FROM {rows}"
 
 
 # --- Stop, pause, resume, remove a lead -----------------------------------------------------

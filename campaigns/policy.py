@@ -112,6 +112,15 @@ class Policy:
         return after  # unreachable with at least one day and one window
 
 
+def concurrency_share(cap: int | None, *, parts: int, part: int) -> int | None:
+    """Part `part`'s share of the campaign's cap on calls at once: the parts run side by side, so
+    their limits add up to the cap (create refuses a cap smaller than the number of parts)."""
+    if cap is None:
+        return None
+    share, extra = divmod(cap, parts)
+    return max(1, share + (1 if part <= extra else 0))
+
+
 def _at(day: dt.date, minutes: int, zone: ZoneInfo) -> dt.datetime:
     midnight = dt.datetime.combine(day, dt.time(), tzinfo=zone)
     wall = midnight.replace(tzinfo=None) + dt.timedelta(minutes=minutes)

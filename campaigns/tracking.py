@@ -206,7 +206,7 @@ def recipients_apply(*, campaign_id: int, current, reports, ignore_conversations
     return learned
 
 
-def _json_rows_sql(columns: tuple[str, ...]) -> str:
+def json_rows_sql(columns: tuple[str, ...]) -> str:
     """A SELECT over one JSON parameter holding a list of rows (lists), one column per position."""
     if connection.vendor == "postgresql":
         rows = "jsonb_array_elements(%s::jsonb) AS e"
@@ -224,7 +224,7 @@ def _recipients_update(*, campaign_id: int, changes: list[tuple]) -> None:
     limit and slow PostgreSQL's planner.
     """
     table = Recipient._meta.db_table
-    values = _json_rows_sql(("phone_number", "old_status", "new_status", "conversation_id", "attempt"))
+    values = json_rows_sql(("phone_number", "old_status", "new_status", "conversation_id", "attempt"))
     with connection.cursor() as cursor:
         # MATERIALIZED: SQLite would otherwise rescan the JSON for every recipient row.
         cursor.execute(
