@@ -81,7 +81,7 @@ def first_sheet(fileobj: Any, limits: WorkbookLimits) -> Iterator[SheetRows]:
     _check_end_record(fileobj, limits)
     try:
         archive = zipfile.ZipFile(fileobj)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error, NotImplementedError):
         raise UnreadableWorkbook from None
     try:
         with _unreadable_on_damage():
