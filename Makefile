@@ -1,13 +1,15 @@
 # Two commands: `make run` (set up everything and serve on 127.0.0.1:8000) and `make test`.
+# Another port: `make run PORT=8001`. `make demo` prints the demo's sign-in, key and curl line again.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint bench clean
+.PHONY: run demo test install lint bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
+	@echo "Installing Python packages into $(VENV) (takes a minute)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -17,11 +19,21 @@ install: $(BIN)/.installed
 
 # Embedded defaults: SQLite, no broker server, the built-in ElevenLabs sandbox.
 # Web, worker and beat run together; Ctrl-C stops all three.
+# First of all, with any python3: stop at once if the port is taken, and write a development
+# .env (DEBUG on, a SECRET_KEY of its own) if there is none, for manage.py commands run by hand.
 run: export DEBUG ?= true
 run: export SITE_URL ?= http://$(HOST):$(PORT)
-run: install
+run:
+	@$(PYTHON) -m campaigns.devrun preflight --host $(HOST) --port $(PORT)
+	@$(MAKE) --no-print-directory --silent install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py devserver --host $(HOST) --port $(PORT)
+
+# The banner of `make run` again, from var/demo.json; starts nothing.
+demo: export DEBUG ?= true
+demo: export SITE_URL ?= http://$(HOST):$(PORT)
+demo: install
+	@$(BIN)/python manage.py bootstrap_demo --show
 
 # The whole suite. DATABASE_URL picks the database (SQLite when unset).
 test: export SECRET_KEY ?= test-only-secret-key
@@ -38,6 +50,8 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: export SECRET_KEY ?= bench-only-secret-key
+# Measured as in production, whatever a development .env turns on.
+bench: export DEBUG = false
 bench: install
 	$(BIN)/python bench/create_campaign.py
 	$(BIN)/python bench/bombs.py

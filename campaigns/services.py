@@ -736,7 +736,6 @@ def phone_number_upsert(
 
 
 DEMO_USERNAME = "demo"
-DEMO_PASSWORD = "voiceable-demo"
 DEMO_API_KEY_NAME = "demo"
 
 
@@ -749,19 +748,25 @@ class Demo:
     phone_number: PhoneNumber
 
 
-def demo_bootstrap(*, client=None) -> Demo:
-    """A demo staff user with one fresh API key and the workspace's agents and phone numbers.
+def demo_bootstrap(*, client=None, api_key: str = "", password: str = "") -> Demo:
+    """A demo staff user with an API key, and the workspace's agents and phone numbers.
 
-    Safe to run again: the user and records are reused, earlier demo keys are revoked, so
-    exactly one demo key works at any time. Raises UpstreamError when ElevenLabs cannot be
+    `api_key` and `password` are what an earlier run printed (`bootstrap_demo` keeps them): both
+    stay as they are while they still work, so a saved key and a signed-in browser survive a
+    restart. The password is set only when it is not already the user's (setting one, even the
+    same, signs every browser out); without one a random one is made. A key that no longer
+    works (revoked, or from another database) is replaced by a new one, and every other demo key
+    is revoked: exactly one works at any time. Raises UpstreamError when ElevenLabs cannot be
     read, ValidationFailed when the workspace has no agent or no phone number.
     """
+    password = password or secrets.token_urlsafe(12)
     with transaction.atomic():
         user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
         user.is_staff = True
         user.is_superuser = True  # so the demo can open the admin too
         user.is_active = True
-        user.set_password(DEMO_PASSWORD)
+        if not user.check_password(password):
+            user.set_password(password)
         user.save()
     elevenlabs_sync(user=user, client=client)
     # The first agent by name, the first number in the workspace's own order.
@@ -770,12 +775,23 @@ def demo_bootstrap(*, client=None) -> Demo:
     if agent is None or phone_number is None:
         raise ValidationFailed("The ElevenLabs workspace has no agent or no phone number to call with.")
     with transaction.atomic():
-        ApiKey.objects.filter(user=user, name=DEMO_API_KEY_NAME, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-        created = api_key_create(user=user, name=DEMO_API_KEY_NAME)
-    return Demo(
-        username=user.username, password=DEMO_PASSWORD, api_key=created.raw_key, agent=agent, phone_number=phone_number
+        if not demo_key_works(api_key=api_key):
+            ApiKey.objects.filter(user=user, name=DEMO_API_KEY_NAME, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()
+            )
+            api_key = api_key_create(user=user, name=DEMO_API_KEY_NAME).raw_key
+    return Demo(username=user.username, password=password, api_key=api_key, agent=agent, phone_number=phone_number)
+
+
+def demo_key_works(*, api_key: str) -> bool:
+    """Whether `api_key` is a key of the demo user that authenticates."""
+    return bool(api_key) and (
+        ApiKey.objects.filter(
+            user__username=DEMO_USERNAME,
+            user__is_active=True,
+            key_hash=ApiKey.hash_key(api_key),
+            revoked_at__isnull=True,
+        ).exists()
     )
 
 

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
+from campaigns import devrun
 from campaigns.models import Agent, ApiKey, PhoneNumber
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,9 +35,11 @@ def test_create_api_key_refuses_an_unknown_user():
 
 
 @pytest.fixture(autouse=True)
-def _workspace(request):
+def _workspace(request, tmp_path, monkeypatch):
     if "bootstrap" in request.node.name:
         request.getfixturevalue("sandbox_live")
+    # Whatever DEBUG says, the project's own var/demo.json is never touched.
+    monkeypatch.setattr(devrun, "DEMO_FILE", tmp_path / "demo.json")
 
 
 def test_bootstrap_demo_json_has_what_a_first_request_needs():
@@ -54,7 +57,7 @@ def test_bootstrap_demo_json_has_what_a_first_request_needs():
     assert APIClient().get("/api/v1/agents", HTTP_X_API_KEY=facts["api_key"]).status_code == 200
 
 
-def test_bootstrap_demo_is_idempotent_and_only_the_newest_key_works():
+def test_bootstrap_demo_is_idempotent_and_without_a_kept_file_only_the_newest_key_works():
     first = json.loads(run("bootstrap_demo", "--json"))
     second = json.loads(run("bootstrap_demo", "--json"))
 
@@ -71,7 +74,7 @@ def test_bootstrap_demo_prints_a_ready_to_paste_curl_line():
     key = ApiKey.objects.get(revoked_at__isnull=True)
     assert 'curl -X POST "http://127.0.0.1:8000/api/v1/campaigns"' in output
     assert key.prefix in output
-    assert "recipients_file=@examples/recipients.csv" in output
+    assert f"recipients_file=@{devrun.ROOT / 'examples' / 'recipients.csv'}" in output
 
 
 def test_bootstrap_demo_explains_an_unreachable_elevenlabs(settings):

@@ -1,53 +1,74 @@
 import json
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from campaigns import services
+from campaigns import devrun, services
 from campaigns.errors import ApplicationError
 
 
 class Command(BaseCommand):
     help = (
-        "Create (or refresh) a demo staff user with an API key, import the ElevenLabs workspace's "
-        "agents and phone numbers, and print what a first request needs."
+        "Create the demo staff user with an API key, import the ElevenLabs workspace's agents and phone "
+        "numbers, and print what a first request needs. The key and password are kept in --file (with DEBUG "
+        "on: var/demo.json) and printed again by every later run while they still work."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of prose.")
-        parser.add_argument("--host", default="http://127.0.0.1:8000", help="Base URL used in the printed curl line.")
+        parser.add_argument(
+            "--host", help="Base URL in the printed lines. Default: SITE_URL; with --show, where the demo was set up."
+        )
+        parser.add_argument(
+            "--file",
+            type=Path,
+            help="Where the key and password are kept. Default: var/demo.json with DEBUG on; with DEBUG off, "
+            "nowhere (the file holds a superuser's password), so every run makes new ones.",
+        )
+        parser.add_argument(
+            "--show",
+            action="store_true",
+            help="Print the kept demo without asking ElevenLabs anything; set it up only if none works.",
+        )
 
-    def handle(self, *args, **options):
-        host = options["host"]
+    def handle(self, *args, host, file, show, **options):
+        path = file or (devrun.DEMO_FILE if settings.DEBUG else None)
+        kept = devrun.demo_load(path) if path else {}
+        if show:
+            if path is None:
+                raise CommandError("With DEBUG off nothing is kept unless --file names where.")
+            if set(devrun.DEMO_FACTS) <= kept.keys() and services.demo_key_works(api_key=kept["api_key"]):
+                url = (host or kept.get("url") or settings.SITE_URL).rstrip("/")
+                self._print(kept, url=url, path=path, as_json=options["json"])
+                if not options["json"] and not devrun.answers(url, timeout=1):
+                    port = urlsplit(url).port
+                    start = "make run" if port in (None, 8000) else f"make run PORT={port}"
+                    self.stdout.write(f"\nNothing answers at {url} now: start the service with `{start}`.")
+                return
+        url = (host or settings.SITE_URL).rstrip("/")
         try:
-            demo = services.demo_bootstrap()
+            demo = services.demo_bootstrap(api_key=kept.get("api_key", ""), password=kept.get("password", ""))
         except ApplicationError as exc:
-            raise CommandError(f"{exc} (ElevenLabs at {settings.ELEVENLABS_BASE_URL})") from None
+            hint = " Is `make run` running?" if show else ""
+            raise CommandError(f"{exc} (ElevenLabs at {settings.ELEVENLABS_BASE_URL}){hint}") from None
         facts = {
             "username": demo.username,
             "password": demo.password,
             "api_key": demo.api_key,
             "agent_id": demo.agent.elevenlabs_agent_id,
+            "agent_name": demo.agent.name,
             "phone_number_id": demo.phone_number.pk,
+            "phone_number": demo.phone_number.phone_number,
+            "url": url,
         }
-        if options["json"]:
+        if path:
+            devrun.demo_store(path, facts)
+        self._print(facts, url=url, path=path, as_json=options["json"])
+
+    def _print(self, facts: dict, *, url: str, path: Path | None, as_json: bool) -> None:
+        if as_json:
             self.stdout.write(json.dumps(facts))
-            return
-        curl = (
-            f'curl -X POST "{host}/api/v1/campaigns" \\\n'
-            f'  -H "X-API-Key: {demo.api_key}" \\\n'
-            '  -F "name=My first campaign" \\\n'
-            f'  -F "phone_number_id={demo.phone_number.pk}" \\\n'
-            f'  -F "agent_id={demo.agent.elevenlabs_agent_id}" \\\n'
-            '  -F "recipients_file=@examples/recipients.csv" \\\n'
-            '  -F "send_immediately=true"'
-        )
-        self.stdout.write(
-            "\nVoiceable Campaigns is ready.\n\n"
-            f"  Sign in:      {host}/   user {demo.username}   password {demo.password}   (admin: {host}/admin/)\n"
-            f"  API key:      {demo.api_key}\n"
-            f"  Agent:        {demo.agent.name} (agent_id {demo.agent.elevenlabs_agent_id})\n"
-            f"  Phone number: {demo.phone_number.phone_number} (phone_number_id {demo.phone_number.pk})\n"
-            f"  API docs:     {host}/api/v1/docs\n\n"
-            f"Create a campaign:\n\n{curl}\n"
-        )
+        else:
+            self.stdout.write(devrun.demo_banner(facts, url=url, kept_in=path))
