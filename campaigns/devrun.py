@@ -204,16 +204,20 @@ class AtLeast:
         record = _RECORD.match(line)
         if record:
             level = _LEVELS.get(record["level"], logging.WARNING)
-            self.showing = level >= self.level and not any(text in line for text in _HARMLESS)
+            self.showing = level >= self.level and not harmless(line)
         return self.showing
+
+
+def harmless(line: str) -> bool:
+    return any(text in line for text in _HARMLESS)
 
 
 def never(line: str) -> bool:
     return False
 
 
-def always(line: str) -> bool:
-    return True
+def unless_harmless(line: str) -> bool:
+    return not harmless(line)
 
 
 class Child:
@@ -234,8 +238,8 @@ class Child:
         log: Path,
         stop_signal: int,
         say: Callable[[str], None],
-        shows_out: Callable[[str], bool] = always,
-        shows_err: Callable[[str], bool] = always,
+        shows_out: Callable[[str], bool] = unless_harmless,
+        shows_err: Callable[[str], bool] = unless_harmless,
     ):
         self.name, self.command, self.env, self.log_path = name, command, env, log
         self.stop_signal, self.say, self.shows_out, self.shows_err = stop_signal, say, shows_out, shows_err

@@ -3,6 +3,7 @@ the demo's key and password survive restarts, and Ctrl-C stops everything quietl
 
 import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -242,6 +243,24 @@ def test_the_curl_line_works_from_any_folder(sandbox_live, demo_file):
 
 
 # --- devserver: the banner last, and a quiet Ctrl-C ------------------------------------------
+
+
+def test_only_warnings_and_errors_of_the_worker_reach_the_terminal():
+    shows = devrun.AtLeast(logging.WARNING)
+    lines = {
+        "Please specify a different user using the --uid option.": False,  # before any record
+        "[2026-01-01 12:00:00,000: INFO/MainProcess] Task sandbox.tasks.sandbox_tick received": False,
+        "[2026-01-01 12:00:00,100: WARNING/MainProcess] No hostname was supplied. Reverting to default 'localhost'": (
+            False  # Kombu's, about the filesystem broker's URL
+        ),
+        "[2026-01-01 12:00:01,000: ERROR/ForkPoolWorker-1] Task campaigns.tasks.campaign_dispatch raised": True,
+        "Traceback (most recent call last):": True,
+        '  File "campaigns/dispatch.py", line 1, in dispatch': True,
+        "ValueError: no": True,
+        "2026-01-01 12:00:02,000 INFO campaigns.dispatch sent": False,
+        "2026-01-01 12:00:03,000 WARNING campaigns.dispatch slow": True,
+    }
+    assert {line: shows(line) for line in lines} == lines
 
 
 def _devserver_env(tmp_path, port: int) -> dict:
