@@ -249,12 +249,16 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Outbound AI voice-call campaigns on ElevenLabs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get components of their own: an upload is a binary file part (not a URL
+    # string) and a required text field says it may not be empty.
+    "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["campaigns.api.schema.documented_paths"],
     # Setting this list replaces drf-spectacular's default, so its enum hook is listed again.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "campaigns.api.idempotency_schema.idempotency_key_documented",
         "campaigns.api.schema.envelope_documented",
+        "campaigns.api.schema.text_fields_documented",
     ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -9,7 +9,7 @@ from campaigns import selectors, services
 from campaigns.models import ApiKey
 
 from .envelope import success
-from .serializers import UtcDateTimeField
+from .serializers import TextField, UtcDateTimeField
 from .views import ApiView
 
 # --- Serializers ------------------------------------------------------------------------------
@@ -37,7 +37,7 @@ class ApiKeyFieldsSerializer(serializers.Serializer):
     # Say which field: the error envelope does not prefix a nested object's own errors.
     default_error_messages = {"invalid": 'api_key must be an object like {{"name": "…"}}, not {datatype}.'}
 
-    name = serializers.CharField(max_length=ApiKey._meta.get_field("name").max_length, help_text="To tell keys apart.")
+    name = TextField(max_length=ApiKey._meta.get_field("name").max_length, help_text="To tell keys apart.")
 
 
 class ApiKeyBodySerializer(serializers.Serializer):
@@ -69,10 +69,7 @@ class ApiKeyListCreateView(ApiView):
 
     @extend_schema(
         operation_id="api_keys_list",
-        parameters=[
-            OpenApiParameter("page", OpenApiTypes.INT, description="From 1."),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="Entries a page, at most 500 (50)."),
-        ],
+        parameters=[],
         responses={200: ApiKeySerializer(many=True), 401: UNAUTHORIZED, 429: RATE_LIMITED},
     )
     def get(self, request):

@@ -17,6 +17,15 @@ class UtcDateTimeField(serializers.DateTimeField):
         super().__init__(format="%Y-%m-%dT%H:%M:%SZ", default_timezone=dt.UTC, **kwargs)
 
 
+class TextField(serializers.CharField):
+    """A string and only a string: a JSON number or true is refused, not turned into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class FormBooleanField(serializers.BooleanField):
     """A boolean that must be sent: DRF would read a missing form field as false."""
 

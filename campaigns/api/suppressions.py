@@ -12,7 +12,7 @@ from campaigns.errors import NotFound, PayloadTooLarge, ValidationFailed
 from campaigns.models import Suppression
 
 from .envelope import success
-from .serializers import UtcDateTimeField
+from .serializers import TextField, UtcDateTimeField
 from .views import MULTIPART_OVERHEAD_BYTES, ApiView
 
 # --- Serializers ------------------------------------------------------------------------------
@@ -29,11 +29,9 @@ class SuppressionSerializer(serializers.Serializer):
 
 
 class SuppressionAddSerializer(serializers.Serializer):
-    phone_number = serializers.CharField(
-        max_length=64, help_text="Any way a recipients file may write it; stored in E.164."
-    )
-    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-    default_country = serializers.CharField(
+    phone_number = TextField(max_length=64, help_text="Any way a recipients file may write it; stored in E.164.")
+    reason = TextField(max_length=255, required=False, allow_blank=True, default="")
+    default_country = TextField(
         max_length=2, min_length=2, required=False, allow_blank=True, help_text="ISO country for a number without +."
     )
 
@@ -72,8 +70,6 @@ class SuppressionListCreateView(ApiView):
         operation_id="suppressions_list",
         parameters=[
             SuppressionFilterSerializer,
-            OpenApiParameter("page", OpenApiTypes.INT, description="From 1."),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="Entries a page, at most 500 (50)."),
         ],
         responses=SuppressionSerializer(many=True),
     )
@@ -107,7 +103,7 @@ class SuppressionListCreateView(ApiView):
         },
     )
     def post(self, request):
-        if "file" in request.FILES or "file" in request.data:
+        if "file" in request.FILES or (isinstance(request.data, dict) and "file" in request.data):
             return self._import(request)
         fields = _valid(SuppressionAddSerializer, request.data)
         suppression, created = suppressions.suppression_add(
@@ -160,7 +156,11 @@ class SuppressionDetailView(ApiView):
                 description="E.164 with its + URL-encoded (%2B14155552671) or left out (14155552671).",
             )
         ],
-        responses={204: None, 404: OpenApiResponse(description="The number is not on your list.")},
+        responses={
+            204: None,
+            404: OpenApiResponse(description="The number is not on your list."),
+            422: OpenApiResponse(description="This is not a phone number."),
+        },
     )
     def delete(self, request, phone_number):
         # A + is easy to lose in a URL: a number without one is read as written with it.

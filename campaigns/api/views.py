@@ -1,7 +1,7 @@
 """Thin API views: authenticate, check input, call a service or selector, wrap the answer."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.views import APIView
 
@@ -48,7 +48,14 @@ class CampaignListCreateView(ApiView):
     def get(self, request):
         return self.paginate(selectors.campaign_list(user=request.user), serializers.CampaignSerializer)
 
-    @extend_schema(request=serializers.CampaignCreateSerializer, responses={201: serializers.CampaignCreatedSerializer})
+    @extend_schema(
+        request=serializers.CampaignCreateSerializer,
+        responses={
+            201: serializers.CampaignCreatedSerializer,
+            404: OpenApiResponse(description="No phone number or agent of yours has this id."),
+            413: OpenApiResponse(description="The file is larger than the limit (20 MB by default)."),
+        },
+    )
     def post(self, request):
         content_length = int(request.META.get("CONTENT_LENGTH") or 0)
         limit = settings.RECIPIENTS_MAX_FILE_BYTES
@@ -138,7 +145,8 @@ class CampaignRecipientsView(ApiView):
     )
     def get(self, request, campaign_id):
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
-        filters = serializers.RecipientFilterSerializer(data=request.query_params)
+        # A plain dict: from a QueryDict, DRF would read `status=` as no filter at all.
+        filters = serializers.RecipientFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         recipients = selectors.recipient_list(campaign=campaign, **filters.validated_data)
         return self.paginate(recipients, serializers.RecipientSerializer)

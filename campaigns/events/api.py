@@ -1,13 +1,12 @@
 """Webhook endpoints over the API: add one (its secret shown once), list them with their health, delete one."""
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from campaigns.api.envelope import success
-from campaigns.api.serializers import UtcDateTimeField
+from campaigns.api.serializers import TextField, UtcDateTimeField
 from campaigns.api.views import ApiView
 
 from . import services
@@ -36,9 +35,9 @@ class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
 
 
 class WebhookEndpointCreateSerializer(serializers.Serializer):
-    url = serializers.CharField(max_length=2000, help_text="https URL the events are POSTed to.")
+    url = TextField(max_length=2000, help_text="https URL the events are POSTed to.")
     events = serializers.ListField(
-        child=serializers.CharField(max_length=64),
+        child=TextField(max_length=64),
         required=False,
         default=list,
         max_length=len(services.EVENT_TYPES),
@@ -54,10 +53,7 @@ class WebhookEndpointListCreateView(ApiView):
 
     @extend_schema(
         operation_id="webhook_endpoints_list",
-        parameters=[
-            OpenApiParameter("page", OpenApiTypes.INT, description="From 1."),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="Entries a page, at most 500 (50)."),
-        ],
+        parameters=[],
         responses=WebhookEndpointSerializer(many=True),
     )
     def get(self, request):

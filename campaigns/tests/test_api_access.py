@@ -196,3 +196,69 @@ def test_the_openapi_document_describes_every_answer_in_its_envelope(api, campai
     assert set(listed["pagination"]) == set(components["Pagination"]["properties"])
     missing = api.get("/api/v1/campaigns/999999").json()
     assert set(missing) == set(components["ErrorEnvelope"]["properties"])
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("page=abc", "page: A valid integer is required."),
+        ("page=0", "page: Ensure this value is greater than or equal to 1."),
+        ("page_size=0", "page_size: Ensure this value is greater than or equal to 1."),
+        ("page_size=501", "page_size: Ensure this value is less than or equal to 500."),
+        ("page_size=", "page_size: A valid integer is required."),
+    ],
+)
+def test_a_wrong_page_is_a_422_not_silently_the_first_page(api, user, query, fragment):
+    CampaignFactory(user=user)
+    body = assert_error(api.get(f"/api/v1/campaigns?{query}"), 422, fragment)
+    assert body["details"].keys() == {query.split("=")[0]}
+
+
+def test_a_page_past_the_last_is_a_404_that_says_where_the_last_is(api, user):
+    for _ in range(3):
+        CampaignFactory(user=user)
+    assert_error(api.get("/api/v1/campaigns?page_size=2&page=3"), 404, "There is no page 3: the last page is 2.")
+    # No campaigns at all is one empty page, not a 404.
+    assert api.get("/api/v1/suppressions").json()["pagination"] == {
+        "page": 1,
+        "page_size": 50,
+        "total": 0,
+        "pages": 1,
+        "next": None,
+        "previous": None,
+    }
+
+
+def test_the_openapi_document_says_either_key_header_is_enough_and_documents_paging():
+    schema = APIClient().get("/api/v1/openapi.json").json()
+    for item in schema["paths"].values():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "delete"):
+                # Two requirements (either one), not one requirement naming both (both at once).
+                assert operation["security"] == [{"ApiKeyHeader": []}, {"BearerKey": []}]
+    listing = schema["paths"]["/api/v1/campaigns"]["get"]
+    page_size = next(p for p in listing["parameters"] if p["name"] == "page_size")
+    assert page_size["schema"] == {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}
+    assert {"404", "422"} <= listing["responses"].keys()
+    created = schema["paths"]["/api/v1/campaigns"]["post"]["responses"]["201"]
+    assert created["links"]["GetCampaign"]["parameters"] == {"campaign_id": "$response.body#/data/id"}
+    upload = schema["components"]["schemas"]["CampaignCreateRequest"]["properties"]["recipients_file"]
+    assert upload == {"type": "string", "format": "binary"}
+
+
+def test_a_recipient_filter_sent_empty_is_refused_not_ignored(api, user):
+    campaign = CampaignFactory(user=user)
+    assert_error(api.get(f"/api/v1/campaigns/{campaign.pk}/recipients?status="), 422, "status")
+
+
+@pytest.mark.parametrize("body", ["null", "[]", '"text"', "7"])
+def test_a_json_body_that_is_not_an_object_is_a_422(api, body):
+    response = api.post("/api/v1/suppressions", body, content_type="application/json")
+    assert_error(response, 422)
+
+
+@pytest.mark.parametrize("name", [7, True, None, ["CRM"], {"x": 1}])
+def test_a_text_field_sent_as_another_json_type_is_refused(api, name):
+    response = api.post("/api/v1/api_keys", {"api_key": {"name": name}}, format="json")
+    assert_error(response, 422, "api_key: name:")
+    assert ApiKey.objects.count() == 1
