@@ -5,7 +5,9 @@ INSERT that the unique (user, key) constraint decides, so of two requests at onc
 runs. Its answer (status and body, errors included) is kept for 24 hours and sent again, with
 `Idempotent-Replayed: true`, to any repeat of the same request, which runs nothing. A 5xx is
 not kept: the key is freed so the client can try again. The same key with another request is
-a 422; a repeat while the first still runs is a 409.
+a 422; a repeat while the first still runs is a 409, and so is a repeat of one whose process
+stopped mid-request (after ten minutes it says so: it may have taken effect, so it never runs
+again).
 
 ApiView calls request_begin() once the request is authenticated and request_end() on the
 answer; a request without the header is left alone.
@@ -35,6 +37,9 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 KEPT_FOR = dt.timedelta(hours=24)
 # 1-255 printable ASCII characters, not starting or ending with a space (proxies may trim those).
 KEY_PATTERN = re.compile(r"[!-~](?:[ -~]{0,253}[!-~])?")
+# A claim still in progress after this long was abandoned: its process stopped mid-request
+# (gunicorn gives a request 60 s; an upload's reading and checking fits well within 10 min).
+ABANDONED_AFTER = dt.timedelta(minutes=10)
 # A claim lost to a record that vanished (expired, or freed by a 5xx) is tried again this often.
 CLAIM_ATTEMPTS = 3
 
@@ -116,6 +121,15 @@ def key_claim(*, user, key: str, fingerprint: str, now: dt.datetime | None = Non
                 f"This {HEADER} was already used for a different request (method, path or body). "
                 "Use a new key for a new request.",
                 details={"header": HEADER},
+            )
+        if existing.state == IdempotencyRecord.State.IN_PROGRESS and existing.created_at <= now - ABANDONED_AFTER:
+            # It may or may not have taken effect: running it again could create a second
+            # campaign, so the key stays taken and the client is told what to check.
+            raise Conflict(
+                f"The request with this {HEADER} did not finish: the server stopped while running it, so it may "
+                "or may not have taken effect. Check (for a campaign, GET /api/v1/campaigns) before sending it "
+                "again with a new key.",
+                details={"header": HEADER, "state": "abandoned"},
             )
         if existing.state == IdempotencyRecord.State.IN_PROGRESS:
             raise Conflict(

@@ -22,7 +22,8 @@ PARAMETER = {
 
 ANSWERS = {
     "400": f"`{HEADER}` is not 1 to 255 printable ASCII characters.",
-    "409": f"A request with this `{HEADER}` is still being processed: try again in a moment for its answer.",
+    "409": f"A request with this `{HEADER}` is still being processed: try again in a moment for its answer. "
+    "With `details.state` `abandoned`, it stopped mid-request and may have taken effect: check, then use a new key.",
     "422": f"This `{HEADER}` was already used for a different request (method, path or body), or the input "
     "is not valid.",
 }

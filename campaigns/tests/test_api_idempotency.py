@@ -218,6 +218,23 @@ def test_a_repeat_while_the_first_still_runs_answers_409_and_runs_nothing(api, c
     assert IdempotencyRecord.objects.get().state == IdempotencyRecord.State.IN_PROGRESS
 
 
+def test_a_repeat_of_a_request_whose_process_stopped_says_so_and_still_runs_nothing(api, campaign_form, user):
+    # The first request claimed the key, then its process was killed: the claim stays in progress.
+    first = APIRequestFactory().post(URL, campaign_form(), format="multipart")
+    fingerprint = idempotency.request_fingerprint(Request(first, parsers=[MultiPartParser(), FormParser()]))
+    idempotency.key_claim(user=user, key="create-1", fingerprint=fingerprint)
+    IdempotencyRecord.objects.update(created_at=timezone.now() - dt.timedelta(minutes=11))
+
+    response = create(api, campaign_form())
+
+    # It may have created the campaign before it stopped: running it again could call everyone
+    # twice, so it is not run; the client learns what to check instead of "try again in a moment".
+    body = assert_error(response, 409, "did not finish", "GET /api/v1/campaigns", "new key")
+    assert body["details"] == {"header": "Idempotency-Key", "state": "abandoned"}
+    assert not Campaign.objects.exists()
+    assert IdempotencyRecord.objects.get().state == IdempotencyRecord.State.IN_PROGRESS
+
+
 def test_a_key_is_free_again_after_24_hours(api, campaign_form):
     first = create(api, campaign_form())
     a_day_ago = timezone.now() - dt.timedelta(hours=24, seconds=1)
