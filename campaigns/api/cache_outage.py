@@ -1,4 +1,5 @@
-"""The API goes on while its cache (Redis in production) cannot be reached, and says so.
+"""The API goes on while its cache (Redis in production, else the database) cannot be
+reached, and says so.
 
 Rate limits and the count of bad keys live in the cache; neither may take the API down with
 it. What stops working is logged at most once a minute per process, not once per request.
@@ -9,11 +10,13 @@ import threading
 import time
 
 import redis
+from django.db import Error as DatabaseFailure
 
 logger = logging.getLogger(__name__)
 
-# What the cache backends raise when their server cannot be reached: Redis, and socket errors.
-CACHE_UNREACHABLE = (redis.RedisError, OSError)
+# What the cache backends raise when their server cannot be reached: Redis, socket errors, and
+# the database cache's database (down, locked, or its table missing).
+CACHE_UNREACHABLE = (redis.RedisError, OSError, DatabaseFailure)
 
 WARN_EVERY_SECONDS = 60
 
