@@ -97,7 +97,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# The API's rate limits live in the cache, so it must be one every web process shares: Redis
+# (CACHE_URL=redis://…) in production, else a table in the database (created by a migration).
+# Only DEBUG (`make run`, a single process) keeps it in the process's memory.
+CACHE_TABLE = "voiceable_cache"
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://" if DEBUG else f"dbcache://{CACHE_TABLE}")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
+    # Past MAX_ENTRIES a third of the table is dropped, resetting those clients' counts: keep
+    # room for every key and address seen within a minute (300 by default).
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 10_000)
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     # Rate limiting asks the cache on every API request and lets requests through when it
     # cannot answer: a Redis that is down or stuck must cost milliseconds, not seconds.

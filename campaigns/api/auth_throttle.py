@@ -5,7 +5,8 @@ next ones are answered 429 with Retry-After instead of 401: a misconfigured clie
 scanner is told to back off. A request with a valid key is never counted or refused here,
 whoever shares its address: keys are long random strings, so letting them through gives a
 guesser nothing, and one client's mistakes must not lock out a working one behind the same
-NAT or proxy. The counts live in the cache; while it cannot be reached nothing is refused.
+NAT or proxy. The counts live in the cache every web process shares (as throttling's do);
+while it cannot be reached nothing is refused.
 """
 
 from django.conf import settings

@@ -1,7 +1,9 @@
 """Per-key rate limiting that also tells clients where they stand (X-RateLimit-* headers).
 
-The limits live in the cache (Redis in production). A rate limiter must not take the API
-down with it: while the cache is unreachable, requests go through unthrottled and without
+The counts live in the default cache, which every web process shares (Redis in production,
+the database when CACHE_URL is unset; the check campaigns.W001 warns of a per-process one), so
+a key gets its limit once, however many processes serve it. A rate limiter must not take the
+API down with it: while the cache is unreachable, requests go through unthrottled and without
 X-RateLimit-* headers (there is nothing true to put in them); see cache_outage.
 """
 
