@@ -74,14 +74,20 @@ class Stack:
         self.processes[name] = process
         return process
 
-    def web(self, **env):
+    def web(self, name: str = "web", url: str | None = None, **env):
+        """Start gunicorn on the stack's URL, or as another web server `name` on `url`."""
+        url = url or self.url
         self.start(
-            "web",
-            sys.executable, "-m", "gunicorn", "voiceable.wsgi", "--bind", self.url.removeprefix("http://"),
+            name,
+            sys.executable, "-m", "gunicorn", "voiceable.wsgi", "--bind", url.removeprefix("http://"),
             "--workers", "2", "--threads", "8", "--timeout", "60",
             **env,
         )  # fmt: skip
-        wait_until(lambda: _answers(self.url), timeout=30, message="the web server answers")
+        wait_until(lambda: _answers(url), timeout=30, message=f"the web server {name} answers")
+
+    def free_url(self) -> str:
+        """A URL on a free local port, for a web server besides the stack's own."""
+        return f"http://127.0.0.1:{_free_port()}"
 
     def worker(self, name: str = "worker", **env):
         process = self.start(
@@ -109,7 +115,7 @@ class Stack:
 
     def stop_all(self):
         for name in list(self.processes):
-            self.kill(name, signal.SIGTERM if name == "web" else signal.SIGKILL)
+            self.kill(name, signal.SIGTERM if name.startswith("web") else signal.SIGKILL)
 
     def log(self, name: str) -> str:
         path = self.tmp / f"{name}.log"
