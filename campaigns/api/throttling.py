@@ -7,6 +7,7 @@ API down with it: while the cache is unreachable, requests go through unthrottle
 X-RateLimit-* headers (there is nothing true to put in them); see cache_outage.
 """
 
+from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from .cache_outage import CACHE_UNREACHABLE, warn_unreachable
@@ -14,6 +15,10 @@ from .cache_outage import CACHE_UNREACHABLE, warn_unreachable
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
     scope = "api_key"
+
+    def get_rate(self):
+        # Read on each request (not fixed when the class is defined), like the bad-key limit.
+        return settings.API_RATE_LIMIT
 
     def get_cache_key(self, request, view):
         ident = f"key-{request.auth.pk}" if request.auth is not None else f"ip-{self.get_ident(request)}"

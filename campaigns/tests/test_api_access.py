@@ -141,10 +141,8 @@ def test_a_wrong_method_answers_405_in_the_envelope(api):
     assert_error(api.delete("/api/v1/campaigns/1"), 405, "DELETE")
 
 
-def test_responses_carry_rate_limit_headers_and_429_past_the_limit(raw_api_key, settings, monkeypatch):
-    from campaigns.api.throttling import ApiKeyRateThrottle
-
-    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+def test_responses_carry_rate_limit_headers_and_429_past_the_limit(raw_api_key, settings):
+    settings.API_RATE_LIMIT = "2/min"
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=raw_api_key)
 

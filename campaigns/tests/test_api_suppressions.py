@@ -309,10 +309,8 @@ def test_every_endpoint_needs_a_key(method, path, user):
     assert Suppression.objects.count() == 1
 
 
-def test_the_answers_carry_the_rate_limit_headers_and_429_past_it(raw_api_key, monkeypatch):
-    from campaigns.api.throttling import ApiKeyRateThrottle
-
-    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+def test_the_answers_carry_the_rate_limit_headers_and_429_past_it(raw_api_key, settings):
+    settings.API_RATE_LIMIT = "2/min"
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=raw_api_key)
 

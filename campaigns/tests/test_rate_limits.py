@@ -21,7 +21,6 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from campaigns.api import cache_outage
-from campaigns.api.throttling import ApiKeyRateThrottle
 
 from .test_api_create_campaign import assert_error
 
@@ -143,8 +142,8 @@ def test_check_deploy_fails_on_a_memory_cache_and_passes_on_the_default():
 
 
 @pytest.fixture
-def limit_of_three(monkeypatch):
-    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "3/min"})
+def limit_of_three(settings):
+    settings.API_RATE_LIMIT = "3/min"
 
 
 @pytest.mark.django_db
