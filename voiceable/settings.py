@@ -9,6 +9,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import certifi
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -404,6 +405,9 @@ OUTBOUND_WEBHOOKS_ALLOW_HTTP = env.bool("OUTBOUND_WEBHOOKS_ALLOW_HTTP", default=
 # URLs whose host resolves to a loopback, private, link-local, multicast or reserved address
 # are refused, at registration and at every send, unless this is on (default: only with DEBUG).
 OUTBOUND_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=DEBUG)
+# The certificate authorities an https receiver's certificate must chain to: Mozilla's, as
+# certifi ships them, unless a file of PEM certificates is named (a company's own CA).
+OUTBOUND_WEBHOOKS_CA_BUNDLE = env.str("OUTBOUND_WEBHOOKS_CA_BUNDLE", default="") or certifi.where()
 # Seconds to connect to a receiver and to wait for its answer: a slow one holds one worker briefly.
 OUTBOUND_WEBHOOKS_CONNECT_TIMEOUT = env.int("OUTBOUND_WEBHOOKS_CONNECT_TIMEOUT", default=3)
 OUTBOUND_WEBHOOKS_READ_TIMEOUT = env.int("OUTBOUND_WEBHOOKS_READ_TIMEOUT", default=10)

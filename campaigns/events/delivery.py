@@ -15,7 +15,6 @@ import socket
 import urllib.parse
 from datetime import datetime
 
-import certifi
 import urllib3
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -141,7 +140,7 @@ def post(*, url: str, body: str, headers: dict[str, str]) -> Outcome:
             server_hostname=target.host,
             assert_hostname=target.host,
             cert_reqs="CERT_REQUIRED",
-            ca_certs=certifi.where(),
+            ca_certs=settings.OUTBOUND_WEBHOOKS_CA_BUNDLE,
             **options,
         )
     else:

@@ -5,6 +5,7 @@ import dataclasses
 import http.server
 import queue
 import socket
+import ssl
 import threading
 import time
 
@@ -29,9 +30,12 @@ class Received:
 class Receiver:
     """Records every POST; answers `status` after `delay` seconds, with `location` on a redirect."""
 
-    def __init__(self, port: int = 0, *, status: int = 204, delay: float = 0.0, location: str = ""):
+    def __init__(self, port: int = 0, *, status: int = 204, delay: float = 0.0, location: str = "", tls: tuple = ()):
+        """`tls`: (certificate chain file, key file) to serve https; the names clients ask for
+        in TLS (SNI) are kept in `server_names`."""
         self.status, self.delay, self.location = status, delay, location
         self.received: list[Received] = []
+        self.server_names: list[str | None] = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -56,11 +60,17 @@ class Receiver:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
+        self.scheme = "https" if tls else "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            context.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def stop(self):
         self.server.shutdown()
