@@ -44,6 +44,16 @@ class ConversationNotFound(DetailedError):
         super().__init__(f"Conversation {conversation_id} not found")
 
 
+class AudioNotFound(DetailedError):
+    """A conversation without a recording: the call never connected, or has not ended yet."""
+
+    status_code = 404
+    detail_status = "not_found"
+
+    def __init__(self, conversation_id: str):
+        super().__init__(f"Conversation {conversation_id} has no audio")
+
+
 class OverrideNotAllowed(DetailedError):
     """A `conversation_config_override` field the agent's security settings do not allow."""
 

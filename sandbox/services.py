@@ -65,8 +65,15 @@ from django.db import transaction
 from django.db.models import Case, CharField, Count, F, Q, Value, When
 from django.db.models.functions import Cast, Coalesce, Concat, LPad
 
-from sandbox import serializers, validation, workspace
-from sandbox.errors import ConversationNotFound, InvalidCursor, InvalidState, NotFound, OverrideNotAllowed
+from sandbox import audio, serializers, validation, workspace
+from sandbox.errors import (
+    AudioNotFound,
+    ConversationNotFound,
+    InvalidCursor,
+    InvalidState,
+    NotFound,
+    OverrideNotAllowed,
+)
 from sandbox.models import BatchStatus, Outcome, RecipientStatus, SandboxBatch, SandboxRecipient
 from sandbox.signing import HEADER, sign
 
@@ -641,6 +648,16 @@ def conversation_get(*, conversation_id: str, now: float | None = None) -> Conve
     if conversation is None:
         raise ConversationNotFound(conversation_id)
     return conversation
+
+
+def conversation_audio(*, conversation: Conversation) -> bytes:
+    """The recording of a call that ended and was analysed (`has_audio`): silence as long as the call.
+
+    A call that never connected, or has not been analysed yet, has none: AudioNotFound.
+    """
+    if conversation.status != "done":
+        raise AudioNotFound(conversation.conversation_id)
+    return audio.silent_mp3(conversation.duration_secs)
 
 
 # --- Webhooks -----------------------------------------------------------------------------

@@ -20,6 +20,11 @@ urlpatterns = [
         views.conversation_detail,
         name="sandbox-conversation-detail",
     ),
+    path(
+        "v1/convai/conversations/<str:conversation_id>/audio",
+        views.conversation_audio,
+        name="sandbox-conversation-audio",
+    ),
     path(f"{CAMPAIGNS}", views.campaign_list, name="sandbox-campaign-list"),
     path(f"{CAMPAIGNS}/submit", views.campaign_submit, name="sandbox-campaign-submit"),
     path(f"{CAMPAIGNS}/<str:campaign_id>", views.campaign_detail, name="sandbox-campaign-detail"),

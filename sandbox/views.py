@@ -175,6 +175,13 @@ def conversation_detail(request, conversation_id: str):
     return _json(serializers.conversation_to_json(conversation))
 
 
+@sandbox_endpoint(GET="conversation_audio")
+def conversation_audio(request, conversation_id: str):
+    """The call's recording as ElevenLabs sends it: the MP3 bytes, `audio/mpeg`."""
+    conversation = services.conversation_get(conversation_id=conversation_id)
+    return HttpResponse(services.conversation_audio(conversation=conversation), content_type="audio/mpeg")
+
+
 # --- Outbound campaigns -------------------------------------------------------------------
 
 CAMPAIGN_STATUSES = ("active", "paused", "stopping", "stopped", "completed", "failed", "attention")
