@@ -244,7 +244,7 @@ class Child:
         self.name, self.command, self.env, self.log_path = name, command, env, log
         self.stop_signal, self.say, self.shows_out, self.shows_err = stop_signal, say, shows_out, shows_err
         self.quiet = False
-        self.tail: collections.deque[str] = collections.deque(maxlen=30)
+        self.tail: collections.deque[str] = collections.deque(maxlen=15)
         self.process: subprocess.Popen | None = None
         self._log = None
         self._log_lock = threading.Lock()

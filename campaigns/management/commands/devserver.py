@@ -146,10 +146,12 @@ class Command(BaseCommand):
         return killed
 
     def _explain(self, child) -> None:
-        self._say(f"\nThe {child.name} process stopped (exit status {child.process.returncode}); so did the others.")
+        status = child.process.returncode
+        how = f"was killed by {signal.Signals(-status).name}" if status < 0 else f"exited with status {status}"
+        self._say(f"\nThe {child.name} process {how}, so the others were stopped too.")
         if child.name != "web":  # the web server's output was all shown already
-            self._say("".join(child.tail).rstrip())
-        self._say(f"Its log: {child.log_path}")
+            self._say(f"Its last lines:\n{''.join(child.tail).rstrip()}")
+        self._say(f"Its whole log: {devrun.shown_path(child.log_path)}")
 
     def _on_signal(self, signum, frame):
         # A second Ctrl-C does not wait for the worker's task.
