@@ -16,7 +16,7 @@ import time
 import environ
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -231,6 +231,15 @@ def test_show_prints_the_kept_demo_without_asking_elevenlabs(sandbox_live, demo_
     assert "Voiceable Campaigns is ready." in shown
     assert first["api_key"] in shown and first["password"] in shown
     assert f"Nothing answers at {closed} now: start the service with `make run PORT=" in shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_show_with_no_demo_yet_and_no_server_says_to_start_make_run(demo_file):
+    closed = free_port()
+
+    with pytest.raises(CommandError, match=rf"No demo to show yet .*`make run PORT={closed}` sets one up"):
+        bootstrap("--show", "--file", str(demo_file), "--host", f"http://127.0.0.1:{closed}")
+    assert not demo_file.exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -39,20 +39,21 @@ class Command(BaseCommand):
         if show:
             if path is None:
                 raise CommandError("With DEBUG off nothing is kept unless --file names where.")
+            url = (host or kept.get("url") or settings.SITE_URL).rstrip("/")
+            running = devrun.answers(url, timeout=1)
             if set(devrun.DEMO_FACTS) <= kept.keys() and services.demo_key_works(api_key=kept["api_key"]):
-                url = (host or kept.get("url") or settings.SITE_URL).rstrip("/")
                 self._print(kept, url=url, path=path, as_json=options["json"])
-                if not options["json"] and not devrun.answers(url, timeout=1):
-                    port = urlsplit(url).port
-                    start = "make run" if port in (None, 8000) else f"make run PORT={port}"
-                    self.stdout.write(f"\nNothing answers at {url} now: start the service with `{start}`.")
+                if not running and not options["json"]:
+                    self.stdout.write(f"\nNothing answers at {url} now: start the service with `{_make_run(url)}`.")
                 return
+            if not running:
+                # Setting one up needs the sandbox, which the web server serves.
+                raise CommandError(f"No demo to show yet (or its key no longer works): `{_make_run(url)}` sets one up.")
         url = (host or settings.SITE_URL).rstrip("/")
         try:
             demo = services.demo_bootstrap(api_key=kept.get("api_key", ""), password=kept.get("password", ""))
         except ApplicationError as exc:
-            hint = " Is `make run` running?" if show else ""
-            raise CommandError(f"{exc} (ElevenLabs at {settings.ELEVENLABS_BASE_URL}){hint}") from None
+            raise CommandError(f"{exc} (ElevenLabs at {settings.ELEVENLABS_BASE_URL})") from None
         facts = {
             "username": demo.username,
             "password": demo.password,
@@ -72,3 +73,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(facts))
         else:
             self.stdout.write(devrun.demo_banner(facts, url=url, kept_in=path))
+
+
+def _make_run(url: str) -> str:
+    port = urlsplit(url).port
+    return "make run" if port in (None, 8000) else f"make run PORT={port}"
