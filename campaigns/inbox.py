@@ -39,6 +39,10 @@ E = WebhookEvent.Status
 RECORDED_TYPES = ("post_call_transcription", "call_initiation_failure")
 MAX_TRANSCRIPT_TURNS = 2_000
 MAX_TURN_CHARS = 10_000
+# An agent collects a handful of items; these bound what a hostile or broken body can store.
+MAX_DATA_ITEMS = 100
+MAX_DATA_VALUE_CHARS = 10_000
+MAX_RATIONALE_CHARS = 2_000
 # Ask ElevenLabs about a conversation once its event has waited this long for a poll.
 LOOKUP_AFTER_SECONDS = 60
 SWEEP_BATCH = 500
@@ -143,6 +147,7 @@ class Outcome:
     provider_status: str = ""
     provider_code: str = ""
     transcript: list | None = None
+    data_collection: dict | None = None
     duration_secs: int | None = None
     started_at: dt.datetime | None = None
 
@@ -176,6 +181,7 @@ def event_outcome(payload: dict) -> Outcome | None:
             summary=_text(analysis.get("transcript_summary"), 20_000),
             provider=_text(phone_call.get("type"), 16),
             transcript=_transcript(data.get("transcript")),
+            data_collection=data_collection_results(analysis.get("data_collection_results")),
             duration_secs=_count(metadata.get("call_duration_secs")),
             started_at=_instant(metadata.get("start_time_unix_secs")),
         )
@@ -217,6 +223,36 @@ def _transcript(turns) -> list | None:
                 }
             )
     return kept
+
+
+def data_collection_results(results) -> dict:
+    """analysis.data_collection_results ({id: {data_collection_id, value, rationale}}) as a call
+    keeps it: {id: {"value": ..., "rationale": "..."}}."""
+    kept = {}
+    for key, result in list(_dict(results).items())[:MAX_DATA_ITEMS]:
+        item_id = _text(key, 128).strip()
+        if item_id:
+            result = _dict(result)
+            kept[item_id] = {
+                "value": _data_value(result.get("value")),
+                "rationale": _text(result.get("rationale"), MAX_RATIONALE_CHARS),
+            }
+    return kept
+
+
+def _data_value(value):
+    """A collected value as JSON keeps it everywhere: a string, a boolean, a number or null."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) < 2**53:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return _storable(value)[:MAX_DATA_VALUE_CHARS]
+    # A larger integer (not exact in every JSON reader), or an object or list of a schema we do not know.
+    text = value if isinstance(value, int) else json.dumps(_clean(value), ensure_ascii=False)
+    return _storable(str(text))[:MAX_DATA_VALUE_CHARS]
 
 
 # --- Storing -------------------------------------------------------------------------------
@@ -387,6 +423,9 @@ def _call_update(call: Call, outcome: Outcome) -> None:
     if outcome.transcript:
         call.transcript = outcome.transcript
         changed.append("transcript")
+    if outcome.data_collection and outcome.data_collection != call.data_collection:
+        call.data_collection = outcome.data_collection
+        changed.append("data_collection")
     if changed:
         call.save(update_fields=[*changed, "updated_at"])
 

@@ -271,6 +271,12 @@ class Call(models.Model):
     provider_code = models.CharField(max_length=16, blank=True, default="", db_default="")
     summary = models.TextField(blank=True, default="", db_default="")
     transcript = models.JSONField(default=list, blank=True)
+    # The agent's data collection (analysis.data_collection_results of the post-call webhook):
+    # {"appointment_confirmed": {"value": true, "rationale": "..."}}. A database default too:
+    # polls record calls with a bulk INSERT that names only the columns they know.
+    data_collection = models.JSONField(
+        default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField())
+    )
     duration_secs = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
