@@ -1,7 +1,9 @@
 """Every non-trivial read. All of them are scoped to the user who asks."""
 
+import json
 from collections.abc import Iterator
 
+from django.db import connection
 from django.db.models import Count, Prefetch, QuerySet
 
 from campaigns import tracking
@@ -186,6 +188,19 @@ EXPORT_COLUMNS = (
     "conversation_id",
     "status_updated_at",
 )
+# Then what the calls tell, before the variables: calls placed, and the length of the call that
+# counts (the last answered one, else the last one), followed by one `data.<id>` column per
+# data-collection item of the campaign's calls.
+EXPORT_CALL_COLUMNS = ("attempts", "duration_secs")
+DATA_COLUMN_PREFIX = "data."
+# A recipient in one of these has been dialled on its current attempt.
+_DIALLED = (
+    Recipient.Status.INITIATED,
+    Recipient.Status.IN_PROGRESS,
+    Recipient.Status.COMPLETED,
+    Recipient.Status.FAILED,
+    Recipient.Status.VOICEMAIL,
+)
 
 
 def campaign_list_search(*, user, status: str | None = None, search: str | None = None) -> QuerySet[Campaign]:
@@ -214,33 +229,106 @@ def user_timezone(*, user) -> str:
 
 
 def recipient_export(*, campaign: Campaign, chunk_size: int = 2000) -> tuple[list[str], Iterator[list]]:
-    """A campaign's recipients with their call outcomes, variables and overrides: a header and rows.
+    """A campaign's recipients with their call outcomes, data collection, variables and overrides:
+    a header and rows.
 
-    Rows stream from the database `chunk_size` at a time, in file order. Every recipient of a
-    campaign has the same variables (the columns of its file), so the first one names them;
-    they are sorted by name, as PostgreSQL's jsonb does not keep the file's column order.
+    Rows stream from the database `chunk_size` recipients at a time, in file order, with two
+    queries per chunk (the recipients, then their calls), so a 300,000-recipient campaign is
+    never held in memory. Every recipient of a campaign has the same variables (the columns of
+    its file), so the first one names them; they are sorted by name, as PostgreSQL's jsonb does
+    not keep the file's column order. `summary`, `duration_secs` and the `data.` columns are
+    those of the call that counts: the last answered one, else the last one.
     """
+    data_ids = _data_collection_ids(campaign=campaign)
     first = Recipient.objects.filter(campaign=campaign).order_by("pk").values_list("variables", flat=True).first()
     variable_names = sorted(first or {})
-    taken = {*EXPORT_COLUMNS, *OVERRIDE_COLUMNS}
+    data_columns = [f"{DATA_COLUMN_PREFIX}{item}" for item in data_ids]
+    taken = {*EXPORT_COLUMNS, *EXPORT_CALL_COLUMNS, *data_columns, *OVERRIDE_COLUMNS}
     header = [
         *EXPORT_COLUMNS,
+        *EXPORT_CALL_COLUMNS,
+        *data_columns,
         *(f"variable_{name}" if name in taken else name for name in variable_names),
         *OVERRIDE_COLUMNS,
     ]
-    values = (
-        Recipient.objects.filter(campaign=campaign)
-        .order_by("pk")
-        .values_list(*EXPORT_COLUMNS, "variables", "overrides")
-        .iterator(chunk_size=chunk_size)
-    )
+    status_at, summary_at = EXPORT_COLUMNS.index("status"), EXPORT_COLUMNS.index("summary")
 
     def rows():
-        for *record, variables, overrides in values:
-            yield [
-                *record,
-                *(variables.get(name, "") for name in variable_names),
-                *(overrides.get(name, "") for name in OVERRIDE_COLUMNS),
-            ]
+        recipients = Recipient.objects.filter(campaign=campaign).order_by("pk")
+        last_pk = 0
+        while True:
+            chunk = list(
+                recipients.filter(pk__gt=last_pk).values_list(
+                    "pk", *EXPORT_COLUMNS, "attempt", "variables", "overrides"
+                )[:chunk_size]
+            )
+            if not chunk:
+                return
+            calls = _export_calls(campaign=campaign, first_pk=chunk[0][0], last_pk=chunk[-1][0])
+            for pk, *record, attempt, variables, overrides in chunk:
+                placed, counted = calls.get(pk, (0, None))
+                duration, summary, data = counted or (None, "", {})
+                if summary:
+                    record[summary_at] = summary
+                # The calls recorded, or as many as the attempt it is on (a retry not placed yet
+                # does not count); polls learn of some calls only through the recipient.
+                attempts = max(placed, attempt if record[status_at] in _DIALLED else attempt - 1)
+                yield [
+                    *record,
+                    attempts,
+                    duration,
+                    *(_data_text(data.get(item)) for item in data_ids),
+                    *(variables.get(name, "") for name in variable_names),
+                    *(overrides.get(name, "") for name in OVERRIDE_COLUMNS),
+                ]
+            if len(chunk) < chunk_size:
+                return
+            last_pk = chunk[-1][0]
 
     return header, rows()
+
+
+def _data_collection_ids(*, campaign: Campaign) -> list[str]:
+    """The data-collection items found in any call of the campaign, sorted: one query."""
+    table = Call._meta.db_table
+    if connection.vendor == "postgresql":
+        sql = (
+            f"SELECT DISTINCT jsonb_object_keys(data_collection) FROM {table} "
+            "WHERE campaign_id = %s AND jsonb_typeof(data_collection) = 'object'"
+        )
+    else:
+        sql = (
+            f"SELECT DISTINCT item.key FROM {table}, json_each({table}.data_collection) AS item "
+            f"WHERE {table}.campaign_id = %s AND json_type({table}.data_collection) = 'object'"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [campaign.pk])
+        return sorted(key for (key,) in cursor.fetchall())
+
+
+def _export_calls(*, campaign: Campaign, first_pk: int, last_pk: int) -> dict[int, tuple[int, tuple | None]]:
+    """Per recipient of ids first_pk..last_pk: (calls recorded, (duration, summary, data
+    collection) of the call that counts). One query, without the transcripts."""
+    calls = (
+        Call.objects.filter(campaign_id=campaign.pk, recipient_id__gte=first_pk, recipient_id__lte=last_pk)
+        .order_by("recipient_id", "attempt", "id")
+        .values_list("recipient_id", "status", "call_result", "duration_secs", "summary", "data_collection")
+    )
+    found: dict[int, tuple[int, tuple | None, bool]] = {}
+    for recipient_id, status, call_result, duration, summary, data in calls:
+        placed, counted, answered_seen = found.get(recipient_id, (0, None, False))
+        answered = call_result == "answered" or (not call_result and status == Recipient.Status.COMPLETED)
+        if answered or not answered_seen:
+            counted = (duration, summary, data if isinstance(data, dict) else {})
+        found[recipient_id] = (placed + 1, counted, answered_seen or answered)
+    return {recipient_id: (placed, counted) for recipient_id, (placed, counted, _) in found.items()}
+
+
+def _data_text(item) -> str:
+    """A collected value as a cell's text: JSON's words for booleans, nothing for no value."""
+    value = item.get("value") if isinstance(item, dict) else None
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return json.dumps(value)
+    return str(value)

@@ -806,6 +806,8 @@ def test_the_export_streams_recipients_and_outcomes_with_formulas_neutralised(st
         "summary",
         "conversation_id",
         "status_updated_at",
+        "attempts",
+        "duration_secs",
         "balance",
         "company",
         "first_name",
@@ -823,6 +825,8 @@ def test_the_export_streams_recipients_and_outcomes_with_formulas_neutralised(st
         "'@SUM(A1:A9) was mentioned",
         "conv_1",
         "2030-01-15T15:00:05Z",
+        "1",
+        "",
         "'-12",
         '\'=HYPERLINK("http://evil.test","click")',
         "Alice",
@@ -832,7 +836,7 @@ def test_the_export_streams_recipients_and_outcomes_with_formulas_neutralised(st
         "",
     ]
     assert rows[2][:3] == ["+14155550123", "3", "pending"]
-    assert rows[2][8:11] == ["7", "Acme", "'+Bob"]
+    assert rows[2][8:13] == ["0", "", "7", "Acme", "'+Bob"]
 
 
 def test_the_export_neutralises_a_phone_cell_that_is_not_an_e164_number(staff, user):
