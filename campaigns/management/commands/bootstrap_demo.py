@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from campaigns import devrun, services
 from campaigns.errors import ApplicationError
@@ -41,7 +42,7 @@ class Command(BaseCommand):
                 raise CommandError("With DEBUG off nothing is kept unless --file names where.")
             url = (host or kept.get("url") or settings.SITE_URL).rstrip("/")
             running = devrun.answers(url, timeout=1)
-            if set(devrun.DEMO_FACTS) <= kept.keys() and services.demo_key_works(api_key=kept["api_key"]):
+            if set(devrun.DEMO_FACTS) <= kept.keys() and _works(kept["api_key"]):
                 self._print(kept, url=url, path=path, as_json=options["json"])
                 if not running and not options["json"]:
                     self.stdout.write(f"\nNothing answers at {url} now: start the service with `{_make_run(url)}`.")
@@ -73,6 +74,13 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(facts))
         else:
             self.stdout.write(devrun.demo_banner(facts, url=url, kept_in=path))
+
+
+def _works(api_key: str) -> bool:
+    try:
+        return services.demo_key_works(api_key=api_key)
+    except DatabaseError:  # no database yet: deleted, or not migrated since
+        return False
 
 
 def _make_run(url: str) -> str:
