@@ -41,6 +41,7 @@ DEFAULT_TIMEOUT = (5, 30)
 MAX_BACKOFF_SECONDS = 30.0
 MAX_RETRY_AFTER_SECONDS = 60.0
 AGENTS_PAGE_SIZE = 100
+AUDIO_CHUNK_BYTES = 64 * 1024
 _MESSAGE_LIMIT = 300
 
 BATCH_CALLING = "/v1/convai/batch-calling"
@@ -220,6 +221,19 @@ class Conversation:
     call_successful: str | None
     transcript_summary: str | None
     raw: dict
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    """A call's recording as it arrives: its media type, its size when ElevenLabs gave it, and the bytes.
+
+    ``chunks`` reads the body as it is consumed and closes the connection when it is exhausted
+    or closed (a streaming HTTP response closes it when the client goes away).
+    """
+
+    content_type: str
+    content_length: int | None
+    chunks: Iterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -880,6 +894,27 @@ class ElevenLabsClient:
         response = self._request("GET", f"/v1/convai/conversations/{_segment(conversation_id)}")
         return _parse_conversation(self._json(response), response.status_code)
 
+    def stream_conversation_audio(self, conversation_id: str, *, chunk_size: int = AUDIO_CHUNK_BYTES) -> AudioStream:
+        """The call's recording (``GET /conversations/{id}/audio``, MP3), read as it is passed on.
+
+        Raises ElevenLabsNotFound when ElevenLabs has no audio for the conversation, and
+        ElevenLabsBadResponse for an answer that is not audio. Not retried: a person is waiting
+        for it, and pressing play again asks again.
+        """
+        path = f"/v1/convai/conversations/{_segment(conversation_id)}/audio"
+        response = self._request("GET", path, accept="audio/mpeg", stream=True, retry=False)
+        content_type = response.headers.get("Content-Type", "audio/mpeg").split(";")[0].strip().lower()
+        if not content_type.startswith("audio/"):
+            # Never handed on as it is: whatever it holds would be served from our own site.
+            response.close()
+            raise ElevenLabsBadResponse(f"audio answered as {content_type!r}", status_code=response.status_code)
+        length = response.headers.get("Content-Length", "")
+        return AudioStream(
+            content_type=content_type,
+            content_length=int(length) if length.isdigit() else None,
+            chunks=_body_chunks(response, chunk_size, what=path),
+        )
+
     # Agents and phone numbers
 
     def list_agents(self) -> list[AgentSummary]:
@@ -1056,10 +1091,13 @@ class ElevenLabsClient:
         *,
         params: dict[str, Any] | None = None,
         body: bytes | None = None,
+        accept: str = "application/json",
+        stream: bool = False,
+        retry: bool = True,
     ) -> requests.Response:
         # Only reads are safe to repeat; a repeated POST could create a second batch.
-        attempts = 1 + (self.max_retries if method == "GET" else 0)
-        headers = {"xi-api-key": self._api_key, "Accept": "application/json"}
+        attempts = 1 + (self.max_retries if method == "GET" and retry else 0)
+        headers = {"xi-api-key": self._api_key, "Accept": accept}
         if body is not None:
             headers["Content-Type"] = "application/json"
         url = self.base_url + path
@@ -1076,6 +1114,7 @@ class ElevenLabsClient:
                     timeout=self.timeout,
                     # requests would resend xi-api-key to any host a redirect points at.
                     allow_redirects=False,
+                    stream=stream,
                 )
             except requests.Timeout as exc:
                 cause = exc
@@ -1121,6 +1160,17 @@ class ElevenLabsClient:
         except ValueError:
             snippet = response.text.strip()[:_MESSAGE_LIMIT] or "(empty body)"
             raise ElevenLabsBadResponse(f"body is not JSON: {snippet}", status_code=response.status_code) from None
+
+
+def _body_chunks(response: requests.Response, chunk_size: int, *, what: str) -> Iterator[bytes]:
+    """The body as it arrives; the connection goes back to the pool (or is closed) however it ends."""
+    try:
+        yield from response.iter_content(chunk_size)
+    except (requests.RequestException, OSError) as exc:
+        # The status line went out long ago: all that is left is to stop, and say why.
+        logger.warning("ElevenLabs GET %s stopped mid-way: %s", what, exc)
+    finally:
+        response.close()
 
 
 def _segment(value: str) -> str:
