@@ -20,7 +20,7 @@ from collections import Counter
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, Sum
+from django.db.models import Case, CharField, Count, F, Q, Sum, Value, When
 from django.utils import timezone
 
 from campaigns import elevenlabs
@@ -382,3 +382,77 @@ def outcome_counts(*, campaign_id: int) -> dict[str, int]:
         )
     )
     return {status: counts.get(status, 0) for status in R.values}
+
+
+# --- Outcomes in words ---------------------------------------------------------------------
+
+# Where each recipient stands, in the words people use: still in the pipeline, or how its latest
+# call finished. Derived from what polls and webhooks store: the status, ElevenLabs' call_result
+# and failure_reason, the agent's call_successful verdict, and the attempt.
+PIPELINE_OUTCOMES = {
+    "pending": "Not called yet",
+    "queued": "Queued",
+    "waiting_retry": "Waiting for a retry",
+    "ringing": "Ringing",
+    "on_call": "On the call",
+}
+FINISHED_OUTCOMES = {
+    "answered_successful": "Answered, successful",
+    "answered_unsuccessful": "Answered, not successful",
+    # Answered, without the agent's verdict: "unknown", or the post-call webhook not in yet.
+    "answered": "Answered, not evaluated",
+    "voicemail": "Voicemail",
+    "busy": "Busy",
+    "no_answer": "No answer",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+OUTCOME_LABELS = {**PIPELINE_OUTCOMES, **FINISHED_OUTCOMES}
+ANSWERED_OUTCOMES = ("answered_successful", "answered_unsuccessful", "answered")
+# Calls placed that ended: what an answer rate is out of (a cancelled call was never placed).
+PLACED_OUTCOMES = (*ANSWERED_OUTCOMES, "voicemail", "busy", "no_answer", "failed")
+
+_BUSY = Q(failure_reason="busy") | Q(call_result="busy")
+_NO_ANSWER = Q(failure_reason="no-answer") | Q(call_result="no_answer")
+# Back in the queue after a call: a retry (batch calling), or the next call of a lead (outbound).
+_AFTER_A_CALL = Q(attempt__gt=1) | ~Q(conversation_id="")
+
+
+def outcome_of(*, status: str, call_result: str, call_successful: str, failure_reason: str,
+               attempt: int, conversation_id: str) -> str:  # fmt: skip
+    """The key of OUTCOME_LABELS for one recipient; `outcome_case()` is the same rule in SQL."""
+    if status == R.CANCELLED:
+        return "cancelled"
+    if status == R.VOICEMAIL:
+        return "voicemail"
+    if status == R.FAILED:
+        if "busy" in (failure_reason, call_result):
+            return "busy"
+        if failure_reason == "no-answer" or call_result == "no_answer":
+            return "no_answer"
+        return "failed"
+    if status == R.COMPLETED:
+        return {"success": "answered_successful", "failure": "answered_unsuccessful"}.get(call_successful, "answered")
+    if status in (R.PENDING, R.DISPATCHED) and (attempt > 1 or conversation_id):
+        return "waiting_retry"
+    return {R.PENDING: "pending", R.DISPATCHED: "queued", R.INITIATED: "ringing"}.get(status, "on_call")
+
+
+def outcome_case() -> Case:
+    """`outcome_of` as a database expression, for counting recipients by outcome in one query."""
+    return Case(
+        When(status=R.CANCELLED, then=Value("cancelled")),
+        When(status=R.VOICEMAIL, then=Value("voicemail")),
+        When(Q(status=R.FAILED) & _BUSY, then=Value("busy")),
+        When(Q(status=R.FAILED) & _NO_ANSWER, then=Value("no_answer")),
+        When(status=R.FAILED, then=Value("failed")),
+        When(status=R.COMPLETED, call_successful="success", then=Value("answered_successful")),
+        When(status=R.COMPLETED, call_successful="failure", then=Value("answered_unsuccessful")),
+        When(status=R.COMPLETED, then=Value("answered")),
+        When(Q(status__in=(R.PENDING, R.DISPATCHED)) & _AFTER_A_CALL, then=Value("waiting_retry")),
+        When(status=R.PENDING, then=Value("pending")),
+        When(status=R.DISPATCHED, then=Value("queued")),
+        When(status=R.INITIATED, then=Value("ringing")),
+        default=Value("on_call"),
+        output_field=CharField(),
+    )
