@@ -43,3 +43,17 @@ def in_zone(value, zone_name):
         local.tzinfo,
         fold=local.fold,
     )
+
+
+@register.filter
+def call_time(seconds):
+    """Seconds into (or of) a call as a clock reads them: 0:04, 2:31, 1:02:05."""
+    if seconds is None or isinstance(seconds, bool):
+        return ""
+    try:
+        total = max(0, int(seconds))
+    except (TypeError, ValueError):
+        return ""
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

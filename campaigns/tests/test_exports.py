@@ -1,12 +1,15 @@
 """Results people act on: each call's data collection kept from the post-call webhook, and a
-campaign's recipients exported as CSV with attempts, duration, summary and the collected data,
-in a constant number of queries whatever the campaign's size."""
+campaign's recipients exported as CSV and .xlsx with attempts, duration, summary and the
+collected data, in a constant number of queries whatever the campaign's size."""
 
 import csv
 import datetime as dt
 import importlib
 import io
+import zipfile
+from urllib.parse import quote
 
+import openpyxl
 import pytest
 from django.apps import apps
 from django.db import connection
@@ -15,11 +18,12 @@ from django.test.utils import CaptureQueriesContext
 from campaigns import inbox, selectors
 from campaigns.models import Call, Campaign, Recipient, WebhookEvent
 
-from .factories import CallFactory, CampaignFactory, RecipientFactory
+from .factories import CallFactory, CampaignFactory, RecipientFactory, UserFactory
 from .test_webhooks import post_signed, submitted_campaign, transcription_event, webhook_secret  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SUMMARY = 'Confirmed Tuesday, 10am; said "see you then".\nAsked about parking, too.'
 OUTCOME_HEADER = [
     "phone_number",
@@ -50,6 +54,17 @@ def collected(**values) -> dict:
 def csv_rows(response) -> list[list[str]]:
     assert response.status_code == 200
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+
+
+def xlsx_sheet(response):
+    assert response.status_code == 200
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True)
+    assert workbook.sheetnames == ["Recipients"]
+    return workbook["Recipients"]
+
+
+def xlsx_values(response) -> list[list]:
+    return [["" if cell is None else cell for cell in row] for row in xlsx_sheet(response).iter_rows(values_only=True)]
 
 
 # --- The post-call webhook's data collection -----------------------------------------------
@@ -343,16 +358,97 @@ def test_rows_stream_in_chunks_with_two_queries_each_and_keep_each_recipients_ca
     assert len(queries) == 2 + 2 * 3  # data items and variables, then recipients and calls per chunk
 
 
+# --- .xlsx ---------------------------------------------------------------------------------
+
+
+def test_the_xlsx_has_the_csvs_rows_with_numbers_as_numbers_and_everything_else_as_text(staff, called):
+    response = staff.get(f"/campaigns/{called.pk}/export.xlsx")
+
+    assert response["Content-Type"] == XLSX
+    assert response["Content-Disposition"] == 'attachment; filename="Spring reminders.xlsx"'
+    assert "no-cache" in response["Cache-Control"]
+    sheet = xlsx_values(response)
+    rows = csv_rows(staff.get(f"/campaigns/{called.pk}/export.csv"))
+    assert [[str(cell) for cell in row] for row in sheet] == rows
+    # the + of a number and the zeros of an account stay; counts are numbers
+    assert (sheet[1][0], sheet[1][13]) == ("+12125550100", "00042")
+    assert sheet[1][1:2] == [2] and sheet[1][8:10] == [2, 42]
+    assert sheet[3][8:10] == [0, ""]
+
+
+def test_a_cell_that_looks_like_a_formula_is_text_in_the_xlsx(staff, user):
+    campaign = CampaignFactory(user=user)
+    recipient = RecipientFactory(campaign=campaign, phone_number="+1-800-CALL", variables={"company": "=1+1"})
+    CallFactory(
+        recipient=recipient,
+        summary="@SUM(A1:A9)",
+        data_collection=collected(
+            formula='=HYPERLINK("http://evil.test","click")',
+            # what XlsxWriter would otherwise write into the sheet as XML of its own
+            markup='<r></r></is></c><c r="Z1"><f>1+1</f></c><c r="Z2" t="inlineStr"><is><r></r>',
+            control="a\x01b",
+        ),
+    )
+
+    response = staff.get(f"/campaigns/{campaign.pk}/export.xlsx")
+    content = b"".join(response.streaming_content)
+    sheet = openpyxl.load_workbook(io.BytesIO(content))["Recipients"]
+
+    header = [cell.value for cell in sheet[1]]
+    cells = {name: sheet.cell(row=2, column=index + 1) for index, name in enumerate(header)}
+    assert {cell.data_type for cell in cells.values() if cell.value is not None} <= {"s", "n"}
+    assert cells["data.formula"].value == '=HYPERLINK("http://evil.test","click")'
+    assert cells["data.markup"].value.startswith("<r></r></is></c>")
+    # XML cannot hold it: written as the spreadsheet escape, which Excel reads back as \x01
+    assert cells["data.control"].value == "a_x0001_b"
+    assert (cells["summary"].value, cells["company"].value, cells["phone_number"].value) == (
+        "@SUM(A1:A9)",
+        "=1+1",
+        "+1-800-CALL",
+    )
+    assert sheet.max_column == len(header)
+    assert b"<f>" not in zipfile.ZipFile(io.BytesIO(content)).read("xl/worksheets/sheet1.xml")
+
+
+@pytest.mark.parametrize(
+    ("name", "disposition"),
+    [
+        ("Spring reminders", 'attachment; filename="Spring reminders.xlsx"'),
+        ('Q1: "VIP" / follow-up?', 'attachment; filename="Q1 VIP follow-up.xlsx"'),
+        ("Relances été", f"attachment; filename*=utf-8''{quote('Relances été.xlsx')}"),
+        ("../..", 'attachment; filename="campaign-{pk}.xlsx"'),
+    ],
+)
+def test_the_xlsx_is_named_after_the_campaign(staff, user, name, disposition):
+    campaign = CampaignFactory(user=user, name=name)
+
+    response = staff.get(f"/campaigns/{campaign.pk}/export.xlsx")
+
+    assert response["Content-Disposition"] == disposition.format(pk=campaign.pk)
+    assert xlsx_values(response) == [[*OUTCOME_HEADER, *OVERRIDE_HEADER]]
+
+
 # --- Who may export, and what it costs -----------------------------------------------------
 
 
-@pytest.mark.parametrize("export", ["export.csv"])
+@pytest.mark.parametrize("export", ["export.csv", "export.xlsx"])
 def test_another_users_campaign_is_not_found(staff, other_user, export):
     theirs = CampaignFactory(user=other_user)
     RecipientFactory(campaign=theirs)
 
     assert staff.get(f"/campaigns/{theirs.pk}/{export}").status_code == 404
     assert staff.get(f"/campaigns/999999/{export}").status_code == 404
+
+
+def test_the_xlsx_is_for_signed_in_staff_only(client, user):
+    campaign = CampaignFactory(user=user)
+    url = f"/campaigns/{campaign.pk}/export.xlsx"
+
+    assert client.get(url)["Location"] == f"/accounts/login/?next={url}"
+    client.force_login(UserFactory(username="visitor", is_staff=False))
+    assert client.get(url).status_code == 403
+    client.force_login(user)
+    assert client.post(url).status_code == 405
 
 
 def add_called_recipients(campaign, count):
@@ -371,7 +467,7 @@ def add_called_recipients(campaign, count):
         )
 
 
-@pytest.mark.parametrize("export", ["export.csv"])
+@pytest.mark.parametrize("export", ["export.csv", "export.xlsx"])
 def test_an_export_runs_the_same_queries_for_10_or_50_recipients(staff, user, export, django_assert_num_queries):
     campaign = CampaignFactory(user=user)
     url = f"/campaigns/{campaign.pk}/{export}"
@@ -389,4 +485,7 @@ def test_an_export_runs_the_same_queries_for_10_or_50_recipients(staff, user, ex
     with django_assert_num_queries(len(ten)):
         body = download()
     assert len(ten) <= 12
-    assert len(list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))) == 51
+    if export == "export.csv":
+        assert len(list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))) == 51
+    else:
+        assert openpyxl.load_workbook(io.BytesIO(body), read_only=True)["Recipients"].max_row == 51

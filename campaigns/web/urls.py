@@ -2,7 +2,7 @@ from django.urls import path
 
 from campaigns.events.urls import web_urlpatterns as event_webhook_urls
 
-from . import suppressions, views
+from . import exports, suppressions, views
 
 app_name = "web"
 
@@ -17,6 +17,13 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/pause", views.campaign_pause, name="campaign_pause"),
     path("campaigns/<int:campaign_id>/resume", views.campaign_resume, name="campaign_resume"),
     path("campaigns/<int:campaign_id>/export.csv", views.campaign_export, name="campaign_export"),
+    path("campaigns/<int:campaign_id>/recipients/<int:recipient_id>", views.call_detail, name="call_detail"),
+    path(
+        "campaigns/<int:campaign_id>/recipients/<int:recipient_id>/calls/<int:call_id>/recording.mp3",
+        views.call_recording,
+        name="call_recording",
+    ),
+    path("campaigns/<int:campaign_id>/export.xlsx", exports.campaign_export_xlsx, name="campaign_export_xlsx"),
     path("agents", views.agent_list, name="agent_list"),
     path("agents/sync", views.agent_sync, name="agent_sync"),
     path("api-keys", views.api_key_list, name="api_key_list"),

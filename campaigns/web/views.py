@@ -8,10 +8,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from campaigns import control, selectors, services, tracking
+from campaigns import calls, control, selectors, services, tracking
 from campaigns.errors import AlreadyCreated, ApplicationError, NotFound
 from campaigns.models import Campaign, Recipient
 from campaigns.policy import RECIPIENT_ZONE, Policy, Window, policy_from_campaign
@@ -355,6 +356,49 @@ def campaign_export(request, campaign_id):
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-recipients.csv"'
     add_never_cache_headers(response)
     return response
+
+
+# --- One recipient's call ----------------------------------------------------------------------
+
+
+@require_safe
+@staff_required
+def call_detail(request, campaign_id, recipient_id):
+    try:
+        view = calls.call_view(
+            user=request.user, campaign_id=campaign_id, recipient_id=recipient_id, attempt=request.GET.get("attempt")
+        )
+    except NotFound as exc:
+        raise Http404(exc.error) from None
+    return render(request, "campaigns/call_detail.html", {"view": view, "campaign": view.campaign})
+
+
+@require_safe
+@staff_required
+def call_recording(request, campaign_id, recipient_id, call_id):
+    """The call's recording, streamed from ElevenLabs as it arrives: the browser never sees the key."""
+    try:
+        call = calls.call_get(user=request.user, campaign_id=campaign_id, recipient_id=recipient_id, call_id=call_id)
+    except NotFound as exc:
+        raise Http404(exc.error) from None
+    try:
+        audio = calls.call_recording(call=call)
+    except ApplicationError as exc:  # NoRecording (404) or UpstreamError (502)
+        context = {"message": exc.error, "status_code": exc.status_code, "call_url": _call_url(call)}
+        return render(request, "campaigns/call_recording_error.html", context, status=exc.status_code)
+    response = StreamingHttpResponse(audio.chunks, content_type=audio.content_type)
+    if audio.content_length is not None:
+        response["Content-Length"] = str(audio.content_length)
+    response["Content-Disposition"] = (
+        f'inline; filename="campaign-{call.campaign_id}-recipient-{call.recipient_id}-call-{call.attempt}.mp3"'
+    )
+    add_never_cache_headers(response)  # a person's voice: kept in no cache
+    return response
+
+
+def _call_url(call) -> str:
+    url = reverse("web:call_detail", args=[call.campaign_id, call.recipient_id])
+    return f"{url}?attempt={call.attempt}"
 
 
 # --- Agents and phone numbers ---------------------------------------------------------------
