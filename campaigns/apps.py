@@ -8,3 +8,4 @@ class CampaignsConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401 - registers the system checks
+        from .web import middleware  # noqa: F401 - keeps the user's time zone in the session at sign-in

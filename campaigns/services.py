@@ -33,7 +33,7 @@ from campaigns.recipients import (
     RecipientsFileTooLarge,
     RecipientsReader,
 )
-from campaigns.scheduling import local_to_utc, zone_get
+from campaigns.scheduling import local_to_utc, zone_get, zone_names
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,14 @@ def api_key_rename(*, api_key: ApiKey, name: str) -> ApiKey:
 
 
 # --- Campaigns ---------------------------------------------------------------------------
+
+
+def user_timezone_set(*, user, zone_name: str) -> str:
+    """Keep the user's time zone (an IANA name): times are shown in it, schedules read in it."""
+    if zone_name not in zone_names():
+        raise ValidationFailed(f"Unknown time zone {zone_name!r}.", field="timezone")
+    Profile.objects.update_or_create(user=user, defaults={"timezone": zone_name})
+    return zone_name
 
 
 def _user_timezone(user) -> str:

@@ -2,7 +2,7 @@ from django.urls import path
 
 from campaigns.events.urls import web_urlpatterns as event_webhook_urls
 
-from . import exports, suppressions, views
+from . import account, exports, suppressions, views
 
 app_name = "web"
 
@@ -24,6 +24,7 @@ urlpatterns = [
         name="call_recording",
     ),
     path("campaigns/<int:campaign_id>/export.xlsx", exports.campaign_export_xlsx, name="campaign_export_xlsx"),
+    path("account", account.account, name="account"),
     path("agents", views.agent_list, name="agent_list"),
     path("agents/sync", views.agent_sync, name="agent_sync"),
     path("api-keys", views.api_key_list, name="api_key_list"),
