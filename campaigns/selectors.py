@@ -2,9 +2,11 @@
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from campaigns import tracking
 from campaigns.errors import NotFound
@@ -29,26 +31,42 @@ def campaign_list(*, user) -> QuerySet[Campaign]:
     )
 
 
-def campaign_recipient_counts(*, campaign: Campaign) -> tuple[dict[str, int], list[dict]]:
-    """Recipients per call status (every status, zeros included) and per time zone, with how many
-    of each zone have finished. One grouped query serves both."""
+@dataclass(frozen=True)
+class RecipientCounts:
+    """A campaign's recipients counted three ways (zeros included): by call status, by outcome in
+    words (tracking.OUTCOME_LABELS), and per time zone with how many of each have finished."""
+
+    by_status: dict[str, int]
+    by_outcome: dict[str, int]
+    zones: list[dict]
+
+
+def campaign_recipient_counts(*, campaign: Campaign) -> RecipientCounts:
+    """Every count the campaign page shows, from one grouped query."""
     by_status: dict[str, int] = dict.fromkeys(Recipient.Status.values, 0)
+    by_outcome: dict[str, int] = dict.fromkeys(tracking.OUTCOME_LABELS, 0)
     zones: dict[str, dict] = {}
     rows = (
         Recipient.objects.filter(campaign_id=campaign.pk)
-        .values_list("timezone", "status")
+        .annotate(outcome=tracking.outcome_case())
+        .values_list("timezone", "status", "outcome")
         .annotate(n=Count("pk"))
-        .values_list("timezone", "status", "n")
+        .values_list("timezone", "status", "outcome", "n")
     )
-    for zone, status, count in rows:
+    for zone, status, outcome, count in rows:
         by_status[status] = by_status.get(status, 0) + count
+        by_outcome[outcome] = by_outcome.get(outcome, 0) + count
         if not zone:
             continue
         row = zones.setdefault(zone, {"zone": zone, "recipients": 0, "finished": 0})
         row["recipients"] += count
         if status in tracking.TERMINAL_RECIPIENT_STATUSES:
             row["finished"] += count
-    return by_status, sorted(zones.values(), key=lambda row: (-row["recipients"], row["zone"]))
+    return RecipientCounts(
+        by_status=by_status,
+        by_outcome=by_outcome,
+        zones=sorted(zones.values(), key=lambda row: (-row["recipients"], row["zone"])),
+    )
 
 
 def campaign_next_call_at(*, campaign: Campaign):
@@ -211,6 +229,32 @@ def campaign_list_search(*, user, status: str | None = None, search: str | None 
     if search and search.strip():
         campaigns = campaigns.filter(name__icontains=search.strip())
     return campaigns
+
+
+def _recipients_counted(**filters) -> Coalesce:
+    """How many of the outer campaign's recipients match `filters`: a subquery per campaign row, so
+    a page of campaigns counts only its own recipients, on the (campaign, status) index."""
+    counted = (
+        Recipient.objects.filter(campaign_id=OuterRef("pk"), **filters)
+        .order_by()
+        .values("campaign_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted), 0)
+
+
+def campaign_list_with_rates(campaigns: QuerySet[Campaign]) -> QuerySet[Campaign]:
+    """`campaigns` with what their answer and success rates are made of, in the same query:
+    `placed_finished` (calls placed that ended: answered, voicemail, busy, no answer, failed),
+    `answered` and `successful` (the agent judged the call a success)."""
+    completed = Recipient.Status.COMPLETED
+    placed = (completed, Recipient.Status.VOICEMAIL, Recipient.Status.FAILED)
+    return campaigns.annotate(
+        placed_finished=_recipients_counted(status__in=placed),
+        answered=_recipients_counted(status=completed),
+        successful=_recipients_counted(status=completed, call_successful="success"),
+    )
 
 
 def campaign_batch_ids(*, campaign: Campaign) -> list[str]:

@@ -186,6 +186,12 @@ def test_another_users_call_page_is_not_found(staff, other_user, campaign, http)
     assert not http.calls
 
 
+def test_each_row_of_the_campaign_page_links_to_its_call(staff, answered):
+    html = staff.get(f"/campaigns/{answered.campaign_id}").content.decode()
+
+    assert f'<a href="{page_url(answered)}" title="See the call to +12125550100">' in html
+
+
 # --- The recording --------------------------------------------------------------------------------
 
 

@@ -394,11 +394,11 @@ def test_the_campaign_page_shows_the_policy_the_zones_the_next_call_and_each_rec
     ]
     assert "Each person's own time zone, from their number." in text
     rows = table_rows(response, "Recipients and call outcomes")
-    # the last three columns: calls made, the next call on the person's own clock, why calling ended
+    # after the outcome and summary: calls made, the next call on the person's own clock, why calling ended
     assert rows == [
-        "2 +12125550100 Pending — — — conv_2 — 2 Mon 7 Jan, 09:00 EST —",
-        "3 +12125550101 Failed — — — conv_3 — 3 — All attempts used",
-        "4 +442079460958 Pending — — — — — 0 — —",
+        "2 +12125550100 Waiting for a retry — 2 Mon 7 Jan, 09:00 EST — — conv_2 Copy",
+        "3 +12125550101 Failed — 3 — All attempts used — conv_3 Copy",
+        "4 +442079460958 Not called yet — 0 — — — —",
     ]
     html = response.content.decode()
     assert f'action="/campaigns/{campaign.pk}/pause"' in html

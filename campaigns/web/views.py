@@ -8,21 +8,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from campaigns import calls, control, selectors, services, tracking
+from campaigns import calls, selectors, services
 from campaigns.errors import AlreadyCreated, ApplicationError, NotFound
-from campaigns.models import Campaign, Recipient
+from campaigns.models import Campaign
 from campaigns.policy import RECIPIENT_ZONE, Policy, Window, policy_from_campaign
 
-from . import exports
+from . import exports, live
 from .forms import ApiKeyForm, CampaignFilterForm, CampaignForm, RecipientFilterForm
 
 CAMPAIGNS_PER_PAGE = 25
 RECIPIENTS_PER_PAGE = 50
-RETRYABLE_RECIPIENT_STATUSES = (Recipient.Status.FAILED, Recipient.Status.VOICEMAIL)
 TEMPLATE_CSV = (
     "phone_number,first_name,language,first_message\r\n"
     '+12125550100,Alice,en,"Hi Alice, this is a reminder of your appointment tomorrow at 10am."\r\n'
@@ -64,31 +64,22 @@ def _campaign_or_404(request, campaign_id) -> Campaign:
         raise Http404(exc.error) from None
 
 
-def _progress(campaign: Campaign) -> dict:
-    """What the progress region shows, for the page and for its JSON refresh alike."""
-    counts, zones = selectors.campaign_recipient_counts(campaign=campaign)
-    progress = {
-        "id": campaign.pk,
-        "status": campaign.status,
-        "status_display": campaign.get_status_display(),
-        "final": selectors.campaign_is_final(campaign=campaign),
-        "recipients_count": campaign.recipients_count,
-        "calls_dispatched": campaign.calls_dispatched,
-        "calls_finished": campaign.calls_finished,
-        "percent": min(100, round(100 * campaign.calls_finished / campaign.recipients_count))
-        if campaign.recipients_count
-        else 0,
-        "counts": counts,
-        "error": campaign.error,
-    }
-    # With calling hours or retries, people's time zones decide when they are called: the page
-    # follows each zone and the next call. Other campaigns call everyone at once and keep the
-    # fields they always had.
-    if policy_from_campaign(campaign).uses_outbound_campaigns:
-        next_call_at = selectors.campaign_next_call_at(campaign=campaign)
-        progress["next_call_at"] = next_call_at.isoformat() if next_call_at else None
-        progress["zones"] = zones
-    return progress
+def _recipient_page(request, campaign: Campaign, counts: selectors.RecipientCounts):
+    """The page of recipients the request asks for (filter, search, page), rows ready to show."""
+    filter_form = RecipientFilterForm(request.GET)
+    filters = filter_form.filters()
+    # The counts already hold the total and each status's share: only a search needs a COUNT.
+    if filters.get("search"):
+        total = None
+    elif filters.get("status"):
+        total = counts.by_status.get(filters["status"], 0)
+    else:
+        total = sum(counts.by_status.values())
+    # A row needs none of the file's columns: those may be many, and long.
+    recipients = selectors.recipient_list(campaign=campaign, **filters).defer("variables", "overrides")
+    page = KnownCountPaginator(recipients, RECIPIENTS_PER_PAGE, count=total).get_page(request.GET.get("page"))
+    rows = [live.recipient_row(recipient, campaign=campaign) for recipient in page.object_list]
+    return filter_form, filters, page, rows
 
 
 # --- The calling policy in words ------------------------------------------------------------
@@ -162,8 +153,11 @@ def policy_in_words(policy: Policy) -> str:
 def campaign_list(request):
     filter_form = CampaignFilterForm(request.GET)
     filters = filter_form.filters()
-    campaigns = selectors.campaign_list_search(user=request.user, **filters)
+    campaigns = selectors.campaign_list_with_rates(selectors.campaign_list_search(user=request.user, **filters))
     page = Paginator(campaigns, CAMPAIGNS_PER_PAGE).get_page(request.GET.get("page"))
+    for campaign in page.object_list:
+        campaign.answer_rate = live.rate_text(campaign.answered, campaign.placed_finished)
+        campaign.success_rate = live.rate_text(campaign.successful, campaign.answered)
     context = {"page": page, "filter_form": filter_form, "filtered": any(filters.values())}
     if not page.object_list and not context["filtered"]:
         context["has_agents"] = selectors.agent_list(user=request.user).exists()
@@ -225,19 +219,9 @@ def campaign_template(request):
 @staff_required
 def campaign_detail(request, campaign_id):
     campaign = _campaign_or_404(request, campaign_id)
-    progress = _progress(campaign)
-    counts = progress["counts"]
-    filter_form = RecipientFilterForm(request.GET)
-    filters = filter_form.filters()
-    # The outcome counts already hold the total and each status's share: only a search needs a COUNT.
-    if filters.get("search"):
-        total = None
-    elif filters.get("status"):
-        total = counts.get(filters["status"], 0)
-    else:
-        total = sum(counts.values())
-    recipients = selectors.recipient_list(campaign=campaign, **filters)
-    page = KnownCountPaginator(recipients, RECIPIENTS_PER_PAGE, count=total).get_page(request.GET.get("page"))
+    counts = selectors.campaign_recipient_counts(campaign=campaign)
+    progress = live.progress(campaign, counts)
+    filter_form, filters, page, rows = _recipient_page(request, campaign, counts)
     policy = policy_from_campaign(campaign)
     context = {
         "campaign": campaign,
@@ -245,17 +229,12 @@ def campaign_detail(request, campaign_id):
         "policy_text": policy_in_words(policy),
         "one_zone_for_everyone": policy.has_hours and policy.timezone != RECIPIENT_ZONE,
         "next_call_at": selectors.campaign_next_call_at(campaign=campaign),
-        "outcomes": [(value, label, counts.get(value, 0)) for value, label in Recipient.Status.choices],
-        "outcomes_total": sum(counts.values()),
-        "batch_ids": selectors.campaign_batch_ids(campaign=campaign),
+        # Only ElevenLabs' outbound campaigns call again later, and say why they stopped calling someone.
+        "calling_policy": policy.uses_outbound_campaigns,
         "page": page,
+        "rows": rows,
         "filter_form": filter_form,
         "filtered": any(filters.values()),
-        "can_cancel": campaign.status in tracking.ACTIVE_CAMPAIGN_STATUSES,
-        "can_pause": campaign.status in control.PAUSABLE and campaign.cancel_requested_at is None,
-        "can_resume": campaign.status == Campaign.Status.PAUSED,
-        "can_retry": campaign.status in (Campaign.Status.IN_PROGRESS, Campaign.Status.COMPLETED)
-        and any(counts.get(status) for status in RETRYABLE_RECIPIENT_STATUSES),
     }
     return render(request, "campaigns/campaign_detail.html", context)
 
@@ -263,7 +242,19 @@ def campaign_detail(request, campaign_id):
 @require_safe
 @staff_required
 def campaign_progress(request, campaign_id):
-    response = JsonResponse(_progress(_campaign_or_404(request, campaign_id)))
+    """What the campaign page shows, to refresh it in place: the progress, the outcome counts, the
+    batches, the buttons, and the rows of the page of recipients the query string asks for (the
+    page's own), in a constant number of queries."""
+    campaign = _campaign_or_404(request, campaign_id)
+    counts = selectors.campaign_recipient_counts(campaign=campaign)
+    data = live.progress(campaign, counts)
+    _, _, page, rows = _recipient_page(request, campaign, counts)
+    data["recipients"] = {"page": page.number, "rows": rows}
+    # The buttons as the page renders them (forms with their CSRF token), for the script to swap in.
+    data["actions_html"] = render_to_string(
+        "campaigns/_campaign_actions.html", {"campaign": campaign, "progress": data}, request=request
+    )
+    response = JsonResponse(data)
     add_never_cache_headers(response)
     return response
 
