@@ -4,6 +4,9 @@ Superusers see and act on every row; any other staff user only on their own acco
 the staff pages (AccountScopedAdmin). Changelists load related rows up front (no query per
 row). Actions are thin: each calls a service for every selected row and tells the user what it
 did and what it skipped, and why.
+
+History is kept: a campaign that was sent keeps its setup (only its name changes), one that
+placed calls is never deleted, and recipients and calls are only looked at.
 """
 
 import datetime as dt
@@ -11,26 +14,28 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import widgets
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.utils import flatten_fieldsets, get_fields_from_path, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as AuthGroupAdmin
 from django.contrib.auth.admin import UserAdmin as AuthUserAdmin
 from django.contrib.auth.models import Group
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from campaigns import services, suppressions, tracking
-from campaigns.errors import ApplicationError
+from campaigns import selectors, services, suppressions, tracking
+from campaigns.errors import ApplicationError, Conflict
 from campaigns.models import (
     Agent,
     ApiKey,
@@ -417,11 +422,99 @@ class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
     inlines = [CampaignBatchInline]
-    actions = ["dispatch_now", "cancel", "pause", "resume", "sync_status", "retry_failed_calls"]
+    actions = ["dispatch_now", "cancel", "pause", "resume", "sync_status", "retry_failed_calls", "delete_selected"]
 
     def has_add_permission(self, request):
         # A campaign is created with its recipients by services.campaign_create (API or staff form).
         return False
+
+    # --- History: a sent campaign keeps its setup, one that placed calls is kept -------------
+
+    def _sent(self, campaign: Campaign) -> bool:
+        # Asked several times per page: once per campaign object is enough.
+        if not hasattr(campaign, "_sent"):
+            campaign._sent = selectors.campaign_sent(campaign=campaign)
+        return campaign._sent
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None or not self._sent(obj):
+            return self.readonly_fields
+        # Its agent, number, owner and schedule are what was sent: only the name changes.
+        editable = services.CAMPAIGN_FIELDS_EDITABLE_WHEN_SENT
+        fields = flatten_fieldsets(self.get_fieldsets(request, obj))
+        return [*self.readonly_fields, *(name for name in fields if name not in (*self.readonly_fields, *editable))]
+
+    def save_model(self, request, obj, form, change):
+        # Only what the form changed, through the service: a worker may have claimed the
+        # campaign since the form was loaded, and what it wrote must not be overwritten.
+        refused = services.campaign_update(
+            campaign=obj, changes={name: form.cleaned_data[name] for name in form.changed_data}
+        )
+        if refused:
+            self.message_user(
+                request,
+                f"“{obj}” was sent meanwhile, so only its name can change: {', '.join(refused)} not saved.",
+                messages.WARNING,
+            )
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and selectors.campaign_delete_refusal(campaign=obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        campaign = self.get_object(request, unquote(object_id))
+        if super().has_delete_permission(request, campaign):
+            reason = selectors.campaign_delete_refusal(campaign=campaign)
+            if reason:
+                self.message_user(request, f"“{campaign}” cannot be deleted: {reason}", messages.ERROR)
+                return redirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    @admin.action(description="Delete selected campaigns", permissions=["delete"])
+    def delete_selected(self, request, queryset):
+        """Django's deletion, with its confirmation page, for the campaigns that may be deleted;
+        the others are named with the reason."""
+        refused = []
+        for campaign in queryset:
+            if reason := selectors.campaign_delete_refusal(campaign=campaign):
+                refused.append((campaign, reason))
+        if refused:
+            self.message_user(request, _skipped("campaign", refused), messages.WARNING)
+        deletable = queryset.exclude(pk__in=[campaign.pk for campaign, _ in refused])
+        return django_delete_selected(self, request, deletable) if deletable.exists() else None
+
+    def get_deleted_objects(self, objs, request):
+        """What deleting the campaigns takes with them, counted rather than listed: a list of every
+        recipient would not load, and recipients are deleted only with their campaign."""
+        campaigns = list(objs)
+        to_delete = []
+        for campaign in campaigns:
+            url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+            to_delete += [format_html('Campaign: <a href="{}">{}</a>', url, campaign)]
+            to_delete += [[f"{_plural(campaign.recipients_count, 'recipient')} and its batches"]]
+        model_count = {
+            Campaign._meta.verbose_name_plural: len(campaigns),
+            Recipient._meta.verbose_name_plural: sum(campaign.recipients_count for campaign in campaigns),
+        }
+        perms_needed = set() if super().has_delete_permission(request) else {Campaign._meta.verbose_name}
+        return to_delete, model_count, perms_needed, []
+
+    def delete_model(self, request, obj):
+        try:
+            services.campaign_delete(campaign=obj)
+        except Conflict as exc:  # it placed a call or was sent since the page was loaded
+            raise PermissionDenied(exc.error) from None
+
+    def delete_queryset(self, request, queryset):
+        skipped = []
+        for campaign in queryset:
+            try:
+                services.campaign_delete(campaign=campaign)
+            except Conflict as exc:
+                skipped.append((campaign, exc.error))
+        if skipped:
+            self.message_user(request, _skipped("campaign", skipped), messages.WARNING)
 
     @admin.display(description="Recipients", ordering="recipients_count")
     def recipients_link(self, campaign):
@@ -583,6 +676,17 @@ class RecipientAdmin(AccountScopedAdmin, admin.ModelAdmin):
     show_full_result_count = False
     paginator = CappedCountPaginator
 
+    # Who was called and what they said: looked at, never edited. They are deleted only with
+    # their campaign, when it may be (CampaignAdmin.get_deleted_objects does not ask these).
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(AccountScopedAdmin, admin.ModelAdmin):
@@ -676,6 +780,11 @@ class CallAdmin(ReadOnlyAdmin):
     search_fields = ["=conversation_id"]
     show_full_result_count = False
     paginator = CappedCountPaginator
+
+    def has_delete_permission(self, request, obj=None):
+        # A call is history; deleting calls one by one would also open the way to deleting
+        # their campaign.
+        return False
 
 
 class WaitingFilter(admin.SimpleListFilter):

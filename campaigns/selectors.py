@@ -376,3 +376,30 @@ def _data_text(item) -> str:
     if isinstance(value, bool):
         return json.dumps(value)
     return str(value)
+
+
+# --- What a campaign's history protects ----------------------------------------------------
+
+
+def campaign_sent(*, campaign: Campaign) -> bool:
+    """Whether the campaign went, or is going, to ElevenLabs: its setup is then history.
+
+    Every status past scheduled and pending means it was sent or has ended, and nothing sends it
+    again. A pending campaign is being sent once a worker claimed it ("pending" also means sent
+    and not calling yet). Batches sent or calls on record say so whatever the status.
+    """
+    if campaign.status not in (Campaign.Status.SCHEDULED, Campaign.Status.PENDING):
+        return True
+    if campaign.dispatch_claimed_at is not None:
+        return True
+    return campaign.batches.filter(BATCH_SENT).exists() or Call.objects.filter(campaign_id=campaign.pk).exists()
+
+
+def campaign_delete_refusal(*, campaign: Campaign) -> str:
+    """Why the campaign may not be deleted, or "" when it may: never while it has calls on
+    record, nor while it is being sent or calling (its calls would have no campaign)."""
+    if Call.objects.filter(campaign_id=campaign.pk).exists():
+        return "it has placed calls, and their record is kept."
+    if campaign_sent(campaign=campaign) and not campaign_is_final(campaign=campaign):
+        return "it is being sent or is calling; cancel it first."
+    return ""

@@ -834,6 +834,59 @@ def campaign_dispatch_now(*, campaign: Campaign) -> Campaign:
     return campaign
 
 
+# --- Editing and deleting in the admin -----------------------------------------------------
+
+# Fields a campaign keeps once sent (selectors.campaign_sent); any other is its history.
+CAMPAIGN_FIELDS_EDITABLE_WHEN_SENT = ("name",)
+RECIPIENTS_DELETED_AT_ONCE = 5_000
+
+
+def campaign_update(*, campaign: Campaign, changes: dict) -> list[str]:
+    """Save `changes` (field name -> value) to a campaign; returns the fields it refused.
+
+    Only the name changes once the campaign is sent. The rest is written only if the campaign
+    is still unsent at that instant, in one conditional UPDATE: a worker claiming it meanwhile
+    wins, and nothing it wrote (status, claim) is overwritten by a form loaded before.
+    """
+    now = timezone.now()
+    kept = {name: value for name, value in changes.items() if name in CAMPAIGN_FIELDS_EDITABLE_WHEN_SENT}
+    setup = {name: value for name, value in changes.items() if name not in kept}
+    refused = []
+    with transaction.atomic():
+        if setup:
+            unsent = Campaign.objects.filter(
+                pk=campaign.pk,
+                status__in=(Campaign.Status.SCHEDULED, Campaign.Status.PENDING),
+                dispatch_claimed_at__isnull=True,
+            )
+            if not unsent.update(**setup, updated_at=now):
+                refused = list(setup)
+        if kept:
+            Campaign.objects.filter(pk=campaign.pk).update(**kept, updated_at=now)
+    campaign.refresh_from_db()
+    return refused
+
+
+def campaign_delete(*, campaign: Campaign) -> None:
+    """Delete a campaign that never placed a call, with its recipients and batches.
+
+    Raises Conflict with selectors.campaign_delete_refusal's reason otherwise. The campaign's
+    row is locked first, so a worker cannot claim it halfway.
+    """
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+        if locked is None:
+            return
+        reason = selectors.campaign_delete_refusal(campaign=locked)
+        if reason:
+            raise Conflict(f"“{locked}” cannot be deleted: {reason}")
+        # A chunk at a time: Django's cascade would load every recipient of the campaign at once.
+        recipients = Recipient.objects.filter(campaign_id=locked.pk).order_by("pk").values_list("pk", flat=True)
+        while chunk := list(recipients[:RECIPIENTS_DELETED_AT_ONCE]):
+            Recipient.objects.filter(pk__in=chunk).delete()
+        locked.delete()
+
+
 # --- Previewing a campaign before it is created --------------------------------------------
 
 PREVIEW_SAMPLE_SIZE = 5

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns import dispatch, elevenlabs, services
+from campaigns import dispatch, elevenlabs, selectors, services
 from campaigns.admin import CappedCountPaginator
 from campaigns.models import Agent, ApiKey, Call, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient, WebhookEvent
 
@@ -573,7 +573,8 @@ def test_a_staff_user_lists_only_their_own_accounts_rows(staff_client, mine, the
     assert change_link(model, getattr(mine, model)) in page
     assert change_link(model, getattr(theirs, model)) not in page
     assert "mallory" not in page and "+14155550199" not in page
-    assert page.count('name="_selected_action"') == 1
+    # Recipients and calls are history: no action, so no row to tick.
+    assert page.count('name="_selected_action"') == (0 if model in ("recipient", "call") else 1)
 
 
 @pytest.mark.parametrize("model", SCOPED)
@@ -641,24 +642,26 @@ def test_dates_filter_choices_and_counts_come_from_the_users_own_rows(staff_clie
     assert "status=failed" not in calls
 
 
-def test_an_action_never_reaches_another_accounts_rows(staff_client, mine, theirs, http):
+def test_an_action_never_reaches_another_accounts_rows(staff_client, user, other_user, mine, theirs, http):
+    spare = CampaignFactory(user=user, name="alice spare")
+    CampaignFactory(user=other_user, name="mallory spare")
     # Both rows ticked, as a forged form would send them
     cancelled = shown(act(staff_client, "cancel", [mine.campaign, theirs.campaign]))
     revoked = shown(act(staff_client, "revoke", [mine.apikey, theirs.apikey], model="apikey"))
     # and every row of the list, selected across pages
     staff_client.post(
-        reverse("admin:campaigns_recipient_changelist"),
-        {"action": "delete_selected", "select_across": "1", "_selected_action": [mine.recipient.pk], "post": "yes"},
+        reverse("admin:campaigns_campaign_changelist"),
+        {"action": "delete_selected", "select_across": "1", "_selected_action": [spare.pk], "post": "yes"},
     )
 
     assert cancelled == ["Cancelled 1 campaign."]
     assert revoked == ["Revoked 1 API key."]
     assert dict(Campaign.objects.values_list("name", "status")) == {
-        "alice campaign": "cancelled",
+        "alice campaign": "cancelled",  # it has a call: kept
         "mallory campaign": "scheduled",
+        "mallory spare": "pending",
     }
     assert ApiKey.objects.get(pk=theirs.apikey.pk).is_active and not ApiKey.objects.get(pk=mine.apikey.pk).is_active
-    assert list(Recipient.objects.values_list("phone_number", flat=True)) == ["+14155550199"]
     assert len(http.calls) == 0
 
 
@@ -679,8 +682,10 @@ def test_lookups_for_a_related_record_offer_only_the_users_own(staff_client, min
 
 
 def test_a_form_offers_only_the_users_own_records_and_refuses_anyone_elses(staff_client, user, mine, theirs):
+    # Not sent yet (a sent campaign's setup cannot change): no call, its batch not submitted.
+    Call.objects.filter(campaign=mine.campaign).delete()
     CampaignBatch.objects.create(
-        campaign=mine.campaign, part=1, offset=0, size=1, token="t_alice", elevenlabs_batch_call_id="btcal_alice"
+        campaign=mine.campaign, part=1, offset=0, size=1, token="t_alice", last_error="alice batch waits"
     )
     url = reverse("admin:campaigns_campaign_change", args=[mine.campaign.pk])
 
@@ -689,7 +694,7 @@ def test_a_form_offers_only_the_users_own_records_and_refuses_anyone_elses(staff
     assert list(form.fields["user"].queryset) == [user]
     assert list(form.fields["agent"].queryset) == [mine.agent]
     assert list(form.fields["phone_number"].queryset) == [mine.phonenumber]
-    assert "btcal_alice" in response.content.decode()
+    assert "alice batch waits" in response.content.decode()
 
     def save(**changes):
         data = {
@@ -904,3 +909,252 @@ def test_a_lookup_no_filter_offers_is_a_bad_request(admin_client):
     # while the filters' own parameters still work
     users = reverse("admin:auth_user_changelist")
     assert admin_client.get(f"{users}?is_staff__exact=1&groups__id__exact=1").status_code == 200
+
+
+# --- History: sent campaigns keep their setup, called ones are kept, recipients only looked at
+
+
+def change_form(campaign, **changes) -> dict:
+    """The campaign's change form as the admin posts it, with `changes`."""
+    data = {
+        "name": campaign.name,
+        "user": campaign.user_id,
+        "agent": campaign.agent_id,
+        "phone_number": campaign.phone_number_id,
+        "timezone": campaign.timezone,
+        "batches-TOTAL_FORMS": "0",
+        "batches-INITIAL_FORMS": "0",
+        "batches-MIN_NUM_FORMS": "0",
+        "batches-MAX_NUM_FORMS": "0",
+    }
+    if campaign.send_immediately:
+        data["send_immediately"] = "on"
+    if campaign.scheduled_at:
+        data["scheduled_at_0"] = campaign.scheduled_at.strftime("%Y-%m-%d")
+        data["scheduled_at_1"] = campaign.scheduled_at.strftime("%H:%M:%S")
+    return {**data, **changes}
+
+
+SETUP_INPUTS = [
+    'name="user"',
+    'name="agent"',
+    'name="phone_number"',
+    'name="send_immediately"',
+    'name="scheduled_at_0"',
+]
+
+
+def sent_by(how, user):
+    """A campaign of `user` that was sent, in one of the ways a campaign shows it."""
+    campaign = scheduled(f"Sent: {how}", user=user, timezone="Europe/Paris")
+    if how == "claimed":  # a worker is submitting it: still pending
+        assert dispatch.campaign_claim(campaign_id=campaign.pk, now=campaign.scheduled_at)
+    elif how == "batch sent":
+        CampaignBatch.objects.create(
+            campaign=campaign, part=1, offset=0, size=1, token="t1", elevenlabs_campaign_id="c1"
+        )
+    elif how == "called":
+        CallFactory(recipient=RecipientFactory(campaign=campaign))
+    else:
+        Campaign.objects.filter(pk=campaign.pk).update(status=how)
+    campaign.refresh_from_db()
+    return campaign
+
+
+@pytest.mark.parametrize("role", ["superuser", "staff"])
+@pytest.mark.parametrize("how", ["in_progress", "completed", "cancelled", "claimed", "batch sent", "called"])
+def test_a_sent_campaign_keeps_its_agent_number_and_schedule_and_only_its_name_changes(client, user, role, how):
+    campaign = sent_by(how, user)
+    before = Campaign.objects.values("user", "agent", "phone_number", "send_immediately", "scheduled_at").get(
+        pk=campaign.pk
+    )
+    sign_in(client, user, role)
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+
+    page = client.get(url).content.decode()
+    response = client.post(
+        url,
+        change_form(
+            campaign,
+            name="Renamed",
+            agent=AgentFactory(user=user).pk,
+            phone_number=PhoneNumberFactory(user=user).pk,
+            send_immediately="on",
+            scheduled_at_0="2031-01-01",
+            timezone="UTC",
+        ),
+    )
+
+    assert 'name="name"' in page
+    assert [field for field in SETUP_INPUTS if field in page] == []
+    assert response.status_code == 302
+    assert Campaign.objects.get(pk=campaign.pk).name == "Renamed"
+    assert Campaign.objects.values(*before).get(pk=campaign.pk) == before
+    assert Campaign.objects.get(pk=campaign.pk).timezone == "Europe/Paris"
+
+
+@pytest.mark.parametrize("role", ["superuser", "staff"])
+def test_a_campaign_not_sent_yet_can_still_be_set_up(client, user, role):
+    campaign = scheduled("Next week", user=user, in_hours=24 * 7)
+    RecipientFactory(campaign=campaign)
+    other_agent = AgentFactory(user=user)
+    sign_in(client, user, role)
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+
+    page = client.get(url).content.decode()
+    response = client.post(
+        url, change_form(campaign, agent=other_agent.pk, scheduled_at_0="2031-01-01", scheduled_at_1="09:30:00")
+    )
+
+    assert [field for field in SETUP_INPUTS if field in page] == SETUP_INPUTS
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.agent == other_agent
+    assert campaign.scheduled_at == dt.datetime(2031, 1, 1, 9, 30, tzinfo=dt.UTC)
+    assert (campaign.status, campaign.dispatch_claimed_at) == (Campaign.Status.SCHEDULED, None)
+
+
+def test_a_form_loaded_before_a_worker_claimed_the_campaign_saves_only_its_name(user):
+    campaign = scheduled("Due", user=user, in_hours=-1)
+    stale = Campaign.objects.get(pk=campaign.pk)  # as the admin read it when the form opened
+    assert dispatch.campaign_claim(campaign_id=campaign.pk)
+
+    refused = services.campaign_update(
+        campaign=stale, changes={"name": "Renamed", "agent": AgentFactory(user=user), "send_immediately": True}
+    )
+
+    assert refused == ["agent", "send_immediately"]
+    campaign.refresh_from_db()
+    assert campaign.name == "Renamed" and campaign.agent_id == stale.agent_id
+    assert campaign.status == Campaign.Status.PENDING and campaign.dispatch_claimed_at is not None
+    assert not campaign.send_immediately
+
+
+def called_and_uncalled(user):
+    called = CampaignFactory(user=user, name="Called", status=Campaign.Status.COMPLETED)
+    CallFactory(recipient=RecipientFactory(campaign=called))
+    uncalled = scheduled("Never called", user=user, recipients_count=3)
+    for n in range(3):
+        RecipientFactory(campaign=uncalled, phone_number=f"+1212555020{n}")
+    CampaignBatch.objects.create(campaign=uncalled, part=1, offset=0, size=3, token="t_uncalled")
+    return called, uncalled
+
+
+@pytest.mark.parametrize("role", ["superuser", "staff"])
+def test_a_campaign_with_calls_is_never_deleted_from_its_page(client, user, role):
+    called, _ = called_and_uncalled(user)
+    sign_in(client, user, role)
+    change = reverse("admin:campaigns_campaign_change", args=[called.pk])
+    delete = reverse("admin:campaigns_campaign_delete", args=[called.pk])
+
+    page = client.get(change).content.decode()
+    asked = client.get(delete, follow=True)
+    confirmed = client.post(delete, {"post": "yes"}, follow=True)
+
+    assert delete not in page  # no Delete link
+    for response in (asked, confirmed):
+        assert response.redirect_chain == [(change, 302)]
+        assert shown(response) == ["“Called” cannot be deleted: it has placed calls, and their record is kept."]
+    assert Campaign.objects.filter(pk=called.pk).exists()
+    assert Call.objects.filter(campaign=called).count() == 1
+
+
+@pytest.mark.parametrize("role", ["superuser", "staff"])
+def test_a_campaign_that_never_called_anyone_is_deleted_with_its_recipients(client, user, role):
+    _, uncalled = called_and_uncalled(user)
+    sign_in(client, user, role)
+    delete = reverse("admin:campaigns_campaign_delete", args=[uncalled.pk])
+
+    confirmation = client.get(delete)
+    response = client.post(delete, {"post": "yes"})
+
+    assert confirmation.status_code == 200
+    text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", confirmation.content.decode())))
+    assert "Campaign: Never called 3 recipients and its batches" in text
+    assert "Campaigns: 1 Recipients: 3" in text
+    assert response.status_code == 302
+    assert not Campaign.objects.filter(pk=uncalled.pk).exists()
+    assert not Recipient.objects.filter(campaign_id=uncalled.pk).exists()
+    assert not CampaignBatch.objects.filter(campaign_id=uncalled.pk).exists()
+
+
+@pytest.mark.parametrize("role", ["superuser", "staff"])
+def test_deleting_selected_campaigns_deletes_those_that_never_called_and_names_the_others(client, user, role):
+    called, uncalled = called_and_uncalled(user)
+    calling = CampaignFactory(user=user, name="Calling", status=Campaign.Status.IN_PROGRESS)
+    sign_in(client, user, role)
+    changelist = reverse("admin:campaigns_campaign_changelist")
+    selected = {"action": "delete_selected", "_selected_action": [called.pk, uncalled.pk, calling.pk]}
+
+    confirmation = client.post(changelist, selected)
+    page = confirmation.content.decode()
+    done = client.post(changelist, {**selected, "post": "yes"}, follow=True)
+
+    assert confirmation.status_code == 200 and "Never called" in page
+    assert page.count('name="_selected_action"') == 1
+    assert sorted(shown(confirmation)[0].splitlines()) == sorted(
+        [
+            "Skipped 2 campaigns:",
+            "“Called”: it has placed calls, and their record is kept.",
+            "“Calling”: it is being sent or is calling; cancel it first.",
+        ]
+    )
+    assert "Successfully deleted 1 campaign." in shown(done)
+    assert set(Campaign.objects.values_list("name", flat=True)) == {"Called", "Calling"}
+
+
+def test_a_campaign_that_ended_without_calling_anyone_can_be_deleted(user):
+    ended = [
+        CampaignFactory(user=user, name="Cancelled before sending", status=Campaign.Status.CANCELLED),
+        CampaignFactory(user=user, name="Refused by ElevenLabs", status=Campaign.Status.FAILED),
+    ]
+
+    for campaign in ended:
+        assert selectors.campaign_delete_refusal(campaign=campaign) == ""
+        services.campaign_delete(campaign=campaign)
+
+    assert not Campaign.objects.filter(user=user).exists()
+
+
+def test_recipients_are_deleted_a_chunk_at_a_time(user, monkeypatch):
+    monkeypatch.setattr(services, "RECIPIENTS_DELETED_AT_ONCE", 3)
+    campaign = CampaignFactory(user=user)
+    for n in range(7):
+        RecipientFactory(campaign=campaign, phone_number=f"+1212555030{n}")
+    kept = RecipientFactory(phone_number="+12125550399")
+
+    with CaptureQueriesContext(connection) as queries:
+        services.campaign_delete(campaign=campaign)
+
+    assert list(Recipient.objects.values_list("pk", flat=True)) == [kept.pk]
+    deletes = [q["sql"] for q in queries if q["sql"].startswith("DELETE") and Recipient._meta.db_table in q["sql"]]
+    assert len(deletes) == 3
+
+
+@pytest.mark.parametrize("role", ["superuser", "staff"])
+def test_recipients_and_calls_are_only_looked_at(client, user, role):
+    campaign = CampaignFactory(user=user)
+    recipient = RecipientFactory(campaign=campaign, phone_number="+12125550100", line=2)
+    call = CallFactory(recipient=recipient)
+    sign_in(client, user, role)
+    recipient_page = reverse("admin:campaigns_recipient_change", args=[recipient.pk])
+
+    page = client.get(recipient_page).content.decode()
+    listing = client.get(reverse("admin:campaigns_recipient_changelist")).content.decode()
+    edited = client.post(recipient_page, {"phone_number": "+14155550123", "line": "9", "campaign": campaign.pk})
+    ticked = client.post(
+        reverse("admin:campaigns_recipient_changelist"),
+        {"action": "delete_selected", "_selected_action": [recipient.pk], "post": "yes"},
+    )
+
+    assert "+12125550100" in page and 'name="phone_number"' not in page and 'name="_save"' not in page
+    assert 'name="_selected_action"' not in listing
+    assert edited.status_code == 403 and ticked.status_code in (200, 302)
+    for model, row in (("recipient", recipient), ("call", call)):
+        assert client.get(reverse(f"admin:campaigns_{model}_add")).status_code == 403
+        assert client.get(reverse(f"admin:campaigns_{model}_delete", args=[row.pk])).status_code == 403
+        deleted = client.post(reverse(f"admin:campaigns_{model}_delete", args=[row.pk]), {"post": "yes"})
+        assert deleted.status_code == 403
+    recipient.refresh_from_db()
+    assert (recipient.phone_number, recipient.line) == ("+12125550100", 2)
+    assert Call.objects.filter(pk=call.pk).exists()
