@@ -1,6 +1,27 @@
-"""OpenAPI document tweaks."""
+"""The OpenAPI document: the view that serves it, and the tweaks that make it tell the truth."""
+
+import threading
+
+from drf_spectacular.views import SpectacularJSONAPIView
+from rest_framework.response import Response
 
 from .pagination import MAX_PAGE_SIZE, PAGE_SIZE
+
+
+class SchemaView(SpectacularJSONAPIView):
+    """The document, built once per process and served from memory after that: it changes only
+    with the code, and drf-spectacular's first build is not safe in two threads at once (its
+    extensions load lazily, and a second thread can read one half-loaded: a 500)."""
+
+    _lock = threading.Lock()
+    _built: Response | None = None
+
+    def _get_schema_response(self, request):
+        with SchemaView._lock:
+            if SchemaView._built is None:
+                SchemaView._built = super()._get_schema_response(request)
+            built = SchemaView._built
+        return Response(built.data, headers={"Content-Disposition": built["Content-Disposition"]})
 
 
 def documented_paths(endpoints):

@@ -1,11 +1,12 @@
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from campaigns.events.urls import api_urlpatterns as event_webhook_urls
 
 from . import conversations, keys, suppressions, views
+from .schema import SchemaView
 
 # Swagger UI under the Content-Security-Policy: its start-up script is served as a file (the
 # split view) rather than inline; its page's <style> element and the data: images of its
@@ -59,7 +60,7 @@ urlpatterns = [
     *event_webhook_urls,
     path(
         "openapi.json",
-        SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        SchemaView.as_view(authentication_classes=[], permission_classes=[]),
         name="api-schema",
     ),
     path("docs", api_docs, name="api-docs"),
