@@ -57,6 +57,7 @@ bench: install
 	$(BIN)/python bench/bombs.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/export.py
 	$(BIN)/python bench/webhook_body.py
 
 clean:
