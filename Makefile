@@ -15,6 +15,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# axe-core, which the browser tests inject into each page (Node's npm; nothing else needs it).
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent && touch $@; \
+	else echo "npm is not installed: the browser tests' accessibility checks will fail (install nodejs)"; fi
+
 install: $(BIN)/.installed
 
 # Embedded defaults: SQLite, no broker server, the built-in ElevenLabs sandbox.
@@ -39,7 +44,7 @@ demo: install
 test: export SECRET_KEY ?= test-only-secret-key
 test: export CELERY_BROKER_URL ?= memory://
 test: export DEBUG = false
-test: install
+test: install node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
@@ -61,4 +66,4 @@ bench: install
 	$(BIN)/python bench/webhook_body.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 var staticfiles
+	rm -rf $(VENV) db.sqlite3 var staticfiles node_modules

@@ -320,6 +320,8 @@ class CampaignBatchInline(AccountScopedAdmin, admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
+    # Django's tabular inline, with its two empty header cells named for screen readers.
+    template = "admin/campaigns/campaign/batches_inline.html"
 
     def has_add_permission(self, request, obj=None):
         return False
