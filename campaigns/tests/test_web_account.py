@@ -74,3 +74,19 @@ def test_the_admin_shows_times_in_the_users_zone_with_its_abbreviation(client, u
     page = unescape(client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode())
 
     assert "4 Mar 2026, 07:00 EST" in page
+
+
+def test_a_campaign_page_shows_its_times_in_the_users_zone_and_the_schedule_on_the_campaigns_clock_too(staff, user):
+    Profile.objects.create(user=user, timezone="Asia/Tokyo")
+    campaign = CampaignFactory(
+        user=user, status="scheduled", send_immediately=False, timezone="America/New_York",
+        scheduled_at=dt.datetime(2030, 1, 15, 15, 0, tzinfo=dt.UTC),
+    )  # fmt: skip
+    type(campaign).objects.filter(pk=campaign.pk).update(created_at=CREATED)
+    staff.post(reverse("web:account"), {"timezone": "Asia/Tokyo"})
+
+    page = " ".join(unescape(staff.get(f"/campaigns/{campaign.pk}").content.decode()).split())
+
+    assert "Wed 16 Jan 2030, 00:00 JST" in page
+    assert "Tue 15 Jan, 10:00 EST on the campaign's clock (America/New_York)" in page
+    assert "Wed 4 Mar 2026, 21:00 JST" in page  # created

@@ -79,7 +79,7 @@ def test_the_call_page_shows_the_outcome_the_transcript_the_data_and_the_player(
     assert response.status_code == 200
     text = text_of(response)
     assert "Call to +12125550100 Answered, successful" in text
-    assert "Outcome Answered, successful Calls 1 Started Tue 4 Mar 2025, 16:30:00 CET Duration 0:42" in text
+    assert "Outcome Answered, successful Calls 1 Started Tue 4 Mar 2025, 15:30:00 UTC Duration 0:42" in text
     assert "Summary Confirmed Tuesday at 10." in text
     assert "Agent 0:00 Hi, this is Dana from Acme. Is now a good time?" in text
     assert "+12125550100 0:04 Sure, go ahead." in text

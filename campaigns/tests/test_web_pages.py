@@ -189,7 +189,8 @@ def test_the_list_shows_each_campaign_with_status_progress_and_schedule_in_its_t
     assert response.status_code == 200
     text = text_of(response)
     assert "Scheduled" in text and "In progress" in text
-    assert "15 Jan 2030, 10:30 CET Europe/Berlin" in text
+    # In the staff user's zone (UTC until chosen), with the campaign's own clock beside it.
+    assert "15 Jan 2030, 09:30 UTC 10:30 CET Europe/Berlin" in text
     assert "4 of 10 finished" in text
     assert 'class="meter__fill pct-40"' in response.content.decode()
     assert "Sent immediately" in text
@@ -630,7 +631,9 @@ def test_the_campaign_page_shows_its_schedule_setup_outcomes_and_recipients(staf
     assert response.status_code == 200
     text = text_of(response)
     assert "Q1 renewals In progress" in text
-    assert "Schedule Tue 15 Jan 2030, 10:00 EST America/New_York Tue 15 Jan 2030, 15:00 UTC" in text
+    assert (
+        "Schedule Tue 15 Jan 2030, 15:00 UTC Tue 15 Jan, 10:00 EST on the campaign's clock (America/New_York)" in text
+    )
     assert f"Agent {followed.agent.name} {followed.agent.elevenlabs_agent_id}" in text
     assert f"Phone number {followed.phone_number.phone_number}" in text
     assert "ElevenLabs batch btcal_q1" in text
