@@ -146,6 +146,13 @@ class RowError:
         return {"line": self.line, "value": self.value, "reason": self.reason}
 
 
+def lacks_country_code(error: RowError | str) -> bool:
+    """Whether a row error (or its text, as the services list it) is a number refused only for
+    want of a country code, which a default country fixes without touching the file."""
+    text = error.reason if isinstance(error, RowError) else error
+    return text.endswith(_NO_COUNTRY_CODE_REASON)
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     """One named column of the file and what it becomes for every call."""
