@@ -181,7 +181,7 @@ def test_importing_a_file_says_what_was_added_and_which_rows_were_invalid(staff,
 
     assert messages_of(response) == [
         "2 numbers added, 1 already on the list, 2 rows invalid: Line 4: '12345' has no country code: write it "
-        "as +<country code><number>, or give a default country (default_country); Line 6: 'hello' is not a "
+        "as +<country code><number>, or type the country in Default country; Line 6: 'hello' is not a "
         "phone number."
     ]
     assert "message--warning" in response.content.decode()
@@ -221,7 +221,9 @@ def test_a_hostile_file_is_refused_under_the_file_field(staff, built):
 def test_importing_without_a_file_asks_for_one(staff):
     response = staff.post(f"{URL}/import", {"import-reason": ""})
 
-    assert "This field is required." in errors_of(response, "import-file")
+    assert errors_of(response, "import-file") == (
+        "Choose a file of numbers: CSV, Excel (.xlsx) or text with one number per line."
+    )
 
 
 # --- Removing -----------------------------------------------------------------------------------

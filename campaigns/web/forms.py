@@ -1,6 +1,7 @@
 """Forms of the staff pages: they read what was typed and hand it to the services, nothing more."""
 
 import contextlib
+import dataclasses
 import functools
 import re
 from zoneinfo import available_timezones
@@ -11,8 +12,9 @@ from django.conf import settings
 from campaigns import policy, selectors, services
 from campaigns.errors import ApplicationError, NotFound, PayloadTooLarge
 from campaigns.models import Campaign, Recipient
+from campaigns.recipients import RecipientsFileError, lacks_country_code
 
-from . import uploads
+from . import files, uploads
 
 # Zones a person would pick; the tz database's aliases such as Etc/GMT+5 or SystemV/ stay out.
 _LEGACY_ZONE_PREFIXES = ("Etc/", "SystemV/", "US/", "posix/", "right/")
@@ -85,17 +87,102 @@ def policy_error_in_words(message: str) -> str:
     return message[:1].upper() + message[1:]
 
 
+# The other refusals, worded for API clients, name request fields in their fixes. The forms say
+# what to do on the page instead: these rewrites first, then any API name left becomes the
+# label of its input (see in_staff_words).
+_STAFF_WORDS = [
+    (re.compile(r"or give a default country \(default_country\)"), "or type the country in Default country"),
+    (re.compile(r"\bsend skip_invalid_rows=true\b"), "tick Skip invalid rows"),
+    (re.compile(r"^Unknown default_country '(.*?)': "), r"“\1” is not a country code: "),
+    (re.compile(r"\bwhen send_immediately is false\b"), "for a campaign scheduled for later"),
+]
+# The one step that fixes rows refused only for want of a country code.
+COUNTRY_FIX = "The numbers have no country code. Type the country in Default country and {again}."
+
+
+def in_staff_words(message: str, labels: dict[str, str]) -> str:
+    """A service's message as a staff form words it: `labels` maps the API names it may use to inputs' labels.
+
+    The API's own messages stay as they are; only the page says them differently.
+    """
+    for pattern, words in _STAFF_WORDS:
+        message = pattern.sub(words, message)
+    if labels:
+        names = re.compile(r"\b(" + "|".join(map(re.escape, labels)) + r")\b")
+        message = names.sub(lambda match: labels[match.group()], message)
+    return message
+
+
+def country_would_fix(exc: ApplicationError) -> bool:
+    """Whether every row a service lists as invalid lacks only a country code (a default country fixes them)."""
+    rows = [error for error in exc.errors if error.startswith("Line ")]
+    return bool(rows) and all(lacks_country_code(row) for row in rows)
+
+
+def file_refused(exc: ApplicationError) -> bool:
+    """Whether a service refused the file itself (its size or what it holds as a whole), not a choice
+    made on the form: such a file is never offered again.
+
+    The services raise their error `from None` while handling the reader's RecipientsFileError:
+    the traceback hides it, but it stays the error's __context__.
+    """
+    return isinstance(exc, PayloadTooLarge) or isinstance(exc.__context__, RecipientsFileError)
+
+
+class UploadForm(forms.Form):
+    """A file the page uploads by itself, with a progress bar, before it posts its form (upload.js).
+
+    It is checked as the forms check a file before reading it, then kept: the form that follows
+    names it by its token, as after a preview.
+    """
+
+    file = forms.FileField(allow_empty_file=True, error_messages={"required": "Choose a file."})
+    # The token of the file this one replaces, which is then deleted.
+    replaces = forms.CharField(required=False, max_length=1_000)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        problem = files.refusal(upload.name, upload.size, max_bytes=settings.RECIPIENTS_MAX_FILE_BYTES)
+        if problem:
+            raise forms.ValidationError(problem)
+        return upload
+
+    def keep(self) -> uploads.KeptUpload:
+        replaced = uploads.upload_get(user=self.user, token=self.cleaned_data["replaces"])
+        if replaced:
+            uploads.upload_discard(replaced)
+        return uploads.upload_keep(user=self.user, uploaded=self.cleaned_data["file"])
+
+    def error_text(self) -> str:
+        return " ".join(error for errors in self.errors.values() for error in errors)
+
+
 class CampaignForm(forms.Form):
     """The new-campaign form. `preview()` and `create()` call the services with the same inputs.
 
     An uploaded file is kept (see uploads.py) so that the create step, or a second preview
-    after a correction, uses it without the user choosing it again.
+    after a correction, uses it without the user choosing it again. A file refused as a whole
+    (its kind, its size, or what the reader makes of it) is deleted instead, and never offered.
     """
 
     WHEN_NOW = "now"
     WHEN_SCHEDULE = "schedule"
     # Where the services' ValidationFailed.field lands on this form (calling_hours: see add_service_error).
     SERVICE_FIELDS = {"send_immediately": "when"}
+    # The API's names of inputs this form names alike, which the services' messages may use.
+    API_NAMES = (
+        "agent_id",
+        "phone_number_id",
+        "recipients_file",
+        "default_country",
+        "skip_invalid_rows",
+        "schedule_date",
+        "schedule_time",
+    )
     # The two windows of calling hours: (from, to) inputs.
     WINDOWS = (("hours_from_1", "hours_to_1"), ("hours_from_2", "hours_to_2"))
     POLICY_INPUTS = (
@@ -117,12 +204,8 @@ class CampaignForm(forms.Form):
         label="Recipients file",
         required=False,
         allow_empty_file=True,
-        widget=forms.FileInput(
-            attrs={
-                "class": "dropzone__input",
-                "accept": ".csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            }
-        ),
+        # The accepted kinds and the size limit are added per form (files.input_attrs).
+        widget=forms.FileInput(attrs={"class": "dropzone__input"}),
     )
     default_country = forms.CharField(
         label="Default country",
@@ -219,6 +302,12 @@ class CampaignForm(forms.Form):
         self.kept: uploads.KeptUpload | None = None
         # The campaign this form's preview was already turned into, if any.
         self.already_created: Campaign | None = None
+        # Whether the last preview's invalid rows only lack the default country.
+        self.country_missing = False
+        self.fields["recipients_file"].widget.attrs.update(
+            files.input_attrs(max_bytes=settings.RECIPIENTS_MAX_FILE_BYTES)
+        )
+        self.max_file_size = files.size_in_words(settings.RECIPIENTS_MAX_FILE_BYTES)
         self.fields["agent_id"].widget.choices = [
             ("", "Choose an agent"),
             *((agent.elevenlabs_agent_id, agent.name) for agent in selectors.agent_list(user=user)),
@@ -267,9 +356,11 @@ class CampaignForm(forms.Form):
         if upload:
             if previous:
                 uploads.upload_discard(previous)
-            # A file above the limit is not written anywhere: the service refuses it with the reason.
-            if upload.size <= settings.RECIPIENTS_MAX_FILE_BYTES:
-                self.kept = uploads.upload_keep(user=self.user, uploaded=upload)
+            # A file of another kind or above the limit is refused before it is written anywhere.
+            problem = files.refusal(upload.name, upload.size, max_bytes=settings.RECIPIENTS_MAX_FILE_BYTES)
+            if problem:
+                raise forms.ValidationError(problem)
+            self.kept = uploads.upload_keep(user=self.user, uploaded=upload)
             return upload
         if previous:
             self.kept = previous
@@ -307,11 +398,20 @@ class CampaignForm(forms.Form):
     # --- Calling the services -------------------------------------------------------------------
 
     def preview(self) -> services.CampaignPreview:
-        with self._recipients_file() as recipients_file:
-            return services.campaign_preview(user=self.user, recipients_file=recipients_file, **self._inputs())
+        """The services' preview, its invalid rows' reasons in the form's words."""
+        with self._forget_a_refused_file(), self._recipients_file() as recipients_file:
+            preview = services.campaign_preview(user=self.user, recipients_file=recipients_file, **self._inputs())
+        rows = preview.invalid_rows
+        self.country_missing = (
+            bool(rows) and not self.cleaned_data["default_country"] and all(map(lacks_country_code, rows))
+        )
+        labels = self._api_labels()
+        return dataclasses.replace(
+            preview, invalid_rows=[dataclasses.replace(row, reason=in_staff_words(row.reason, labels)) for row in rows]
+        )
 
     def create(self) -> Campaign:
-        with self._recipients_file() as recipients_file:
+        with self._forget_a_refused_file(), self._recipients_file() as recipients_file:
             campaign = services.campaign_create(
                 user=self.user,
                 name=self.cleaned_data["name"],
@@ -343,8 +443,18 @@ class CampaignForm(forms.Form):
             messages = [policy_error_in_words(message) for message in messages]
             if field == "calling_hours":
                 field = self._window_at_fault(exc.error)
+        else:
+            labels = self._api_labels()
+            messages = [in_staff_words(message, labels) for message in messages]
+            if not self.cleaned_data.get("default_country") and country_would_fix(exc):
+                messages.insert(0, COUNTRY_FIX.format(again="preview again"))
         field = self.SERVICE_FIELDS.get(field, field)
         self.add_error(field if field in self.fields else None, messages)
+
+    def _api_labels(self) -> dict[str, str]:
+        """The API's names of this form's inputs (a service's message may use them) -> their labels."""
+        labels = {name: self.fields[name].label for name in self.API_NAMES}
+        return {**labels, "send_immediately": self.fields["when"].label}
 
     def _window_at_fault(self, message: str) -> str:
         """The input a calling-hours refusal is about: the last window it quotes, else the first."""
@@ -392,6 +502,18 @@ class CampaignForm(forms.Form):
             "skip_invalid_rows": cleaned["skip_invalid_rows"],
             "policy_fields": self._policy_fields(),
         }
+
+    @contextlib.contextmanager
+    def _forget_a_refused_file(self):
+        """Delete the kept upload when a service refuses the file itself: it is not offered again, and
+        the next preview asks for a file. A refusal of anything else keeps it for the corrected form."""
+        try:
+            yield
+        except ApplicationError as exc:
+            if self.kept and file_refused(exc):
+                uploads.upload_discard(self.kept)
+                self.kept = None
+            raise
 
     @contextlib.contextmanager
     def _recipients_file(self):

@@ -1,6 +1,9 @@
 """The do-not-call list page: add a number, import a file, search, remove."""
 
+import contextlib
+
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -10,7 +13,10 @@ from django.views.decorators.http import require_POST, require_safe
 from campaigns import suppressions
 from campaigns.errors import ApplicationError
 from campaigns.models import Suppression
+from campaigns.recipients import lacks_country_code
 
+from . import files, uploads
+from .forms import COUNTRY_FIX, country_would_fix, file_refused, in_staff_words
 from .views import staff_required
 
 SUPPRESSIONS_PER_PAGE = 50
@@ -52,14 +58,18 @@ class SuppressionAddForm(ServiceErrorsForm):
 
 
 class SuppressionImportForm(ServiceErrorsForm):
+    """Import a file of numbers. A file the service refuses as a whole is forgotten; after any other
+    refusal (an unknown default country, say) it is kept, so the corrected form needs no new upload."""
+
     default_error_field = "file"  # a file too large is the only error naming no field
+    # The API names the service's messages may use, as the form labels them.
+    API_LABELS = {"default_country": "Default country"}
+
     file = forms.FileField(
         label="File of numbers",
+        required=False,
         allow_empty_file=True,
-        help_text="CSV or .xlsx with a phone_number column, or one number per line.",
-        widget=forms.FileInput(
-            attrs={"accept": ".csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-        ),
+        widget=forms.FileInput(),
     )
     reason = forms.CharField(
         label="Reason",
@@ -74,6 +84,79 @@ class SuppressionImportForm(ServiceErrorsForm):
         max_length=2,
         widget=forms.TextInput(attrs={"placeholder": "e.g. US", "autocomplete": "off", "size": 4}),
     )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.kept: uploads.KeptUpload | None = None
+        max_bytes = settings.RECIPIENTS_MAX_FILE_BYTES
+        self.fields["file"].widget.attrs.update(files.input_attrs(max_bytes=max_bytes))
+        self.fields["file"].help_text = (
+            "CSV, Excel (.xlsx) or text: a phone_number column, or one number per line. "
+            f"Up to {files.size_in_words(max_bytes)}."
+        )
+
+    def clean_file(self):
+        upload = self.cleaned_data.get("file")
+        previous = uploads.upload_get(user=self.user, token=self.data.get(self.add_prefix("upload_token"), ""))
+        if upload:
+            if previous:
+                uploads.upload_discard(previous)
+            problem = files.refusal(upload.name, upload.size, max_bytes=settings.RECIPIENTS_MAX_FILE_BYTES)
+            if problem:
+                raise forms.ValidationError(problem)
+            self.kept = uploads.upload_keep(user=self.user, uploaded=upload)
+            return upload
+        if previous:
+            self.kept = previous
+            return None
+        raise forms.ValidationError("Choose a file of numbers: CSV, Excel (.xlsx) or text with one number per line.")
+
+    def import_numbers(self) -> suppressions.ImportResult:
+        """Import the kept file; it is deleted once imported, or refused as a whole."""
+        try:
+            with self._file() as file:
+                result = suppressions.suppressions_import(
+                    user=self.user,
+                    file=file,
+                    reason=self.cleaned_data["reason"],
+                    default_country=self.cleaned_data["default_country"],
+                    source=Suppression.Source.STAFF,
+                )
+        except ApplicationError as exc:
+            if file_refused(exc):
+                self._forget()
+            raise
+        self._forget()
+        return result
+
+    def summary(self, result: suppressions.ImportResult) -> str:
+        """What the import did, in the form's words, with the fix when only the country was missing."""
+        summary = in_staff_words(suppressions.import_summary(result, errors_shown=IMPORT_ERRORS_SHOWN), self.API_LABELS)
+        rows = [error for error in result.errors if error.startswith("Line ")]
+        if rows and not self.cleaned_data["default_country"] and all(map(lacks_country_code, rows)):
+            return f"{summary}. To add those too, type the country in Default country and import the file again."
+        return summary + "."
+
+    def add_service_error(self, exc: ApplicationError) -> None:
+        field = getattr(exc, "field", None)
+        messages = [in_staff_words(exc.error, self.API_LABELS)]
+        if not self.cleaned_data.get("default_country") and country_would_fix(exc):
+            messages.append(COUNTRY_FIX.format(again="import again"))
+        self.add_error(field if field in self.fields else self.default_error_field, messages)
+
+    @contextlib.contextmanager
+    def _file(self):
+        if self.kept is None:
+            yield self.cleaned_data["file"]
+            return
+        with self.kept.open() as file:
+            yield file
+
+    def _forget(self) -> None:
+        if self.kept:
+            uploads.upload_discard(self.kept)
+            self.kept = None
 
 
 class SuppressionSearchForm(forms.Form):
@@ -95,7 +178,7 @@ def _list_page(request, *, add_form=None, import_form=None):
         "search_form": search_form,
         "searched": bool(search),
         "add_form": add_form or SuppressionAddForm(prefix="add"),
-        "import_form": import_form or SuppressionImportForm(prefix="import"),
+        "import_form": import_form or SuppressionImportForm(prefix="import", user=request.user),
         "learned": Suppression.Source.ELEVENLABS,
     }
     return render(request, "campaigns/suppression_list.html", context)
@@ -136,21 +219,14 @@ def suppression_add(request):
 @require_POST
 @staff_required
 def suppression_import(request):
-    form = SuppressionImportForm(request.POST, request.FILES, prefix="import")
+    form = SuppressionImportForm(request.POST, request.FILES, prefix="import", user=request.user)
     if form.is_valid():
         try:
-            result = suppressions.suppressions_import(
-                user=request.user,
-                file=form.cleaned_data["file"],
-                reason=form.cleaned_data["reason"],
-                default_country=form.cleaned_data["default_country"],
-                source=Suppression.Source.STAFF,
-            )
+            result = form.import_numbers()
         except ApplicationError as exc:
             form.add_service_error(exc)
         else:
-            summary = suppressions.import_summary(result, errors_shown=IMPORT_ERRORS_SHOWN) + "."
-            (messages.warning if result.invalid_rows else messages.success)(request, summary)
+            (messages.warning if result.invalid_rows else messages.success)(request, form.summary(result))
             return redirect("web:suppression_list")
     return _list_page(request, import_form=form)
 

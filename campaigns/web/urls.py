@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.campaign_list, name="campaign_list"),
     path("campaigns/new", views.campaign_new, name="campaign_new"),
     path("campaigns/template.csv", views.campaign_template, name="campaign_template"),
+    path("uploads", views.upload_keep, name="upload_keep"),
     path("campaigns/<int:campaign_id>", views.campaign_detail, name="campaign_detail"),
     path("campaigns/<int:campaign_id>/progress.json", views.campaign_progress, name="campaign_progress"),
     path("campaigns/<int:campaign_id>/cancel", views.campaign_cancel, name="campaign_cancel"),

@@ -2,7 +2,6 @@
 
 import functools
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -19,7 +18,7 @@ from campaigns.models import Campaign
 from campaigns.policy import RECIPIENT_ZONE, Policy, Window, policy_from_campaign
 
 from . import exports, live
-from .forms import ApiKeyForm, CampaignFilterForm, CampaignForm, RecipientFilterForm
+from .forms import ApiKeyForm, CampaignFilterForm, CampaignForm, RecipientFilterForm, UploadForm
 
 CAMPAIGNS_PER_PAGE = 25
 RECIPIENTS_PER_PAGE = 50
@@ -187,7 +186,7 @@ def campaign_new(request):
             return _already_created(request, campaign)
         except ApplicationError as exc:
             form.add_service_error(exc)
-    context = {"form": form, "preview": preview, "max_file_bytes": settings.RECIPIENTS_MAX_FILE_BYTES}
+    context = {"form": form, "preview": preview}
     if preview:
         context["policy_text"] = policy_in_words(preview.policy)
         context["one_zone_for_everyone"] = preview.policy.has_hours and preview.policy.timezone != RECIPIENT_ZONE
@@ -205,6 +204,17 @@ def _created_message(campaign: Campaign) -> str:
     if campaign.send_immediately:
         return f"Campaign “{campaign.name}” created with {recipients}. It is being sent now."
     return f"Campaign “{campaign.name}” created with {recipients}. It will be sent at its scheduled time."
+
+
+@require_POST
+@staff_required
+def upload_keep(request):
+    """Keep a file a form's page uploads by itself to show its progress; the form then posts its token."""
+    form = UploadForm(request.POST, request.FILES, user=request.user)
+    if not form.is_valid():
+        return JsonResponse({"error": form.error_text()}, status=422)
+    kept = form.keep()
+    return JsonResponse({"token": kept.token, "name": kept.name, "size": kept.size}, status=201)
 
 
 @require_safe
