@@ -33,7 +33,8 @@
       } catch (error) {
         return; // very old browsers: clicking still works
       }
-      showChosen();
+      // As if chosen with the picker: the file is checked (upload.js) and shown.
+      input.dispatchEvent(new Event("change", { bubbles: true }));
     });
     input.addEventListener("change", showChosen);
     showChosen();
