@@ -158,7 +158,7 @@ def test_adding_a_listed_number_again_says_since_when(staff, user):
         ({"phone_number": "4155552671"}, "add-phone_number", "has no country code"),
         ({"phone_number": "hello"}, "add-phone_number", "'hello' is not a phone number"),
         ({"phone_number": ""}, "add-phone_number", "This field is required."),
-        ({"phone_number": "4155552671", "default_country": "XX"}, "add-default_country", "Unknown default_country"),
+        ({"phone_number": "4155552671", "default_country": "XX"}, "add-default_country", "“XX” is not a country code"),
     ],
 )
 def test_an_invalid_number_is_shown_under_its_field_and_nothing_is_stored(staff, fields, field, fragment):

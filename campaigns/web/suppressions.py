@@ -27,11 +27,15 @@ IMPORT_ERRORS_SHOWN = 5
 class ServiceErrorsForm(forms.Form):
     # Where an error that names no field of the form is shown (None: above the form).
     default_error_field: str | None = None
+    # The API names the service's messages may use, as the form labels them.
+    API_LABELS = {"default_country": "Default country"}
 
     def add_service_error(self, exc: ApplicationError) -> None:
-        """Show a service's error under the field it names, or under the default one."""
+        """Show a service's error, in the form's words, under the field it names or the default one."""
         field = getattr(exc, "field", None)
-        self.add_error(field if field in self.fields else self.default_error_field, exc.error)
+        self.add_error(
+            field if field in self.fields else self.default_error_field, in_staff_words(exc.error, self.API_LABELS)
+        )
 
 
 class SuppressionAddForm(ServiceErrorsForm):
@@ -62,8 +66,6 @@ class SuppressionImportForm(ServiceErrorsForm):
     refusal (an unknown default country, say) it is kept, so the corrected form needs no new upload."""
 
     default_error_field = "file"  # a file too large is the only error naming no field
-    # The API names the service's messages may use, as the form labels them.
-    API_LABELS = {"default_country": "Default country"}
 
     file = forms.FileField(
         label="File of numbers",
