@@ -13,4 +13,4 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 RUN useradd --create-home voiceable && mkdir -p /app/var && chown voiceable /app/var
 USER voiceable
 EXPOSE 8000
-CMD ["gunicorn", "voiceable.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "voiceable.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--timeout", "120", "--access-logfile", "-"]

@@ -48,6 +48,28 @@ def assert_runs_our_code(argv: list[str]):
         pytest.fail(f"unexpected program {program!r}")
 
 
+def _gunicorn_options(argv: list[str]) -> dict[str, str]:
+    if argv[:2] == ["sh", "-c"]:
+        argv = shlex.split(argv[2].split("exec ", 1)[1])
+    start = argv.index("gunicorn")
+    options = argv[start + 2 :]
+    return {name: value for name, value in zip(options[::2], options[1::2], strict=False) if name != "--bind"}
+
+
+def test_every_deployment_path_serves_with_the_same_gunicorn_options():
+    # Threaded workers with a long timeout: a sync worker silent for 30 s is killed, and a large
+    # campaign's .xlsx export takes longer than that to write.
+    procfile = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    dockerfile = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    found = {
+        "Procfile": _gunicorn_options(shlex.split(procfile.removeprefix("web:"))),
+        "Dockerfile": _gunicorn_options(json.loads(dockerfile.removeprefix("CMD "))),
+        "docker-compose.yml": _gunicorn_options(words(compose()["services"]["web"]["command"])),
+    }
+    assert found["Procfile"] == found["Dockerfile"] == found["docker-compose.yml"], found
+    assert int(found["Procfile"]["--threads"]) > 1 and int(found["Procfile"]["--timeout"]) >= 120
+
+
 def test_compose_has_the_five_services():
     assert set(compose()["services"]) == {"postgres", "redis", "web", "worker", "beat"}
 
