@@ -4,6 +4,7 @@ from celery import shared_task
 
 from campaigns import control, dispatch, inbox, tracking
 from campaigns.api import idempotency
+from campaigns.health import checks as health
 from campaigns.web import uploads
 
 # acks_late: a task lost with its worker is delivered again; the claims make that harmless.
@@ -72,3 +73,9 @@ def uploads_sweep() -> None:
 def idempotency_records_sweep() -> None:
     """Beat: delete Idempotency-Key records whose 24 hours are over."""
     idempotency.records_sweep()
+
+
+@shared_task
+def beat_heartbeat() -> None:
+    """Beat: record that beat, the broker and a worker are running (/readyz reads it)."""
+    health.heartbeat_record()

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "csp",
     "campaigns",
     "campaigns.events",
+    "campaigns.health",
     "sandbox",
 ]
 
@@ -164,6 +165,9 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Probes (a load balancer's, Kubernetes') reach the processes directly over plain HTTP: a
+# redirect would read as success to them, whatever the checks found.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 # Content-Security-Policy: scripts, styles, images, fonts and requests from this site only, no
 # inline script, no <style> element, no style attribute. /api/v1/docs adds what Swagger UI
@@ -391,6 +395,10 @@ WEBHOOK_INBOX_EVERY = env.float("WEBHOOK_INBOX_EVERY", default=30.0)
 UPLOADS_SWEEP_EVERY = env.float("UPLOADS_SWEEP_EVERY", default=60 * 60.0)
 IDEMPOTENCY_SWEEP_EVERY = env.float("IDEMPOTENCY_SWEEP_EVERY", default=60 * 60.0)
 SANDBOX_TICK_EVERY = env.float("SANDBOX_TICK_EVERY", default=2.0)
+# Beat's heartbeat (README: Health and metrics): a task that records when it ran, and the age
+# past which /readyz says beat (or every worker) is not running.
+BEAT_HEARTBEAT_EVERY = env.float("BEAT_HEARTBEAT_EVERY", default=30.0)
+BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.int("BEAT_HEARTBEAT_MAX_AGE_SECONDS", default=120)
 
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-campaigns": {"task": "campaigns.tasks.campaigns_dispatch_due", "schedule": DISPATCH_DUE_EVERY},
@@ -398,6 +406,12 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-inbox": {"task": "campaigns.tasks.webhook_events_sweep", "schedule": WEBHOOK_INBOX_EVERY},
     "uploads-sweep": {"task": "campaigns.tasks.uploads_sweep", "schedule": UPLOADS_SWEEP_EVERY},
     "idempotency-sweep": {"task": "campaigns.tasks.idempotency_records_sweep", "schedule": IDEMPOTENCY_SWEEP_EVERY},
+    # A heartbeat still queued when the next is due is dropped: one run late says nothing of now.
+    "beat-heartbeat": {
+        "task": "campaigns.tasks.beat_heartbeat",
+        "schedule": BEAT_HEARTBEAT_EVERY,
+        "options": {"expires": BEAT_HEARTBEAT_EVERY},
+    },
 }
 if ELEVENLABS_SANDBOX:
     CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": SANDBOX_TICK_EVERY}

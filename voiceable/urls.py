@@ -4,6 +4,7 @@ from django.contrib.auth import urls as auth_urls
 from django.urls import include, path, re_path
 
 from campaigns.api.views import ApiNotFoundView
+from campaigns.health import views as health
 from campaigns.webhooks import elevenlabs_webhook
 
 # Sign-in, sign-out and password change; password reset only when mail can be sent
@@ -15,6 +16,9 @@ account_urls = [
 ]
 
 urlpatterns = [
+    # Outside /api/v1 (and its OpenAPI document): for probes, not programs.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("campaigns.api.urls")),
     path("webhooks/elevenlabs", elevenlabs_webhook, name="elevenlabs-webhook"),

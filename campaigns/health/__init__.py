@@ -1,0 +1,1 @@
+"""Health checks (/healthz, /readyz), beat's heartbeat and the Prometheus endpoint (/metrics)."""

@@ -1,0 +1,119 @@
+"""Readiness: can this process serve, and is the rest of the fleet (broker, beat) running?
+
+Each check answers within about a second even when what it checks is down, and says only
+whether it passed, how long it took and the kind of failure: /readyz is public, so host
+names, addresses and messages stay in the log.
+"""
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import caches
+from django.core.files.storage import storages
+from django.db import connection
+from django.utils import timezone
+from kombu import Connection
+
+from campaigns.health.models import Heartbeat
+
+logger = logging.getLogger(__name__)
+
+BEAT = "beat"
+# Seconds the broker may take to accept a connection before it counts as down.
+BROKER_TIMEOUT_SECONDS = 1.0
+STORAGE_NAME = "health/readyz"
+
+
+class CheckFailed(Exception):
+    """A check that ran and found something wrong, in words safe to show anyone."""
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    ok: bool
+    milliseconds: float
+    error: str = ""
+
+    def as_dict(self) -> dict:
+        answer = {"ok": self.ok, "duration_ms": round(self.milliseconds, 1)}
+        if self.error:
+            answer["error"] = self.error
+        return answer
+
+
+def database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def cache() -> None:
+    key = f"health:readyz:{secrets.token_hex(8)}"
+    value = secrets.token_hex(8)
+    backend = caches["default"]
+    backend.set(key, value, timeout=10)
+    try:
+        if backend.get(key) != value:
+            raise CheckFailed("the value written was not read back")
+    finally:
+        backend.delete(key)
+
+
+def broker() -> None:
+    # One try, a short connect timeout: a broker that is down must cost about a second.
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+    with Connection(
+        settings.CELERY_BROKER_URL, connect_timeout=BROKER_TIMEOUT_SECONDS, transport_options=options
+    ) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT_SECONDS)
+
+
+def storage() -> None:
+    # A read that reaches the backend (a request to S3 and the like), never a write: nothing
+    # is kept there yet, and the image's working directory is not writable.
+    storages["default"].exists(STORAGE_NAME)
+
+
+def beat() -> None:
+    at = Heartbeat.objects.filter(name=BEAT).values_list("at", flat=True).first()
+    if at is None:
+        raise CheckFailed("no heartbeat from beat yet")
+    age = (timezone.now() - at).total_seconds()
+    if age > settings.BEAT_HEARTBEAT_MAX_AGE_SECONDS:
+        raise CheckFailed(f"last heartbeat from beat {age:.0f} s ago")
+
+
+CHECKS = {"database": database, "cache": cache, "broker": broker, "storage": storage, "beat": beat}
+
+
+def run(name: str) -> Result:
+    started = time.perf_counter()
+    try:
+        CHECKS[name]()
+    except CheckFailed as exc:
+        error = str(exc)
+    except Exception as exc:
+        logger.warning("Readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
+        error = type(exc).__name__
+    else:
+        error = ""
+    return Result(name, not error, (time.perf_counter() - started) * 1000, error)
+
+
+def readiness() -> list[Result]:
+    # The database first: beat's check reads it too, and a failed query must not leave the
+    # connection unusable for the next one.
+    results = []
+    for name in CHECKS:
+        results.append(run(name))
+        if name == "database" and not results[-1].ok:
+            connection.close_if_unusable_or_obsolete()
+    return results
+
+
+def heartbeat_record(name: str = BEAT) -> None:
+    Heartbeat.objects.update_or_create(name=name, defaults={"at": timezone.now()})
