@@ -28,6 +28,7 @@ from campaigns import control, elevenlabs, outbound, suppressions, tracking
 from campaigns.events import services as events
 from campaigns.models import BATCH_UNSENT, Campaign, CampaignBatch, Recipient
 from campaigns.policy import RECIPIENT_ZONE, concurrency_share, policy_from_campaign
+from voiceable.logs import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +112,12 @@ def _sendable_campaigns():
 
 def campaign_dispatch(*, campaign_id: int, client=None) -> None:
     """Claim the campaign if it is due and unclaimed, then submit every batch this worker can claim."""
-    campaign_claim(campaign_id=campaign_id)
-    waiting = CampaignBatch.objects.filter(BATCH_UNSENT, campaign_id=campaign_id)
-    for batch_id in waiting.values_list("pk", flat=True):
-        batch_submit(batch_id=batch_id, client=client)
+    with log_context(campaign_id=campaign_id):
+        campaign_claim(campaign_id=campaign_id)
+        waiting = CampaignBatch.objects.filter(BATCH_UNSENT, campaign_id=campaign_id)
+        for batch_id in waiting.values_list("pk", flat=True):
+            with log_context(batch_id=batch_id):
+                batch_submit(batch_id=batch_id, client=client)
 
 
 def batch_submit(*, batch_id: int, client=None) -> None:

@@ -27,6 +27,7 @@ from campaigns import elevenlabs
 from campaigns.events import services as events
 from campaigns.models import BATCH_SENT, Call, Campaign, CampaignBatch, Recipient
 from campaigns.policy import RECIPIENT_ZONE
+from voiceable.logs import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -284,15 +285,17 @@ def campaign_poll(*, campaign_id: int, client=None) -> None:
     batches = CampaignBatch.objects.filter(BATCH_SENT, campaign_id=campaign_id, settled_at__isnull=True)
     learned = []
     for batch in batches:
-        try:
-            if batch.elevenlabs_campaign_id:
-                learned += outbound.batch_poll(batch=batch, client=client)
+        upstream_id = batch.elevenlabs_campaign_id or batch.elevenlabs_batch_call_id
+        with log_context(campaign_id=campaign_id, batch_id=batch.pk, elevenlabs_batch_id=upstream_id):
+            try:
+                if batch.elevenlabs_campaign_id:
+                    learned += outbound.batch_poll(batch=batch, client=client)
+                    continue
+                remote = client.get_batch(batch.elevenlabs_batch_call_id)
+            except elevenlabs.ElevenLabsError as exc:
+                _poll_failed(batch=batch, exc=exc)
                 continue
-            remote = client.get_batch(batch.elevenlabs_batch_call_id)
-        except elevenlabs.ElevenLabsError as exc:
-            _poll_failed(batch=batch, exc=exc)
-            continue
-        learned += batch_apply(batch=batch, remote=remote)
+            learned += batch_apply(batch=batch, remote=remote)
     campaign_refresh(campaign_id=campaign_id)
     if learned:
         # Events that arrived before we knew whose call they were can be applied now.
