@@ -35,6 +35,8 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from campaigns.metrics import elevenlabs_error_counted
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = (5, 30)
@@ -1129,11 +1131,15 @@ class ElevenLabsClient:
                     "the request may have reached it"
                 )
             except requests.RequestException as exc:
-                raise ElevenLabsError(f"Could not send {method} {path} to ElevenLabs: {exc}") from exc
+                raise elevenlabs_error_counted(
+                    ElevenLabsError(f"Could not send {method} {path} to ElevenLabs: {exc}")
+                ) from exc
             else:
                 if 200 <= response.status_code < 300:
                     return response
                 error = _http_error(response)
+            # Every failed attempt counts, retried or not: a run of 429s shows even when retries win.
+            elevenlabs_error_counted(error)
 
             if not error.retryable or attempt + 1 >= attempts:
                 raise error from cause
@@ -1159,7 +1165,9 @@ class ElevenLabsClient:
             return response.json()
         except ValueError:
             snippet = response.text.strip()[:_MESSAGE_LIMIT] or "(empty body)"
-            raise ElevenLabsBadResponse(f"body is not JSON: {snippet}", status_code=response.status_code) from None
+            raise elevenlabs_error_counted(
+                ElevenLabsBadResponse(f"body is not JSON: {snippet}", status_code=response.status_code)
+            ) from None
 
 
 def _body_chunks(response: requests.Response, chunk_size: int, *, what: str) -> Iterator[bytes]:

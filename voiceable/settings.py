@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "csp",
+    "django_prometheus",
     "campaigns",
     "campaigns.events",
     "campaigns.health",
@@ -51,6 +52,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, as django-prometheus asks: request counts and latencies cover every middleware.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # First: every record logged while a request is served carries its id (README: Logs).
     "voiceable.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -64,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Times on the staff pages and in the admin are shown in the user's own zone.
     "campaigns.web.middleware.UserTimeZoneMiddleware",
+    # Outside django-axes: the response counted is the lockout page when there is one.
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -417,6 +422,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 if ELEVENLABS_SANDBOX:
     CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": SANDBOX_TICK_EVERY}
+
+# --- Metrics (README: Health and metrics) -------------------------------------------------
+# The Bearer token /metrics asks for; unset, /metrics answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Event webhooks (campaigns/events) ---------------------------------------------------
 # Programs register URLs (POST /api/v1/webhook_endpoints) and get signed events there.

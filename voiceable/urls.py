@@ -16,9 +16,10 @@ account_urls = [
 ]
 
 urlpatterns = [
-    # Outside /api/v1 (and its OpenAPI document): for probes, not programs.
+    # Outside /api/v1 (and its OpenAPI document): for probes and Prometheus, not programs.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("campaigns.api.urls")),
     path("webhooks/elevenlabs", elevenlabs_webhook, name="elevenlabs-webhook"),

@@ -7,3 +7,8 @@ class HealthConfig(AppConfig):
     label = "health"
     verbose_name = "Health"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from campaigns import metrics
+
+        metrics.register_collector()
