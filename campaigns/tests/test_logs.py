@@ -177,7 +177,9 @@ def test_with_debug_on_logs_stay_text_as_make_run_shows_them(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_campaign_called_through_the_sandbox_logs_no_phone_number(sandbox_live, user, api, settings, json_lines, caplog):
+def test_a_campaign_called_through_the_sandbox_logs_no_phone_number(
+    sandbox_live, user, api, settings, json_lines, caplog
+):
     settings.SANDBOX_STEP_SECONDS = 0.05
     settings.SANDBOX_CALL_SPACING_SECONDS = 0
     caplog.set_level(logging.DEBUG)
