@@ -469,3 +469,19 @@ LOGGING = {
     },
     "root": {"handlers": ["json" if LOG_FORMAT == "json" else "console"], "level": LOG_LEVEL},
 }
+
+# --- Error reporting (README: Logs) --------------------------------------------------------
+# Sentry, only when a DSN is set: unset, sentry-sdk is not even imported.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="development" if DEBUG else "production")
+SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+if SENTRY_DSN:
+    from voiceable import sentry
+
+    sentry.init(
+        dsn=SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        release=SENTRY_RELEASE,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    )
