@@ -87,6 +87,16 @@ def test_a_broker_nobody_listens_on_fails_readyz_within_two_seconds(client, read
     assert "127.0.0.1" not in str(body)
 
 
+def test_a_broker_that_accepts_and_never_answers_fails_readyz_within_two_seconds(client, ready, settings):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the connections; nothing ever answers
+        settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        started = time.monotonic()
+        assert_not_ready(client, "broker")
+        assert time.monotonic() - started < 2
+
+
 def test_a_cache_that_cannot_be_reached_fails_readyz(client, ready, settings):
     settings.CACHES = {
         "default": {
