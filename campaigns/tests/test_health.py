@@ -143,3 +143,9 @@ def test_probes_over_plain_http_are_not_redirected_to_https(client, ready, setti
     settings.SECURE_SSL_REDIRECT = True
     assert client.get(path).status_code == 200
     assert client.get("/metrics").status_code == 301
+
+
+def test_the_probes_and_metrics_stay_out_of_the_api_document(db, client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert paths and all(path.startswith("/api/v1/") for path in paths)
+    assert not {"/healthz", "/readyz", "/metrics"} & set(paths)
