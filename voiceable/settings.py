@@ -241,8 +241,16 @@ RECIPIENTS_MAX_XLSX_BYTES = env.int("RECIPIENTS_MAX_XLSX_BYTES", default=100 * 1
 # Django keeps uploads above this size in a temporary file rather than in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
-# Recipients files kept between the staff form's preview and its create step (one day at most).
+# Recipients files kept between the staff form's preview and its create step (one day at most):
+# in this folder, unless UPLOADS_STORAGE names a storage every web machine shares, e.g.
+# UPLOADS_STORAGE=storages.backends.s3.S3Storage (pip install "django-storages[s3]") with
+# UPLOADS_STORAGE_OPTIONS={"bucket_name": "…", "endpoint_url": "…"} (JSON).
 WEB_UPLOADS_DIR = Path(env.str("WEB_UPLOADS_DIR", default=str(BASE_DIR / "var" / "uploads")))
+if env.str("UPLOADS_STORAGE", default=""):
+    STORAGES["uploads"] = {
+        "BACKEND": env.str("UPLOADS_STORAGE"),
+        "OPTIONS": env.json("UPLOADS_STORAGE_OPTIONS", default={}),
+    }
 
 # --- API ---------------------------------------------------------------------------------
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")

@@ -1,5 +1,6 @@
 """Kept uploads of the staff form are deleted once their day is over, by beat as well as by new uploads."""
 
+import datetime as dt
 import os
 import time
 import uuid
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.files.storage import storages
 
 from campaigns import tasks
 from campaigns.web import uploads
@@ -68,30 +70,31 @@ def test_files_the_uploads_do_not_name_are_never_touched_however_old(folder):
 def test_a_file_that_vanishes_while_being_swept_is_fine(folder, monkeypatch):
     # Given two expired uploads, one of which another process deletes just before this sweep does
     vanishing, other = kept_file(folder, age=2 * DAY), kept_file(folder, age=2 * DAY)
-    unlink = Path.unlink
+    remove = os.remove
 
     def deleted_by_someone_else_first(path, *args, **kwargs):
-        if path == vanishing:
-            os.remove(path)
-        return unlink(path, *args, **kwargs)
+        if Path(path) == vanishing:
+            remove(path)
+        return remove(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "unlink", deleted_by_someone_else_first)
+    monkeypatch.setattr(os, "remove", deleted_by_someone_else_first)
 
-    # When the sweep runs, then it carries on and the other one is gone too
-    assert uploads_sweep() == 1
+    # When the sweep runs, then it carries on and the other one is gone too (both were expired
+    # uploads cleared, whoever deleted the first)
+    assert uploads_sweep() == 2
     assert not vanishing.exists() and not other.exists()
 
 
 def test_a_file_that_cannot_be_deleted_does_not_stop_the_sweep(folder, monkeypatch, caplog):
     stuck, other = kept_file(folder, age=2 * DAY), kept_file(folder, age=2 * DAY)
-    unlink = Path.unlink
+    remove = os.remove
 
     def refused_for_one(path, *args, **kwargs):
-        if path == stuck:
+        if Path(path) == stuck:
             raise PermissionError(13, "Permission denied")
-        return unlink(path, *args, **kwargs)
+        return remove(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "unlink", refused_for_one)
+    monkeypatch.setattr(os, "remove", refused_for_one)
 
     assert uploads_sweep() == 1
     assert stuck.exists() and not other.exists()
@@ -131,4 +134,32 @@ def test_a_new_upload_still_sweeps_the_expired_ones(folder, user):
     kept = uploads.upload_keep(user=user, uploaded=Upload())
 
     assert not old.exists()
-    assert kept.path.exists()
+    assert kept.exists() and (folder / kept.key).is_file()
+
+
+def test_uploads_go_through_the_configured_storage_not_the_local_folder(tmp_path, settings, user):
+    # A web machine that did not take the preview finds the file: it is in the shared storage
+    # (Django's in-memory storage stands in for a bucket: it is not a folder of this machine).
+    settings.WEB_UPLOADS_DIR = tmp_path / "never-written"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "uploads": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    content = b"phone_number\n+14155550123\n"
+
+    class Upload:
+        name = "recipients.csv"
+
+        def chunks(self):
+            yield content
+
+    kept = uploads.upload_keep(user=user, uploaded=Upload())
+    found = uploads.upload_get(user=user, token=kept.token)
+
+    assert found is not None and found.size == len(content)
+    assert found.open().read() == content
+    assert storages["uploads"].listdir("")[1] == [kept.key]
+    assert not settings.WEB_UPLOADS_DIR.exists()
+    # A day later the sweep deletes it there too.
+    assert uploads_sweep(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1, minutes=1)) == 1
+    assert storages["uploads"].listdir("")[1] == []
