@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
-from django.core.files.storage import storages
 from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
 from campaigns.health.models import Heartbeat
+from campaigns.web import uploads
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +78,9 @@ def broker() -> None:
 
 
 def storage() -> None:
-    # A read that reaches the backend (a request to S3 and the like), never a write: nothing
-    # is kept there yet, and the image's working directory is not writable.
-    storages["default"].exists(STORAGE_NAME)
+    # The storage the staff form keeps uploads in (UPLOADS_STORAGE, else WEB_UPLOADS_DIR): a read
+    # that reaches the backend (a request to S3 and the like), never a write.
+    uploads.uploads_storage().exists(STORAGE_NAME)
 
 
 def beat() -> None:

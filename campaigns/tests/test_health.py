@@ -27,8 +27,7 @@ def closed_port() -> int:
 
 @pytest.fixture
 def ready(db, settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
-    settings.MEDIA_ROOT = str(tmp_path)
+    settings.WEB_UPLOADS_DIR = tmp_path
     settings.BEAT_HEARTBEAT_MAX_AGE_SECONDS = 120
     tasks.beat_heartbeat()
 
@@ -109,7 +108,7 @@ def test_a_cache_that_cannot_be_reached_fails_readyz(client, ready, settings):
 
 
 def test_storage_that_raises_fails_readyz(client, ready, settings):
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.BrokenStorage"}}
+    settings.STORAGES = {**settings.STORAGES, "uploads": {"BACKEND": f"{__name__}.BrokenStorage"}}
     assert assert_not_ready(client, "storage")["errors"] == ["storage: OSError"]
 
 
