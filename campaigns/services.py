@@ -107,11 +107,6 @@ def user_timezone_set(*, user, zone_name: str) -> str:
     return zone_name
 
 
-def _user_timezone(user) -> str:
-    profile = Profile.objects.filter(user=user).only("timezone").first()
-    return profile.timezone if profile else "UTC"
-
-
 def _schedule_resolve(*, send_immediately, schedule_date, schedule_time, zone_name) -> dt.datetime | None:
     if send_immediately:
         if schedule_date or schedule_time:
@@ -384,7 +379,7 @@ def _campaign_inputs(
             details={"field": "phone_number_id"},
         )
 
-    zone_name = (timezone_name or "").strip() or _user_timezone(user)
+    zone_name = (timezone_name or "").strip() or selectors.user_timezone(user=user)
     zone_get(zone_name)
     scheduled_at = _schedule_resolve(
         send_immediately=send_immediately,

@@ -352,19 +352,12 @@ class CampaignForm(forms.Form):
     def clean_recipients_file(self):
         upload = self.cleaned_data.get("recipients_file")
         token = self.data.get("upload_token", "")
-        previous = uploads.upload_get(user=self.user, token=token)
-        if upload:
-            if previous:
-                uploads.upload_discard(previous)
-            # A file of another kind or above the limit is refused before it is written anywhere.
-            problem = files.refusal(upload.name, upload.size, max_bytes=settings.RECIPIENTS_MAX_FILE_BYTES)
-            if problem:
-                raise forms.ValidationError(problem)
-            self.kept = uploads.upload_keep(user=self.user, uploaded=upload)
-            return upload
-        if previous:
-            self.kept = previous
-            return None
+        try:
+            self.kept = uploads.upload_choose(user=self.user, token=token, uploaded=upload)
+        except uploads.UploadRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if self.kept:
+            return upload or None
         if token:
             # The kept file is deleted once a campaign is made from it: a second click lands here.
             key = uploads.upload_key(user=self.user, token=token)

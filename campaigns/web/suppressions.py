@@ -100,18 +100,13 @@ class SuppressionImportForm(ServiceErrorsForm):
 
     def clean_file(self):
         upload = self.cleaned_data.get("file")
-        previous = uploads.upload_get(user=self.user, token=self.data.get(self.add_prefix("upload_token"), ""))
-        if upload:
-            if previous:
-                uploads.upload_discard(previous)
-            problem = files.refusal(upload.name, upload.size, max_bytes=settings.RECIPIENTS_MAX_FILE_BYTES)
-            if problem:
-                raise forms.ValidationError(problem)
-            self.kept = uploads.upload_keep(user=self.user, uploaded=upload)
-            return upload
-        if previous:
-            self.kept = previous
-            return None
+        token = self.data.get(self.add_prefix("upload_token"), "")
+        try:
+            self.kept = uploads.upload_choose(user=self.user, token=token, uploaded=upload)
+        except uploads.UploadRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if self.kept:
+            return upload or None
         raise forms.ValidationError("Choose a file of numbers: CSV, Excel (.xlsx) or text with one number per line.")
 
     def import_numbers(self) -> suppressions.ImportResult:

@@ -22,6 +22,8 @@ from django.core import signing
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
+from . import files
+
 logger = logging.getLogger(__name__)
 
 SALT = "campaigns.web.uploads"
@@ -64,6 +66,25 @@ def upload_keep(*, user, uploaded) -> KeptUpload:
     name = Path(uploaded.name or "recipients.csv").name[:200]
     token = signing.dumps({"user": user.pk, "key": key, "name": name}, salt=SALT, compress=True)
     return KeptUpload(token=token, key=key, name=name, size=storage.size(key))
+
+
+class UploadRefused(Exception):
+    """A chosen file of a kind or size the staff forms do not take; nothing was written."""
+
+
+def upload_choose(*, user, token: str, uploaded) -> KeptUpload | None:
+    """The upload a form works from: a newly chosen file, kept, which replaces the one `token`
+    names (deleted even when the new one is refused: UploadRefused, before it is written
+    anywhere); without one, the upload `token` names, if any."""
+    previous = upload_get(user=user, token=token)
+    if not uploaded:
+        return previous
+    if previous:
+        upload_discard(previous)
+    problem = files.refusal(uploaded.name, uploaded.size, max_bytes=settings.RECIPIENTS_MAX_FILE_BYTES)
+    if problem:
+        raise UploadRefused(problem)
+    return upload_keep(user=user, uploaded=uploaded)
 
 
 def upload_key(*, user, token: str) -> str | None:
