@@ -261,7 +261,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["campaigns.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["campaigns.api.throttling.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": API_RATE_LIMIT},
+    # No DEFAULT_THROTTLE_RATES: the throttles read API_RATE_LIMIT and API_BAD_KEY_RATE_LIMIT
+    # on each request (a rate fixed here would only change with a new process).
     # The client address for per-address limits: the last X-Forwarded-For entry behind our
     # proxy, REMOTE_ADDR otherwise (campaigns/client_ip.py does the same for sign-in).
     "NUM_PROXIES": 1 if BEHIND_HTTPS_PROXY else 0,
