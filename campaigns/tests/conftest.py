@@ -27,6 +27,13 @@ def raw_api_key(user):
 
 
 @pytest.fixture
+def staff(client, user):
+    """The test client, signed in as a staff user."""
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def api(raw_api_key):
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=raw_api_key)

@@ -40,12 +40,6 @@ OUTCOME_HEADER = [
 OVERRIDE_HEADER = ["language", "first_message", "system_prompt", "voice_id"]
 
 
-@pytest.fixture
-def staff(client, user):
-    client.force_login(user)
-    return client
-
-
 def collected(**values) -> dict:
     """A call's data collection as the inbox keeps it."""
     return {key: {"value": value, "rationale": f"Said on the call ({key})."} for key, value in values.items()}

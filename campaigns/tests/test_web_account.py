@@ -18,12 +18,6 @@ pytestmark = pytest.mark.django_db
 CREATED = dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def staff(client, user):
-    client.force_login(user)
-    return client
-
-
 def _key_created_at_noon(user):
     created = services.api_key_create(user=user, name="crm")
     ApiKey.objects.filter(pk=created.api_key.pk).update(created_at=CREATED)

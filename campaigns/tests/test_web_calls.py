@@ -31,12 +31,6 @@ def elevenlabs_settings(settings):
 
 
 @pytest.fixture
-def staff(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def campaign(user, agent):
     return CampaignFactory(user=user, agent=agent, status=Campaign.Status.COMPLETED, timezone="Europe/Berlin")
 

@@ -36,12 +36,6 @@ def uploads_dir(settings, tmp_path):
 
 
 @pytest.fixture
-def staff(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def new_campaign(agent, phone_number):
     """The new-campaign form as a browser posts it; tests change what they are about (None leaves a field out)."""
 

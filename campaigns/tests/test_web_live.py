@@ -17,12 +17,6 @@ from .test_web_pages import campaign_with_recipients, text_of
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(client, user):
-    client.force_login(user)
-    return client
-
-
 def progress_of(client, campaign, query: str = "") -> dict:
     response = client.get(f"/campaigns/{campaign.pk}/progress.json{query}")
     assert response.status_code == 200

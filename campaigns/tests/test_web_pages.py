@@ -30,12 +30,6 @@ def uploads_dir(settings, tmp_path):
     return settings.WEB_UPLOADS_DIR
 
 
-@pytest.fixture
-def staff(client, user):
-    client.force_login(user)
-    return client
-
-
 def upload(text: str, name: str = "recipients.csv") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, text.encode(), content_type="text/csv")
 

@@ -19,12 +19,6 @@ from .test_web_pages import errors_of, messages_of, text_of, upload, upload_toke
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(client, user):
-    client.force_login(user)
-    return client
-
-
 # New York, Los Angeles and London each keep one clock; a toll-free number spans the continent.
 ZONES_CSV = "phone_number,first_name\n+12125550100,Ann\n+13105550100,Luis\n+442079460958,Olivia\n+18005550100,Desk\n"
 # Monday 7 January 2030, 06:00 in Berlin (05:00 UTC): before any window opens anywhere.

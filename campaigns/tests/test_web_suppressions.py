@@ -21,12 +21,6 @@ pytestmark = pytest.mark.django_db
 URL = "/suppressions"
 
 
-@pytest.fixture
-def staff(client, user):
-    client.force_login(user)
-    return client
-
-
 def upload(data: str | bytes, name: str = "numbers.csv") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data.encode() if isinstance(data, str) else data, content_type="text/csv")
 

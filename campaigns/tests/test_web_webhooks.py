@@ -14,12 +14,6 @@ PAGE = "/webhooks"
 
 
 @pytest.fixture
-def staff(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def local_network(settings):
     settings.OUTBOUND_WEBHOOKS_ALLOW_HTTP = True
     settings.OUTBOUND_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = True
