@@ -10,7 +10,7 @@ from campaigns import services
 from campaigns.errors import AlreadyCreated
 from campaigns.models import Campaign, Recipient
 
-from .test_web_pages import messages_of, new_campaign, staff, upload, upload_token, uploads_dir  # noqa: F401
+from .test_web_pages import messages_of, new_campaign, upload, upload_token, uploads_dir  # noqa: F401
 
 CSV = "phone_number,first_name\n+12125550100,Ana\n+14155550123,Ben\n"
 

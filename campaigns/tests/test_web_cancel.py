@@ -5,7 +5,7 @@ import pytest
 from campaigns.models import Campaign
 
 from .test_tracking import BATCHES, campaign_submitted, remote_batch
-from .test_web_pages import messages_of, staff, text_of, uploads_dir  # noqa: F401
+from .test_web_pages import messages_of, text_of, uploads_dir  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def sent_campaign(user):
     )
 
 
-def test_a_cancel_elevenlabs_has_not_confirmed_says_calls_may_still_be_placed(staff, user, http):  # noqa: F811
+def test_a_cancel_elevenlabs_has_not_confirmed_says_calls_may_still_be_placed(staff, user, http):
     campaign = sent_campaign(user)
     http.post(f"{BATCHES}/btcal_1/cancel", status=503, body="Service Unavailable")
 
@@ -40,7 +40,7 @@ def test_a_cancel_elevenlabs_has_not_confirmed_says_calls_may_still_be_placed(st
     assert (progress["status"], progress["final"]) == ("cancelling", False)
 
 
-def test_a_confirmed_cancel_says_no_further_calls(staff, user, http):  # noqa: F811
+def test_a_confirmed_cancel_says_no_further_calls(staff, user, http):
     campaign = sent_campaign(user)
     http.post(f"{BATCHES}/btcal_1/cancel", json=remote_batch("btcal_1", status="cancelled"))
 
