@@ -26,7 +26,9 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[3]
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 SANDBOX_KEY = "integration-sandbox-key-0123456789abcdef"
-BROKER_DB = 11  # a Redis database of its own, flushed before each test
+# A Redis database of its own, flushed before each test; INTEGRATION_REDIS_DB lets two runs
+# on one machine keep apart.
+BROKER_DB = int(os.environ.get("INTEGRATION_REDIS_DB", "11"))
 
 
 def pytest_collection_modifyitems(items):
