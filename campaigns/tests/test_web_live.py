@@ -1,6 +1,7 @@
 """The live campaign page: what progress.json sends for the page to refresh in place, the outcomes
 in words (pipeline apart from finished calls), and the answer and success rates of the list."""
 
+import datetime as dt
 import re
 
 import pytest
@@ -135,6 +136,34 @@ def test_the_rows_sent_are_the_visible_page_only(staff, user):
     recipient_reads = [q["sql"] for q in context.captured_queries if '"campaigns_recipient"."line"' in q["sql"]]
     assert len(recipient_reads) == 1 and "LIMIT 50" in recipient_reads[0].upper()
     assert '"campaigns_recipient"."variables"' not in recipient_reads[0]  # the file's columns stay behind
+
+
+def test_progress_json_brings_the_failure_and_paused_notices_as_they_change(staff, user):
+    campaign = CampaignFactory(user=user, status=Campaign.Status.IN_PROGRESS)
+    running = progress_of(staff, campaign)
+    assert "message" not in running["notices_html"]
+
+    # ElevenLabs refused it: the notice names the reason, escaped, and its key changes.
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=Campaign.Status.FAILED, error="ElevenLabs refused the batch: <agent> not found."
+    )
+    failed = progress_of(staff, campaign)
+    assert failed["notices_key"] != running["notices_key"]
+    assert "The campaign failed:" in failed["notices_html"]
+    assert "&lt;agent&gt; not found." in failed["notices_html"] and "<agent>" not in failed["notices_html"]
+
+
+def test_the_paused_note_is_sent_while_the_campaign_is_paused(staff, user):
+    campaign = CampaignFactory(
+        user=user, status=Campaign.Status.PAUSED, paused_at=dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC)
+    )
+
+    paused = progress_of(staff, campaign)
+
+    assert "data-paused-note" in paused["notices_html"]
+    assert "nobody is called until you resume the campaign" in paused["notices_html"]
+    page = staff.get(f"/campaigns/{campaign.pk}").content.decode()
+    assert f'data-shown="{paused["notices_key"]}"' in page  # the page starts from what it shows
 
 
 def test_another_users_campaign_progress_is_not_found(staff, other_user):

@@ -107,6 +107,10 @@ def progress(campaign: Campaign, counts: selectors.RecipientCounts) -> dict:
         "rates": rates(counts.by_outcome),
         "batch_ids": selectors.campaign_batch_ids(campaign=campaign),
         "actions": actions(campaign, counts.by_status),
+        # What the failure and paused notices say: the page swaps them in when it changes.
+        "notices_key": "|".join(
+            (campaign.status, campaign.paused_at.isoformat() if campaign.paused_at else "", campaign.error)
+        ),
     }
     # With calling hours or retries, people's time zones decide when they are called: the page
     # follows each zone and the next call. Other campaigns call everyone at once.

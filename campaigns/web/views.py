@@ -264,6 +264,8 @@ def campaign_progress(request, campaign_id):
     data["actions_html"] = render_to_string(
         "campaigns/_campaign_actions.html", {"campaign": campaign, "progress": data}, request=request
     )
+    # The failure and paused notices, which change with the status and the error.
+    data["notices_html"] = render_to_string("campaigns/_campaign_notices.html", {"campaign": campaign}, request=request)
     response = JsonResponse(data)
     add_never_cache_headers(response)
     return response

@@ -2,7 +2,8 @@
 // asking for the page's own filter, search and page of recipients, and puts in place the counters,
 // the outcome chart, the rates, the batches, the buttons and each row's outcome; nothing else on the
 // page moves, and nothing is reloaded. It stops once the campaign is final (ended, and every call's
-// outcome in). Only the counters are announced to screen readers (their region is aria-live).
+// outcome in). Only the counters (their region is aria-live) and a new failure notice (an alert)
+// are announced to screen readers.
 (function () {
   "use strict";
   var region = document.querySelector("[data-progress-url]");
@@ -86,6 +87,7 @@
 
     renderBatches(data.batch_ids);
     renderActions(data.actions, data.actions_html);
+    renderNotices(data.notices_key, data.notices_html);
 
     // Policy campaigns: finished calls per time zone, and when ElevenLabs calls next.
     (data.zones || []).forEach(function (row) {
@@ -116,6 +118,15 @@
     if (box.getAttribute("data-shown") === shown) return;
     box.setAttribute("data-shown", shown);
     // The server's own rendering of the buttons (escaped, with their CSRF tokens); no script in it.
+    box.innerHTML = html;
+  }
+
+  // The failure and paused notices, as the server renders them (escaped; no script in them). They
+  // are swapped only when what they say changes, so an alert is announced once, when it appears.
+  function renderNotices(key, html) {
+    var box = document.querySelector("[data-campaign-notices]");
+    if (!box || key === undefined || box.getAttribute("data-shown") === key) return;
+    box.setAttribute("data-shown", key);
     box.innerHTML = html;
   }
 

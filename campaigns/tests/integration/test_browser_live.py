@@ -134,3 +134,34 @@ def test_the_campaign_page_follows_calls_to_their_outcome_and_a_call_plays_its_r
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.COMPLETED
     assert not problems, problems
     print(f"\nwidths at {PHONE_WIDTH} px: campaign {campaign_width}, call {call_width}, list {list_width}")
+
+
+def test_the_paused_note_comes_and_goes_on_the_open_page_without_a_reload(
+    browser_page,  # noqa: F811 - the fixture imported above
+    stack,
+):
+    page = browser_page
+    user = sign_in(page, stack)
+    line = PhoneNumber.objects.get(user=user, phone_number="+14155550100")
+    due = timezone.now().astimezone(dt.UTC) + dt.timedelta(hours=1)
+    campaign = services.campaign_create(
+        user=user, name="Paused elsewhere", agent_id="agent_demo_reminders", phone_number_id=line.pk,
+        recipients_file=SimpleUploadedFile("live.csv", RECIPIENTS.encode(), content_type="text/csv"),
+        send_immediately=False, schedule_date=due.date(), schedule_time=due.time().replace(microsecond=0),
+        timezone_name="UTC",
+    )  # fmt: skip
+    page.goto(f"{stack.url}/campaigns/{campaign.pk}")
+    page.evaluate("window.__sameDocument = true")
+    assert page.locator("[data-paused-note]").count() == 0
+
+    # Paused from another tab (or by an API client): the open page says so within a few seconds.
+    services.campaign_pause(campaign=campaign)
+    note = page.locator("[data-paused-note]")
+    note.wait_for(timeout=15_000)
+    assert "nobody is called until you resume the campaign" in note.inner_text()
+    page.get_by_role("button", name="Resume").wait_for(timeout=15_000)
+
+    services.campaign_resume(campaign=Campaign.objects.get(pk=campaign.pk))
+    note.wait_for(state="detached", timeout=15_000)
+    page.get_by_role("button", name="Pause").wait_for(timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True
