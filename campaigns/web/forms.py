@@ -143,11 +143,14 @@ class UploadForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        # The HTTP status of a refusal: 413 for a file too large, 415 for a kind not read, else 422.
+        self.refusal_status = 422
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         problem = files.refusal(upload.name, upload.size, max_bytes=settings.RECIPIENTS_MAX_FILE_BYTES)
         if problem:
+            self.refusal_status = 415 if files.extension(upload.name) not in files.READABLE else 413
             raise forms.ValidationError(problem)
         return upload
 

@@ -212,7 +212,7 @@ def upload_keep(request):
     """Keep a file a form's page uploads by itself to show its progress; the form then posts its token."""
     form = UploadForm(request.POST, request.FILES, user=request.user)
     if not form.is_valid():
-        return JsonResponse({"error": form.error_text()}, status=422)
+        return JsonResponse({"error": form.error_text()}, status=form.refusal_status)
     kept = form.keep()
     return JsonResponse({"token": kept.token, "name": kept.name, "size": kept.size}, status=201)
 
