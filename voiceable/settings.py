@@ -365,6 +365,17 @@ SANDBOX_REFUSE_OVERRIDES = env.bool("SANDBOX_REFUSE_OVERRIDES", default=True)
 SANDBOX_WEBHOOK_AUDIO = env.bool("SANDBOX_WEBHOOK_AUDIO", default=False)
 SANDBOX_WEBHOOK_AUDIO_BYTES = env.int("SANDBOX_WEBHOOK_AUDIO_BYTES", default=65536)
 
+# --- Web server (gunicorn.conf.py) ----------------------------------------------------------
+# Read by gunicorn.conf.py, so the Procfile, the Dockerfile and docker-compose.yml serve alike.
+# PORT is the one a platform that reads the Procfile hands the web process.
+WEB_PORT = env.int("PORT", default=8000)
+# Worker processes, and threads in each: the requests one web process serves at once.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=3)
+WEB_THREADS = env.int("WEB_THREADS", default=4)
+# Seconds a request may take before gunicorn restarts its worker: a large campaign's .xlsx
+# export takes more than gunicorn's own 30.
+WEB_TIMEOUT = env.int("WEB_TIMEOUT", default=120)
+
 # --- Celery ------------------------------------------------------------------------------
 # Kombu's filesystem transport needs no server; production and CI use Redis.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
