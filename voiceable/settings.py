@@ -460,6 +460,10 @@ OUTBOUND_WEBHOOKS_CA_BUNDLE = env.str("OUTBOUND_WEBHOOKS_CA_BUNDLE", default="")
 # Seconds to connect to a receiver and to wait for its answer: a slow one holds one worker briefly.
 OUTBOUND_WEBHOOKS_CONNECT_TIMEOUT = env.int("OUTBOUND_WEBHOOKS_CONNECT_TIMEOUT", default=3)
 OUTBOUND_WEBHOOKS_READ_TIMEOUT = env.int("OUTBOUND_WEBHOOKS_READ_TIMEOUT", default=10)
+# How long (s) a worker holds a delivery it is sending, well above the connect and read
+# timeouts: a worker that dies mid-send delays that delivery (and the later events of its
+# campaign to that endpoint) this long, after which another worker sends it.
+OUTBOUND_WEBHOOKS_CLAIM_SECONDS = env.int("OUTBOUND_WEBHOOKS_CLAIM_SECONDS", default=120)
 # An endpoint whose every delivery failed for this many days is disabled.
 OUTBOUND_WEBHOOKS_DISABLE_AFTER_DAYS = env.int("OUTBOUND_WEBHOOKS_DISABLE_AFTER_DAYS", default=3)
 # How often (s) beat queues deliveries whose retry is due (or whose message was lost).
