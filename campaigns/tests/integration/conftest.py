@@ -79,11 +79,12 @@ class Stack:
     def web(self, name: str = "web", url: str | None = None, **env):
         """Start gunicorn on the stack's URL, or as another web server `name` on `url`."""
         url = url or self.url
+        # The command every deployment runs (Procfile, Dockerfile, compose), on the given address.
         self.start(
             name,
-            sys.executable, "-m", "gunicorn", "voiceable.wsgi", "--bind", url.removeprefix("http://"),
-            "--workers", "2", "--threads", "8", "--timeout", "60",
-            **env,
+            sys.executable, "-m", "gunicorn", "voiceable.wsgi", "--config", "gunicorn.conf.py",
+            "--bind", url.removeprefix("http://"),
+            **{"WEB_CONCURRENCY": 2, "WEB_THREADS": 8, "WEB_TIMEOUT": 60, **env},
         )  # fmt: skip
         wait_until(lambda: _answers(url), timeout=30, message=f"the web server {name} answers")
 
@@ -91,21 +92,23 @@ class Stack:
         """A URL on a free local port, for a web server besides the stack's own."""
         return f"http://127.0.0.1:{_free_port()}"
 
-    def worker(self, name: str = "worker", **env):
+    def worker(self, name: str = "worker", *, queues: str = "", **env):
+        """A Celery worker reading the default queue, or `queues` (comma-separated) when given."""
         process = self.start(
             name,
             sys.executable, "-m", "celery", "-A", "voiceable", "worker", "--loglevel", "INFO",
             "--concurrency", "2", "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
+            *(["-Q", queues] if queues else []),
             **env,
         )  # fmt: skip
         wait_until(lambda: " ready." in self.log(name), timeout=30, message=f"{name} is ready")
         return process
 
-    def beat(self, **env):
+    def beat(self, name: str = "beat", **env):
         self.start(
-            "beat",
+            name,
             sys.executable, "-m", "celery", "-A", "voiceable", "beat", "--loglevel", "INFO",
-            "--schedule", str(self.tmp / "celerybeat-schedule"),
+            "--schedule", str(self.tmp / f"{name}-schedule"),
             **env,
         )  # fmt: skip
 
