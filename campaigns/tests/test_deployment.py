@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -240,6 +241,15 @@ def test_the_balancer_round_robins_over_every_web_container_answering_its_health
     assert any(line.startswith("http-request set-header X-Forwarded-Proto https") for line in frontend)
     timeouts = {line.split()[1]: line.split()[2] for line in config["defaults"] if line.startswith("timeout ")}
     assert int(timeouts["server"].removesuffix("s")) > gunicorn_settings()["timeout"]
+
+
+def test_haproxy_accepts_the_balancer_config():
+    if shutil.which("haproxy") is None:
+        pytest.skip("haproxy is not installed: only the reading of its config above is checked")
+    done = subprocess.run(
+        ["haproxy", "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_beat_schedule_only_names_registered_tasks():
