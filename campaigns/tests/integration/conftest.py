@@ -150,12 +150,24 @@ def stack(transactional_db, tmp_path, settings):
         pytest.skip(f"integration tests need Redis at {REDIS_HOST}:{REDIS_PORT}: {exc}")
 
     db = connection.settings_dict
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{_free_port()}"
     broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{BROKER_DB}"
-    env = {
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = stack_env(database_url=database_url, url=url, broker_url=broker_url)
+    # This process talks to the same sandbox, through the web server it starts.
+    settings.ELEVENLABS_SANDBOX = True
+    settings.ELEVENLABS_SANDBOX_API_KEY = settings.ELEVENLABS_API_KEY = SANDBOX_KEY
+    settings.ELEVENLABS_BASE_URL = f"{url}/sandbox/elevenlabs"
+    running = Stack(env=env, tmp=tmp_path, url=url, broker_url=broker_url)
+    yield running
+    running.stop_all()
+
+
+def stack_env(*, database_url: str, url: str, broker_url: str) -> dict:
+    """The environment of the stack's processes (also for scripts that start a Stack themselves)."""
+    return {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": database_url,
         "CONN_MAX_AGE": "0",
         "CELERY_BROKER_URL": broker_url,
         "DEBUG": "false",
@@ -174,13 +186,6 @@ def stack(transactional_db, tmp_path, settings):
         "POLL_ACTIVE_EVERY": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    # This process talks to the same sandbox, through the web server it starts.
-    settings.ELEVENLABS_SANDBOX = True
-    settings.ELEVENLABS_SANDBOX_API_KEY = settings.ELEVENLABS_API_KEY = SANDBOX_KEY
-    settings.ELEVENLABS_BASE_URL = f"{url}/sandbox/elevenlabs"
-    running = Stack(env=env, tmp=tmp_path, url=url, broker_url=broker_url)
-    yield running
-    running.stop_all()
 
 
 @dataclass

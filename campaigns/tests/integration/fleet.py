@@ -5,6 +5,9 @@ The balancer runs in the test's process (threads) and does what deploy/haproxy.c
 round robin over the nodes, a node that refuses connections skipped (as HAProxy's health
 check takes it out), the client's address appended to X-Forwarded-For and X-Forwarded-Proto
 set. It records which node served each request, for tests to assert on.
+
+Outside pytest (a benchmark script): build a Stack with conftest.stack_env on a migrated
+PostgreSQL database and a Redis, then fleet_start(stack), stack.worker(...), stack.beat().
 """
 
 import contextlib

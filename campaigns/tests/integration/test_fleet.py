@@ -339,6 +339,8 @@ def test_two_web_nodes_two_workers_and_beat_run_the_whole_journey_and_survive_lo
     ) == {"cancelled"}
     assert_records_match_elevenlabs(cancelled_campaign)
 
+    # ElevenLabs' (the sandbox's) webhooks came through the balancer too.
+    assert proxy.nodes_serving("POST", "/webhooks/elevenlabs", 200)
     # After the kill, the surviving node served everything.
     assert {s.node for s in proxy.served[killed_at:] if s.status != 502} == {"web-1"}
     assert_each_event_delivered_once(receiver)
