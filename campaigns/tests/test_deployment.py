@@ -1,5 +1,7 @@
-"""docker-compose.yml, Procfile and Dockerfile cannot be started here (no Docker engine), so
-each command they run is checked against the code it names."""
+"""docker-compose.yml, docker-compose.scale.yml, the Procfile and the Dockerfile cannot be
+started here (no Docker engine), so each command they run is checked against the code it
+names, each setting they pass against settings.py and the README, and the balancer's config
+against what the app expects of a proxy. test_fleet.py runs the same processes for real."""
 
 import importlib
 import json
