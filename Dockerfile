@@ -10,7 +10,9 @@ COPY . .
 # Static files are collected at build time; the key only signs nothing here.
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 
-RUN useradd --create-home voiceable && mkdir -p /app/var && chown voiceable /app/var
+# var/uploads exists in the image so that a volume mounted there (docker-compose.yml) is the user's.
+RUN useradd --create-home voiceable && mkdir -p /app/var/uploads && chown -R voiceable /app/var
 USER voiceable
 EXPOSE 8000
-CMD ["gunicorn", "voiceable.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--timeout", "120", "--access-logfile", "-"]
+# Port, workers, threads and timeout: gunicorn.conf.py, from PORT, WEB_CONCURRENCY, WEB_THREADS, WEB_TIMEOUT.
+CMD ["gunicorn", "voiceable.wsgi", "--config", "gunicorn.conf.py"]

@@ -1,8 +1,17 @@
-"""Gunicorn reads this file from the folder it starts in (the project's, in the Procfile and the
-Dockerfile). In JSON mode (settings.LOG_FORMAT) its own lines, start-up and access log alike,
-are written as the service's are: one JSON object a line on stdout."""
+"""Gunicorn's configuration, for every way the service is deployed: the Procfile, the Dockerfile
+and docker-compose.yml all run `gunicorn voiceable.wsgi --config gunicorn.conf.py`, so the
+workers, threads, timeout and port come from the settings (PORT, WEB_CONCURRENCY, WEB_THREADS,
+WEB_TIMEOUT) and from nowhere else. In JSON mode (settings.LOG_FORMAT) its own lines, start-up
+and access log alike, are written as the service's are: one JSON object a line on stdout."""
 
-from voiceable.settings import LOG_FORMAT, LOG_LEVEL
+from voiceable.settings import LOG_FORMAT, LOG_LEVEL, WEB_CONCURRENCY, WEB_PORT, WEB_THREADS, WEB_TIMEOUT
+
+bind = f"0.0.0.0:{WEB_PORT}"
+workers = WEB_CONCURRENCY
+# Threaded workers: a sync worker silent for WEB_TIMEOUT is killed mid-request.
+threads = WEB_THREADS
+timeout = WEB_TIMEOUT
+accesslog = "-"
 
 if LOG_FORMAT == "json":
     logconfig_dict = {

@@ -365,6 +365,17 @@ SANDBOX_REFUSE_OVERRIDES = env.bool("SANDBOX_REFUSE_OVERRIDES", default=True)
 SANDBOX_WEBHOOK_AUDIO = env.bool("SANDBOX_WEBHOOK_AUDIO", default=False)
 SANDBOX_WEBHOOK_AUDIO_BYTES = env.int("SANDBOX_WEBHOOK_AUDIO_BYTES", default=65536)
 
+# --- Web server (gunicorn.conf.py) ----------------------------------------------------------
+# Read by gunicorn.conf.py, so the Procfile, the Dockerfile and docker-compose.yml serve alike.
+# PORT is the one a platform that reads the Procfile hands the web process.
+WEB_PORT = env.int("PORT", default=8000)
+# Worker processes, and threads in each: the requests one web process serves at once.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=3)
+WEB_THREADS = env.int("WEB_THREADS", default=4)
+# Seconds a request may take before gunicorn restarts its worker: a large campaign's .xlsx
+# export takes more than gunicorn's own 30.
+WEB_TIMEOUT = env.int("WEB_TIMEOUT", default=120)
+
 # --- Celery ------------------------------------------------------------------------------
 # Kombu's filesystem transport needs no server; production and CI use Redis.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -449,6 +460,10 @@ OUTBOUND_WEBHOOKS_CA_BUNDLE = env.str("OUTBOUND_WEBHOOKS_CA_BUNDLE", default="")
 # Seconds to connect to a receiver and to wait for its answer: a slow one holds one worker briefly.
 OUTBOUND_WEBHOOKS_CONNECT_TIMEOUT = env.int("OUTBOUND_WEBHOOKS_CONNECT_TIMEOUT", default=3)
 OUTBOUND_WEBHOOKS_READ_TIMEOUT = env.int("OUTBOUND_WEBHOOKS_READ_TIMEOUT", default=10)
+# How long (s) a worker holds a delivery it is sending, well above the connect and read
+# timeouts: a worker that dies mid-send delays that delivery (and the later events of its
+# campaign to that endpoint) this long, after which another worker sends it.
+OUTBOUND_WEBHOOKS_CLAIM_SECONDS = env.int("OUTBOUND_WEBHOOKS_CLAIM_SECONDS", default=120)
 # An endpoint whose every delivery failed for this many days is disabled.
 OUTBOUND_WEBHOOKS_DISABLE_AFTER_DAYS = env.int("OUTBOUND_WEBHOOKS_DISABLE_AFTER_DAYS", default=3)
 # How often (s) beat queues deliveries whose retry is due (or whose message was lost).

@@ -45,8 +45,6 @@ BACKOFF = (
     timedelta(hours=10),
 )
 MAX_ATTEMPTS = len(BACKOFF) + 1
-# How long a worker holds a delivery it is sending: well above the connect and read timeouts.
-CLAIM_SECONDS = 120
 SECRET_BYTES = 24
 
 
@@ -277,7 +275,7 @@ def _claim(delivery_id: int, now) -> bool:
     return bool(
         Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now)
         .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+        .update(claimed_until=now + timedelta(seconds=settings.OUTBOUND_WEBHOOKS_CLAIM_SECONDS))
     )
 
 

@@ -1,11 +1,14 @@
-"""docker-compose.yml, Procfile and Dockerfile cannot be started here (no Docker engine), so
-each command they run is checked against the code it names."""
+"""docker-compose.yml, docker-compose.scale.yml, the Procfile and the Dockerfile cannot be
+started here (no Docker engine), so each command they run is checked against the code it
+names, each setting they pass against settings.py and the README, and the balancer's config
+against what the app expects of a proxy. test_fleet.py runs the same processes for real."""
 
 import importlib
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from django.conf import settings
+from django.core.management import get_commands
+from django.urls import resolve
 
 from voiceable.celery import app as celery_app
 
@@ -20,16 +25,50 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_SOURCE = (ROOT / "voiceable" / "settings.py").read_text()
 
 
-def compose():
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+class Reset(list):
+    """A value an override file replaces rather than extends (`ports: !reset []`)."""
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus Compose's `!reset` (an override file clearing a base value)."""
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: Reset(loader.construct_sequence(node)))
+
+
+def compose(name: str = "docker-compose.yml") -> dict:
+    return yaml.load((ROOT / name).read_text(), Loader=ComposeLoader)
+
+
+def scale() -> dict:
+    return compose("docker-compose.scale.yml")
+
+
+def procfile() -> dict[str, str]:
+    return dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines())
 
 
 def words(command) -> list[str]:
     return command if isinstance(command, list) else shlex.split(command)
 
 
+# The services that run this code (the others are images: PostgreSQL, Redis, HAProxy).
+APP_SERVICES = ["migrate", "web", "worker", "beat", "sandbox-worker"]
+# Compose service -> the Procfile line it runs the same command as.
+SAME_AS_PROCFILE = {"web": "web", "worker": "worker", "beat": "beat", "sandbox-worker": "sandbox"}
+GUNICORN = ["gunicorn", "voiceable.wsgi", "--config", "gunicorn.conf.py"]
+
+
+def celery_queues() -> set[str]:
+    """The queues tasks are sent to: the default one, those routed to, and the sandbox's."""
+    routes = celery_app.conf.task_routes or {}
+    routed = {route["queue"] for route in (routes.values() if isinstance(routes, dict) else []) if "queue" in route}
+    return {celery_app.conf.task_default_queue, "sandbox", *routed}
+
+
 def assert_runs_our_code(argv: list[str]):
-    """gunicorn must name an importable WSGI app; celery must name our app and a real subcommand."""
+    """gunicorn must name an importable WSGI app and our config; celery our app, a real
+    subcommand and queues tasks are sent to; manage.py a command that exists."""
     if argv[:2] == ["sh", "-c"]:
         for part in argv[2].split("&&"):
             assert_runs_our_code(shlex.split(part.replace("exec ", "")))
@@ -38,54 +77,181 @@ def assert_runs_our_code(argv: list[str]):
     if program == "gunicorn":
         module, _, attribute = argv[1].partition(":")
         assert callable(getattr(importlib.import_module(module), attribute or "application"))
+        assert argv[2:] == ["--config", "gunicorn.conf.py"], "every option is in gunicorn.conf.py"
     elif program == "celery":
         assert argv[1:3] == ["-A", "voiceable"]
         assert argv[3] in {"worker", "beat"}
         assert importlib.import_module("voiceable").celery_app is celery_app
+        if "-Q" in argv:
+            queues = argv[argv.index("-Q") + 1].split(",")
+            assert set(queues) <= celery_queues(), queues
     elif program == "python":
-        assert argv[1] == "manage.py" and argv[2] in {"migrate", "collectstatic"}
+        assert argv[1] == "manage.py"
+        assert argv[2] in get_commands(), f"manage.py has no command {argv[2]!r}"
     else:
         pytest.fail(f"unexpected program {program!r}")
 
 
-def _gunicorn_options(argv: list[str]) -> dict[str, str]:
-    if argv[:2] == ["sh", "-c"]:
-        argv = shlex.split(argv[2].split("exec ", 1)[1])
-    start = argv.index("gunicorn")
-    options = argv[start + 2 :]
-    return {name: value for name, value in zip(options[::2], options[1::2], strict=False) if name != "--bind"}
+def gunicorn_settings(**env) -> dict:
+    """What gunicorn.conf.py sets, read in a fresh interpreter with the given environment."""
+    probe = (
+        "import json, runpy; ns = runpy.run_path('gunicorn.conf.py'); "
+        "print(json.dumps({k: ns[k] for k in ('bind', 'workers', 'threads', 'timeout', 'accesslog')}))"
+    )
+    base = {"PATH": os.environ.get("PATH", ""), "SECRET_KEY": "x", "CELERY_BROKER_URL": "memory://"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_every_deployment_path_serves_with_the_same_gunicorn_options():
-    # Threaded workers with a long timeout: a sync worker silent for 30 s is killed, and a large
-    # campaign's .xlsx export takes longer than that to write.
-    procfile = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+def test_every_deployment_path_serves_with_the_same_gunicorn_command():
     dockerfile = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
     found = {
-        "Procfile": _gunicorn_options(shlex.split(procfile.removeprefix("web:"))),
-        "Dockerfile": _gunicorn_options(json.loads(dockerfile.removeprefix("CMD "))),
-        "docker-compose.yml": _gunicorn_options(words(compose()["services"]["web"]["command"])),
+        "Procfile": shlex.split(procfile()["web"]),
+        "Dockerfile": json.loads(dockerfile.removeprefix("CMD ")),
+        "docker-compose.yml": words(compose()["services"]["web"]["command"]),
     }
-    assert found["Procfile"] == found["Dockerfile"] == found["docker-compose.yml"], found
-    assert int(found["Procfile"]["--threads"]) > 1 and int(found["Procfile"]["--timeout"]) >= 120
+    assert found == dict.fromkeys(found, GUNICORN)
 
 
-def test_compose_has_the_five_services():
-    assert set(compose()["services"]) == {"postgres", "redis", "web", "worker", "beat"}
+def test_gunicorn_takes_its_port_workers_threads_and_timeout_from_the_settings():
+    # Threaded workers with a long timeout: a sync worker silent for 30 s is killed, and a large
+    # campaign's .xlsx export takes longer than that to write.
+    assert gunicorn_settings() == {
+        "bind": "0.0.0.0:8000", "workers": 3, "threads": 4, "timeout": 120, "accesslog": "-",
+    }  # fmt: skip
+    assert gunicorn_settings(PORT="5000", WEB_CONCURRENCY="7", WEB_THREADS="2", WEB_TIMEOUT="300") == {
+        "bind": "0.0.0.0:5000", "workers": 7, "threads": 2, "timeout": 300, "accesslog": "-",
+    }  # fmt: skip
 
 
-@pytest.mark.parametrize("service", ["web", "worker", "beat"])
+def test_compose_has_the_services():
+    assert set(compose()["services"]) == {"postgres", "redis", *APP_SERVICES}
+    assert set(scale()["services"]) == {"web", "worker", "beat", "sandbox-worker", "lb"}
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
 def test_each_compose_service_runs_a_command_of_this_code(service):
     assert_runs_our_code(words(compose()["services"][service]["command"]))
 
 
-def test_the_app_services_read_only_settings_that_exist_and_reach_postgres_and_redis():
+@pytest.mark.parametrize("service", list(SAME_AS_PROCFILE))
+def test_each_compose_process_runs_what_the_procfile_runs(service):
+    line = SAME_AS_PROCFILE[service]
+    assert words(compose()["services"][service]["command"]) == shlex.split(procfile()[line])
+
+
+def test_the_sandbox_worker_reads_only_the_sandbox_queue_and_starts_only_with_its_profile():
+    service = compose()["services"]["sandbox-worker"]
+    assert service["profiles"] == ["sandbox"]
+    command = words(service["command"])
+    assert command[command.index("-Q") + 1] == "sandbox"
+    assert "-Q" not in words(compose()["services"]["worker"]["command"])
+
+
+def test_migrations_run_once_before_web_worker_and_beat_start():
+    services = {**compose()["services"]}
+    migrating = [name for name in APP_SERVICES if "migrate" in words(services[name]["command"])]
+    assert migrating == ["migrate"]
+    assert services["migrate"]["restart"] == "no"
+    for name in ("web", "worker", "beat", "sandbox-worker"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    for name in scale()["services"]:
+        assert "command" not in scale()["services"][name] or name == "lb"
+    assert [name for name, command in procfile().items() if "migrate" in command] == ["release"]
+
+
+def documented_settings() -> set[str]:
+    """The variables named in the first column of the README's settings table."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    return {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0])
+    }
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.scale.yml"])
+def test_every_variable_the_compose_files_pass_is_read_by_settings_and_documented(name):
+    documented = documented_settings()
+    for service, spec in compose(name)["services"].items():
+        if service in ("postgres", "redis", "lb"):
+            continue
+        for variable in spec.get("environment", {}):
+            assert f'"{variable}"' in SETTINGS_SOURCE, f"{service}: {variable} is not read by settings.py"
+            assert variable in documented, f"{service}: {variable} is not in the README's settings table"
+
+
+def test_the_app_services_reach_postgres_and_redis_with_one_environment():
     env = compose()["services"]["web"]["environment"]
-    for name in env:
-        assert re.search(rf'"{name}"', SETTINGS_SOURCE), f"{name} is not read by settings.py"
     assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:" in env["DATABASE_URL"]
     assert env["CELERY_BROKER_URL"].startswith("redis://redis:")
-    assert compose()["services"]["worker"]["environment"] == env
+    assert env["CACHE_URL"].startswith("redis://redis:")
+    for service in APP_SERVICES:
+        assert compose()["services"][service]["environment"] == env
+
+
+def test_the_scaled_web_publishes_no_port_and_the_balancer_takes_it():
+    services = scale()["services"]
+    assert isinstance(services["web"]["ports"], Reset) and services["web"]["ports"] == []
+    assert services["lb"]["ports"] == compose()["services"]["web"]["ports"]
+    # The sandbox's webhooks go through the balancer, which must be an allowed host.
+    for service in ("web", "worker", "beat", "sandbox-worker"):
+        env = services[service]["environment"]
+        assert env["SITE_URL"] == "${SITE_URL:-http://lb:8000}"
+        assert "lb" in env["ALLOWED_HOSTS"].removesuffix("}").split(",")
+
+
+def haproxy_config() -> dict[str, list[str]]:
+    """deploy/haproxy.cfg as {section header: its directives}, comments left out."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for raw in (ROOT / "deploy" / "haproxy.cfg").read_text().splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line:
+            continue
+        if not raw[0].isspace():
+            current = line
+            sections[current] = []
+        else:
+            sections[current].append(line.strip())
+    return sections
+
+
+def test_the_balancer_round_robins_over_every_web_container_answering_its_health_check():
+    lb = scale()["services"]["lb"]
+    assert lb["image"].startswith("haproxy:")
+    assert "./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in lb["volumes"]
+    config = haproxy_config()
+    backend = config["backend web"]
+    assert "balance roundrobin" in backend
+    server = next(line.split() for line in backend if line.startswith("server-template "))
+    assert server[3] == "web:8000" and "check" in server
+    resolvers = server[server.index("resolvers") + 1]
+    assert f"resolvers {resolvers}" in config and "parse-resolv-conf" in config[f"resolvers {resolvers}"]
+    check = next(line.split() for line in backend if line.startswith("http-check send"))
+    path = check[check.index("uri") + 1]
+    assert path in ("/healthz", "/readyz") and resolve(path)
+    assert check[check.index("Host") + 1] in compose()["services"]["web"]["environment"]["ALLOWED_HOSTS"]
+    # What the app reads behind a proxy (campaigns/client_ip.py, BEHIND_HTTPS_PROXY).
+    assert "option forwardfor" in config["defaults"]
+    frontend = config["frontend http"]
+    assert any(line.startswith("http-request set-header X-Forwarded-Proto https") for line in frontend)
+    timeouts = {line.split()[1]: line.split()[2] for line in config["defaults"] if line.startswith("timeout ")}
+    assert int(timeouts["server"].removesuffix("s")) > gunicorn_settings()["timeout"]
+
+
+def test_haproxy_accepts_the_balancer_config():
+    if shutil.which("haproxy") is None:
+        pytest.skip("haproxy is not installed: only the reading of its config above is checked")
+    done = subprocess.run(
+        ["haproxy", "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_beat_schedule_only_names_registered_tasks():
@@ -95,10 +261,9 @@ def test_the_beat_schedule_only_names_registered_tasks():
 
 
 def test_procfile_processes_run_our_code():
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        assert name in {"release", "web", "worker", "beat"}
-        for part in command.replace("${PORT:-8000}", "8000").split("&&"):
+    for name, command in procfile().items():
+        assert name in {"release", "web", "worker", "beat", "sandbox"}
+        for part in command.split("&&"):
             assert_runs_our_code(shlex.split(part))
 
 
@@ -114,8 +279,7 @@ COLLECTSTATIC = ["python", "manage.py", "collectstatic", "--noinput"]
 
 
 def test_the_procfile_release_step_migrates_then_collects_static_files():
-    release = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines())["release"]
-    steps = [shlex.split(part) for part in release.split("&&")]
+    steps = [shlex.split(part) for part in procfile()["release"].split("&&")]
     assert steps == [["python", "manage.py", "migrate", "--noinput"], COLLECTSTATIC]
 
 
@@ -125,7 +289,9 @@ def test_the_image_compose_serves_collects_static_files_at_build_and_nothing_hid
     assert shlex.split(run)[-4:] == COLLECTSTATIC
     assert dockerfile.index("COPY . .") < dockerfile.index(run) < dockerfile.index("CMD ")
     web = compose()["services"]["web"]
-    assert web["build"] == "." and "volumes" not in web
+    assert web["build"] == "."
+    mounted = [volume.split(":")[1] for volume in web.get("volumes", [])]
+    assert mounted == ["/app/var/uploads"]
 
 
 def test_the_dockerfile_collectstatic_step_runs_with_only_what_it_sets():
@@ -167,6 +333,8 @@ PROBE = """
 import json, django
 django.setup()
 from django.conf import settings
+from django.core.management import get_commands
+from django.urls import resolve
 from django.test import Client
 
 def status(key):

@@ -362,6 +362,31 @@ def test_a_delivery_held_by_a_worker_that_died_is_sent_once_its_claim_lapses(own
     assert len(receiver.received) == 1
 
 
+def test_a_worker_holds_a_delivery_it_sends_for_the_claim_setting(owner, local_network, receivers, settings):
+    settings.OUTBOUND_WEBHOOKS_CLAIM_SECONDS = 30
+    receiver = receivers(delay=1.5)
+    services.endpoint_create(user=owner, url=receiver.url())
+    (delivery,) = services.campaign_status_changed(campaign=CampaignFactory(user=owner))
+    started = timezone.now()
+
+    def worker():
+        try:
+            tasks.delivery_send(delivery.pk)
+        finally:
+            connection.close()
+
+    sending = threading.Thread(target=worker)
+    sending.start()
+    time.sleep(0.5)
+    # While it is out, no sweep hands it to another worker; had this worker died, it would be
+    # free again 30 s after it was claimed.
+    assert services.deliveries_due() == []
+    held_until = Delivery.objects.get(pk=delivery.pk).claimed_until
+    assert started + timedelta(seconds=30) <= held_until <= timezone.now() + timedelta(seconds=30)
+    sending.join(10)
+    assert len(receiver.received) == 1
+
+
 # --- Server-side request forgery at send time ---------------------------------------------------
 
 

@@ -79,11 +79,12 @@ class Stack:
     def web(self, name: str = "web", url: str | None = None, **env):
         """Start gunicorn on the stack's URL, or as another web server `name` on `url`."""
         url = url or self.url
+        # The command every deployment runs (Procfile, Dockerfile, compose), on the given address.
         self.start(
             name,
-            sys.executable, "-m", "gunicorn", "voiceable.wsgi", "--bind", url.removeprefix("http://"),
-            "--workers", "2", "--threads", "8", "--timeout", "60",
-            **env,
+            sys.executable, "-m", "gunicorn", "voiceable.wsgi", "--config", "gunicorn.conf.py",
+            "--bind", url.removeprefix("http://"),
+            **{"WEB_CONCURRENCY": 2, "WEB_THREADS": 8, "WEB_TIMEOUT": 60, **env},
         )  # fmt: skip
         wait_until(lambda: _answers(url), timeout=30, message=f"the web server {name} answers")
 
@@ -91,21 +92,23 @@ class Stack:
         """A URL on a free local port, for a web server besides the stack's own."""
         return f"http://127.0.0.1:{_free_port()}"
 
-    def worker(self, name: str = "worker", **env):
+    def worker(self, name: str = "worker", *, queues: str = "", **env):
+        """A Celery worker reading the default queue, or `queues` (comma-separated) when given."""
         process = self.start(
             name,
             sys.executable, "-m", "celery", "-A", "voiceable", "worker", "--loglevel", "INFO",
             "--concurrency", "2", "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
+            *(["-Q", queues] if queues else []),
             **env,
         )  # fmt: skip
         wait_until(lambda: " ready." in self.log(name), timeout=30, message=f"{name} is ready")
         return process
 
-    def beat(self, **env):
+    def beat(self, name: str = "beat", **env):
         self.start(
-            "beat",
+            name,
             sys.executable, "-m", "celery", "-A", "voiceable", "beat", "--loglevel", "INFO",
-            "--schedule", str(self.tmp / "celerybeat-schedule"),
+            "--schedule", str(self.tmp / f"{name}-schedule"),
             **env,
         )  # fmt: skip
 
@@ -147,12 +150,24 @@ def stack(transactional_db, tmp_path, settings):
         pytest.skip(f"integration tests need Redis at {REDIS_HOST}:{REDIS_PORT}: {exc}")
 
     db = connection.settings_dict
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{_free_port()}"
     broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{BROKER_DB}"
-    env = {
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = stack_env(database_url=database_url, url=url, broker_url=broker_url)
+    # This process talks to the same sandbox, through the web server it starts.
+    settings.ELEVENLABS_SANDBOX = True
+    settings.ELEVENLABS_SANDBOX_API_KEY = settings.ELEVENLABS_API_KEY = SANDBOX_KEY
+    settings.ELEVENLABS_BASE_URL = f"{url}/sandbox/elevenlabs"
+    running = Stack(env=env, tmp=tmp_path, url=url, broker_url=broker_url)
+    yield running
+    running.stop_all()
+
+
+def stack_env(*, database_url: str, url: str, broker_url: str) -> dict:
+    """The environment of the stack's processes (also for scripts that start a Stack themselves)."""
+    return {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": database_url,
         "CONN_MAX_AGE": "0",
         "CELERY_BROKER_URL": broker_url,
         "DEBUG": "false",
@@ -171,13 +186,6 @@ def stack(transactional_db, tmp_path, settings):
         "POLL_ACTIVE_EVERY": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    # This process talks to the same sandbox, through the web server it starts.
-    settings.ELEVENLABS_SANDBOX = True
-    settings.ELEVENLABS_SANDBOX_API_KEY = settings.ELEVENLABS_API_KEY = SANDBOX_KEY
-    settings.ELEVENLABS_BASE_URL = f"{url}/sandbox/elevenlabs"
-    running = Stack(env=env, tmp=tmp_path, url=url, broker_url=broker_url)
-    yield running
-    running.stop_all()
 
 
 @dataclass
