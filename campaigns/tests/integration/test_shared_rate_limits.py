@@ -13,11 +13,12 @@ from django.db import connection
 from campaigns import services
 from campaigns.tests.factories import UserFactory
 
-from .conftest import REDIS_HOST, REDIS_PORT
+from .conftest import BROKER_DB, REDIS_HOST, REDIS_PORT
 
 LIMIT = 10
 BAD_KEY_LIMIT = 4
-REDIS_CACHE_DB = 12
+# The database the Redis run empties: the one after the broker's (INTEGRATION_REDIS_DB).
+REDIS_CACHE_DB = BROKER_DB + 1
 
 
 @pytest.fixture(params=["database", "redis"])
