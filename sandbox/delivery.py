@@ -10,14 +10,15 @@ time, several POSTs at once.
   row (`... RETURNING` the rows it won), raising the attempt count before anything is sent;
   only a 2xx answer marks the event sent. So an event is sent at most
   `WEBHOOK_MAX_ATTEMPTS` times, and never again once delivered.
-- **Concurrently.** The POSTs of a slice go out from a pool of SANDBOX_WEBHOOK_CONCURRENCY
-  threads, each with a `requests.Session` of its own; the threads never touch the database,
-  which stays with the tick's own thread (no transaction is open while a POST is in flight:
-  the receiver may write to the same SQLite file).
+- **Concurrently.** The POSTs go out from a pool of SANDBOX_WEBHOOK_CONCURRENCY threads, each
+  with a `requests.Session` of its own, while the next slice is claimed; the threads never
+  touch the database, which stays with the tick's own thread (no transaction is open while a
+  POST is in flight: the receiver may write to the same SQLite file).
 - **Within a budget.** Past SANDBOX_TICK_BUDGET_SECONDS the tick claims nothing more; what is
   left is the next tick's.
 """
 
+import collections
 import contextlib
 import logging
 import secrets
@@ -25,7 +26,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from time import monotonic
 
@@ -44,10 +45,12 @@ WEBHOOK_TIMEOUT = (3, 10)
 AUDIO_CHUNK_BYTES = 16_384
 # Rows of due events read at a time.
 DUE_CHUNK = 500
-# A tick that runs past its budget finishes the slice under way: at most this many rounds of
-# POSTs, each at most one WEBHOOK_TIMEOUT long. The lease outlasts that.
+# Events are claimed a slice at a time: this many POSTs for each thread of the pool. A tick
+# that runs past its budget finishes the slices in flight: at most IN_FLIGHT_SLICES x
+# SLICE_ROUNDS rounds of POSTs, each at most one WEBHOOK_TIMEOUT long. The lease outlasts that.
 SLICE_ROUNDS = 4
-LEASE_MARGIN_SECONDS = SLICE_ROUNDS * sum(WEBHOOK_TIMEOUT) + 60
+IN_FLIGHT_SLICES = 2
+LEASE_MARGIN_SECONDS = IN_FLIGHT_SLICES * SLICE_ROUNDS * sum(WEBHOOK_TIMEOUT) + 60
 
 
 def concurrency() -> int:
@@ -177,9 +180,9 @@ class Sender:
             session=self._session(), url=self.url, secret=self.secret, conversation=conversation, audio=audio
         )
 
-    def send(self, conversations: list, *, audio: bool) -> list[bool]:
-        """Whether each was delivered, in the order given."""
-        return list(self._pool.map(self._post, [(conversation, audio) for conversation in conversations]))
+    def submit(self, conversations: list, *, audio: bool) -> list[Future]:
+        """Start sending each; each future's result says whether it was delivered."""
+        return [self._pool.submit(self._post, (conversation, audio)) for conversation in conversations]
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -197,23 +200,39 @@ class Outcome:
 def deliver(
     *, columns: Columns, due: Iterator[list[Due]], sender: Sender, audio: bool, deadline: float, outcome: Outcome
 ) -> None:
-    """Claim, send and record the events `due` yields, chunk by chunk, until they run out or `deadline` passes."""
+    """Claim, send and record the events `due` yields, chunk by chunk, until they run out or `deadline` passes.
+
+    Slices of 4 x concurrency events are claimed one at a time; the next is claimed and
+    queued while the one before is still being sent, so the pool's threads never wait for
+    the slowest POST of a slice. At most IN_FLIGHT_SLICES are claimed and unanswered at once.
+    """
     slice_size = sender.size * SLICE_ROUNDS
-    for chunk in due:
-        for start in range(0, len(chunk), slice_size):
-            if monotonic() >= deadline:
-                outcome.out_of_time = True
-                return
-            rows = chunk[start : start + slice_size]
-            won = claim(columns, rows)
-            rows = [row for row in rows if row.pk in won]
-            if not rows:
-                continue
-            results = sender.send([row.conversation for row in rows], audio=audio)
-            mark_sent(columns, [row for row, delivered in zip(rows, results, strict=True) if delivered])
-            delivered = sum(results)
-            outcome.sent += delivered
-            outcome.failed += len(results) - delivered
+    in_flight: collections.deque[tuple[list[Due], list[Future]]] = collections.deque()
+
+    def record(rows: list[Due], futures: list[Future]) -> None:
+        results = [future.result() for future in futures]
+        mark_sent(columns, [row for row, delivered in zip(rows, results, strict=True) if delivered])
+        delivered = sum(results)
+        outcome.sent += delivered
+        outcome.failed += len(results) - delivered
+
+    try:
+        for chunk in due:
+            for start in range(0, len(chunk), slice_size):
+                if monotonic() >= deadline:
+                    outcome.out_of_time = True
+                    return
+                rows = chunk[start : start + slice_size]
+                won = claim(columns, rows)
+                rows = [row for row in rows if row.pk in won]
+                if not rows:
+                    continue
+                in_flight.append((rows, sender.submit([row.conversation for row in rows], audio=audio)))
+                while len(in_flight) >= IN_FLIGHT_SLICES:
+                    record(*in_flight.popleft())
+    finally:
+        while in_flight:
+            record(*in_flight.popleft())
 
 
 # --- One POST ----------------------------------------------------------------------------
