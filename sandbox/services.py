@@ -748,8 +748,9 @@ def _deliveries_due(*, kind: _Delivery, now: float):
         status__in=kind.statuses,
         **{kind.sent: False, f"{kind.attempts}__lt": WEBHOOK_MAX_ATTEMPTS},
     )
-    batches = SandboxBatch.objects.filter(Exists(due.filter(batch=OuterRef("pk")))).order_by("created_at", "id")
-    for batch in batches.iterator(chunk_size=100):
+    # Few batches have events due at once, and each is one small row.
+    batches = list(SandboxBatch.objects.filter(Exists(due.filter(batch=OuterRef("pk")))).order_by("created_at", "id"))
+    for batch in batches:
         after = -1
         while True:
             chunk = list(due.filter(batch=batch, position__gt=after).order_by("position")[: delivery.DUE_CHUNK])
