@@ -23,7 +23,7 @@ node_modules/.installed: package.json package-lock.json
 install: $(BIN)/.installed
 
 # Embedded defaults: SQLite, no broker server, the built-in ElevenLabs sandbox.
-# Web, worker and beat run together; Ctrl-C stops all three.
+# Web, worker, the sandbox's worker (sandbox on) and beat run together; Ctrl-C stops them all.
 # First of all, with any python3: stop at once if the port is taken, and write a development
 # .env (DEBUG on, a SECRET_KEY of its own) if there is none, for manage.py commands run by hand.
 run: export DEBUG ?= true
@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/webhook_body.py
+	$(BIN)/python bench/sandbox_scale.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 var staticfiles node_modules

@@ -298,6 +298,19 @@ class Child:
         return status
 
 
+# The sandbox's worker (after `celery -A voiceable worker`): its queue only, one process, as the
+# README's "Running in production" gives it. A tick runs alone anyway (sandbox.delivery).
+SANDBOX_WORKER_ARGS = ("--queues", "sandbox", "--concurrency", "1", "--hostname", "sandbox@%h", "--loglevel", "INFO")
+
+_PROCESS_NAMES = {"web": "the web server", "worker": "the worker", "sandbox": "the sandbox worker", "beat": "beat"}
+
+
+def process_names(names: list[str]) -> str:
+    """The processes, as a sentence says them: "the web server, the worker and beat"."""
+    said = [_PROCESS_NAMES.get(name, name) for name in names]
+    return said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
+
+
 class OwnTerminal:
     """While in this block, a Ctrl-C in the terminal reaches this process only, not the `make` that
     started it: make, interrupted, exits 130 however cleanly everything stopped. A job-control

@@ -136,6 +136,21 @@ class SandboxFault(models.Model):
         return f"{self.rule} ({self.used} used)"
 
 
+class SandboxTickLease(models.Model):
+    """Who runs `sandbox_tick` now: one row, taken with a conditional UPDATE until `expires_at`.
+
+    Two ticks never run at once; one killed mid-way holds it only until it expires.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    holder = models.CharField(max_length=32, blank=True, default="")
+    # Unix seconds; 0 when nobody holds it.
+    expires_at = models.FloatField(default=0)
+
+    def __str__(self):
+        return f"tick lease until {self.expires_at}"
+
+
 # --- Outbound campaigns -----------------------------------------------------------------
 
 

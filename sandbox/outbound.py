@@ -47,7 +47,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 
-from sandbox import services, validation, workspace
+from sandbox import delivery, services, validation, workspace
 from sandbox.errors import ConversationNotFound, InvalidCursor, InvalidState, NotFound
 from sandbox.models import (
     CampaignCallStatus,
@@ -1061,26 +1061,40 @@ def campaigns_advance(now: float) -> int:
     return len(campaigns)
 
 
-def deliveries_send(*, session, url: str, secret: str, audio: bool, now: float):
-    """Send the due webhook of each ended call (its audio when `audio`); yields whether each was delivered."""
-    sent, attempts = ("audio_sent", "audio_attempts") if audio else ("webhook_sent", "webhook_attempts")
+def delivery_columns(*, audio: bool) -> "delivery.Columns":
+    """Where a call's event (its audio when `audio`) is tracked."""
+    if audio:
+        return delivery.Columns(SandboxCampaignCall, "audio_sent", "audio_attempts")
+    return delivery.Columns(SandboxCampaignCall, "webhook_sent", "webhook_attempts")
+
+
+def deliveries_due(*, audio: bool, now: float):
+    """The due event of each ended call (its audio when `audio`), as lists of at most DUE_CHUNK in the order the
+    calls ended: keyset pagination on (ended_at, id), never more than one chunk in memory."""
+    columns = delivery_columns(audio=audio)
     due = SandboxCampaignCall.objects.filter(
-        status=CampaignCallStatus.COMPLETED, **{sent: False, f"{attempts}__lt": services.WEBHOOK_MAX_ATTEMPTS}
+        status=CampaignCallStatus.COMPLETED,
+        **{columns.sent: False, f"{columns.attempts}__lt": delivery.WEBHOOK_MAX_ATTEMPTS},
     )
     if audio:
         due = due.filter(outcome__in=ANSWERED)
-    for call in due.select_related("campaign", "lead").order_by("ended_at", "sequence"):
-        conversation = conversation_build(call=call, now=now)
-        if conversation is None or conversation.status not in ("done", "failed"):
-            continue  # ElevenLabs posts once the analysis is done
-        claimed = SandboxCampaignCall.objects.filter(
-            pk=call.pk, **{sent: False, attempts: getattr(call, attempts)}
-        ).update(**{attempts: getattr(call, attempts) + 1})
-        if not claimed:
-            continue
-        delivered = services._webhook_deliver(
-            session=session, url=url, secret=secret, conversation=conversation, audio=audio
-        )
-        if delivered:
-            SandboxCampaignCall.objects.filter(pk=call.pk).update(**{sent: True})
-        yield delivered
+    due = due.select_related("campaign", "lead").order_by("ended_at", "id")
+    after: tuple[float, str] | None = None
+    while True:
+        page = due if after is None else due.filter(Q(ended_at__gt=after[0]) | Q(ended_at=after[0], id__gt=after[1]))
+        chunk = list(page[: delivery.DUE_CHUNK])
+        if not chunk:
+            return
+        after = (chunk[-1].ended_at, chunk[-1].pk)
+        rows = []
+        for call in chunk:
+            conversation = conversation_build(call=call, now=now)
+            if conversation is None or conversation.status not in ("done", "failed"):
+                continue  # ElevenLabs posts once the analysis is done
+            rows.append(
+                delivery.Due(
+                    pk=call.pk, attempts=getattr(call, columns.attempts), attempt=None, conversation=conversation
+                )
+            )
+        if rows:
+            yield rows

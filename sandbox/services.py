@@ -50,7 +50,6 @@ Webhooks (`sandbox_tick`)
     again on the next tick, at most three times in all, the audio apart from the rest.
 """
 
-import itertools
 import logging
 import math
 import re
@@ -58,14 +57,15 @@ import secrets
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from time import monotonic
 
-import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, CharField, Count, F, Q, Value, When
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Cast, Coalesce, Concat, LPad
 
-from sandbox import audio, serializers, validation, workspace
+from sandbox import audio, delivery, validation, workspace
+from sandbox.delivery import WEBHOOK_MAX_ATTEMPTS
 from sandbox.errors import (
     AudioNotFound,
     ConversationNotFound,
@@ -75,7 +75,6 @@ from sandbox.errors import (
     OverrideNotAllowed,
 )
 from sandbox.models import BatchStatus, Outcome, RecipientStatus, SandboxBatch, SandboxRecipient
-from sandbox.signing import HEADER, sign
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +98,6 @@ RECORDED_RECIPIENT = (RecipientStatus.COMPLETED, RecipientStatus.VOICEMAIL)
 ANSWERED = (Outcome.SUCCESS, Outcome.UNSUCCESSFUL, Outcome.VOICEMAIL, Outcome.DO_NOT_CALL)
 UNANSWERED = (Outcome.BUSY, Outcome.NO_ANSWER)
 
-WEBHOOK_MAX_ATTEMPTS = 3
-WEBHOOK_TIMEOUT = (3, 10)
-AUDIO_CHUNK_BYTES = 16_384
 RETRY_CHUNK = 2_000
 # Floating-point slack when deciding whether a moment on the timeline has been reached.
 _EPSILON = 1e-6
@@ -669,6 +665,8 @@ class TickResult:
     webhooks_sent: int = 0
     webhooks_failed: int = 0
     campaigns_advanced: int = 0
+    # Another tick was running: this one did nothing.
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -688,15 +686,24 @@ _AUDIO_EVENT = _Delivery(statuses=RECORDED_RECIPIENT, sent="audio_sent", attempt
 def sandbox_tick(now: float | None = None) -> TickResult:
     """Advance every active batch and open outbound campaign, then send the webhooks of calls that have ended.
 
-    Safe to run concurrently: each delivery is claimed with a conditional UPDATE before it
-    is sent, so two ticks never send the same event. No transaction is held while a
-    webhook is in flight (the receiver may write to the same database).
+    One tick at a time (`delivery.tick_lease`): a tick that finds another running does
+    nothing. The events due are read a chunk at a time and sent SANDBOX_WEBHOOK_CONCURRENCY
+    at once, each claimed with a conditional UPDATE before it is sent, until none is left or
+    SANDBOX_TICK_BUDGET_SECONDS have passed. No transaction is held while a webhook is in
+    flight (the receiver may write to the same database).
     """
     from sandbox import outbound
 
     if not sandbox_enabled():
         return TickResult()
-    now = _clock(now)
+    with delivery.tick_lease() as held:
+        if not held:
+            return TickResult(skipped=True)
+        return _tick(_clock(now), outbound)
+
+
+def _tick(now: float, outbound) -> TickResult:
+    deadline = monotonic() + delivery.budget_seconds()
     active = list(SandboxBatch.objects.filter(status__in=ACTIVE_BATCH))
     for batch in active:
         batch_advance(batch, now)
@@ -704,84 +711,64 @@ def sandbox_tick(now: float | None = None) -> TickResult:
     url = getattr(settings, "SANDBOX_WEBHOOK_URL", "")
     if not url:
         return TickResult(batches_advanced=len(active), campaigns_advanced=campaigns)
-    deliveries = [_CALL_EVENT]
+    kinds = [_CALL_EVENT]
     if getattr(settings, "SANDBOX_WEBHOOK_AUDIO", False):
-        deliveries.append(_AUDIO_EVENT)
-    sent = failed = 0
-    secret = getattr(settings, "ELEVENLABS_WEBHOOK_SECRET", "")
-    with requests.Session() as session:
-        for delivery in deliveries:
-            results = itertools.chain(
-                _deliveries_send(session=session, url=url, secret=secret, delivery=delivery, now=now),
-                outbound.deliveries_send(session=session, url=url, secret=secret, audio=delivery.audio, now=now),
-            )
-            for delivered in results:
-                if delivered:
-                    sent += 1
-                else:
-                    failed += 1
-    return TickResult(
-        batches_advanced=len(active), webhooks_sent=sent, webhooks_failed=failed, campaigns_advanced=campaigns
-    )
-
-
-def _deliveries_send(*, session: requests.Session, url: str, secret: str, delivery: _Delivery, now: float):
-    """Send each due event of one kind; yields whether each attempt was delivered."""
-    due = list(
-        SandboxRecipient.objects.filter(
-            status__in=delivery.statuses,
-            **{delivery.sent: False, f"{delivery.attempts}__lt": WEBHOOK_MAX_ATTEMPTS},
-        )
-        .select_related("batch")
-        .order_by("batch__created_at", "batch_id", "position")
-    )
-    for recipient in due:
-        conversation = conversation_build(
-            recipient=recipient, batch=recipient.batch, attempt=recipient.attempt, now=now
-        )
-        if conversation is None or conversation.status not in ("done", "failed"):
-            continue  # ElevenLabs posts once the analysis is done
-        claimed = SandboxRecipient.objects.filter(
-            pk=recipient.pk,
-            attempt=recipient.attempt,
-            **{delivery.sent: False, delivery.attempts: getattr(recipient, delivery.attempts)},
-        ).update(**{delivery.attempts: F(delivery.attempts) + 1})
-        if not claimed:
-            continue
-        delivered = _webhook_deliver(
-            session=session, url=url, secret=secret, conversation=conversation, audio=delivery.audio
-        )
-        if delivered:
-            SandboxRecipient.objects.filter(pk=recipient.pk, attempt=recipient.attempt).update(**{delivery.sent: True})
-        yield delivered
-
-
-def _audio_chunks(body: bytes):
-    for start in range(0, len(body), AUDIO_CHUNK_BYTES):
-        yield body[start : start + AUDIO_CHUNK_BYTES]
-
-
-def _webhook_deliver(
-    *, session: requests.Session, url: str, secret: str, conversation: Conversation, audio: bool
-) -> bool:
-    timestamp = int(time.time())
-    if audio:
-        size = int(getattr(settings, "SANDBOX_WEBHOOK_AUDIO_BYTES", 65_536))
-        event = serializers.audio_event(conversation, event_timestamp=timestamp, audio=secrets.token_bytes(size))
-    else:
-        event = serializers.call_event(conversation, event_timestamp=timestamp)
-    body = serializers.json_bytes(event)
-    headers = {"Content-Type": "application/json", HEADER: sign(body, secret, timestamp)}
-    # ElevenLabs streams the audio event: a generator makes requests send it chunked.
-    data = _audio_chunks(body) if audio else body
+        kinds.append(_AUDIO_EVENT)
+    outcome = delivery.Outcome()
+    sender = delivery.Sender(url=url, secret=getattr(settings, "ELEVENLABS_WEBHOOK_SECRET", ""))
     try:
-        response = session.post(url, data=data, headers=headers, timeout=WEBHOOK_TIMEOUT)
-    except requests.RequestException as exc:
-        logger.warning("Sandbox webhook %s for %s failed: %s", event["type"], conversation.conversation_id, exc)
-        return False
-    if not 200 <= response.status_code < 300:
-        logger.warning(
-            "Sandbox webhook %s for %s answered %s", event["type"], conversation.conversation_id, response.status_code
-        )
-        return False
-    return True
+        for kind in kinds:
+            sources = (
+                (delivery.Columns(SandboxRecipient, kind.sent, kind.attempts), _deliveries_due(kind=kind, now=now)),
+                (outbound.delivery_columns(audio=kind.audio), outbound.deliveries_due(audio=kind.audio, now=now)),
+            )
+            for columns, due in sources:
+                delivery.deliver(
+                    columns=columns, due=due, sender=sender, audio=kind.audio, deadline=deadline, outcome=outcome
+                )
+    finally:
+        sender.close()
+    if outcome.out_of_time:
+        logger.info("Sandbox tick out of time after %s webhooks; the next tick sends the rest", outcome.sent)
+    return TickResult(
+        batches_advanced=len(active),
+        webhooks_sent=outcome.sent,
+        webhooks_failed=outcome.failed,
+        campaigns_advanced=campaigns,
+    )
+
+
+def _deliveries_due(*, kind: _Delivery, now: float):
+    """The due events of one kind, as lists of at most DUE_CHUNK, batch by batch in position order.
+
+    Keyset pagination on (batch, position): never more than one chunk of recipients in memory.
+    Calls still being analysed are passed over; a later tick finds them.
+    """
+    due = SandboxRecipient.objects.filter(
+        status__in=kind.statuses,
+        **{kind.sent: False, f"{kind.attempts}__lt": WEBHOOK_MAX_ATTEMPTS},
+    )
+    # Few batches have events due at once, and each is one small row.
+    batches = list(SandboxBatch.objects.filter(Exists(due.filter(batch=OuterRef("pk")))).order_by("created_at", "id"))
+    for batch in batches:
+        after = -1
+        while True:
+            chunk = list(due.filter(batch=batch, position__gt=after).order_by("position")[: delivery.DUE_CHUNK])
+            if not chunk:
+                break
+            after = chunk[-1].position
+            rows = []
+            for recipient in chunk:
+                conversation = conversation_build(recipient=recipient, batch=batch, attempt=recipient.attempt, now=now)
+                if conversation is None or conversation.status not in ("done", "failed"):
+                    continue  # ElevenLabs posts once the analysis is done
+                rows.append(
+                    delivery.Due(
+                        pk=recipient.pk,
+                        attempts=getattr(recipient, kind.attempts),
+                        attempt=recipient.attempt,
+                        conversation=conversation,
+                    )
+                )
+            if rows:
+                yield rows

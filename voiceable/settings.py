@@ -364,6 +364,10 @@ SANDBOX_REFUSE_OVERRIDES = env.bool("SANDBOX_REFUSE_OVERRIDES", default=True)
 # Also send post_call_audio webhooks (ElevenLabs does when the workspace enables audio), of this many bytes.
 SANDBOX_WEBHOOK_AUDIO = env.bool("SANDBOX_WEBHOOK_AUDIO", default=False)
 SANDBOX_WEBHOOK_AUDIO_BYTES = env.int("SANDBOX_WEBHOOK_AUDIO_BYTES", default=65536)
+# The sandbox's tick POSTs this many webhooks at once, and claims no more after this many seconds
+# (what is left is the next tick's): well within CELERY_TASK_SOFT_TIME_LIMIT.
+SANDBOX_WEBHOOK_CONCURRENCY = env.int("SANDBOX_WEBHOOK_CONCURRENCY", default=8)
+SANDBOX_TICK_BUDGET_SECONDS = env.float("SANDBOX_TICK_BUDGET_SECONDS", default=60.0)
 
 # --- Web server (gunicorn.conf.py) ----------------------------------------------------------
 # Read by gunicorn.conf.py, so the Procfile, the Dockerfile and docker-compose.yml serve alike.
@@ -395,6 +399,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The sandbox's work has a queue of its own, consumed by a worker of its own
+# (`celery -A voiceable worker -Q sandbox`): however busy, it never delays the product's tasks,
+# which stay on the default queue `celery`.
+CELERY_TASK_ROUTES = {"sandbox.tasks.*": {"queue": "sandbox"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing from a web request must not hang when the broker is down: the beat sweep
 # picks up anything whose message was never sent.
@@ -441,7 +449,13 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 if ELEVENLABS_SANDBOX:
-    CELERY_BEAT_SCHEDULE["sandbox-tick"] = {"task": "sandbox.tasks.sandbox_tick", "schedule": SANDBOX_TICK_EVERY}
+    # Ticks do not pile up behind a long one: a tick still queued when the next is due is dropped
+    # (and one that finds another running returns at once, `sandbox.delivery.tick_lease`).
+    CELERY_BEAT_SCHEDULE["sandbox-tick"] = {
+        "task": "sandbox.tasks.sandbox_tick",
+        "schedule": SANDBOX_TICK_EVERY,
+        "options": {"expires": SANDBOX_TICK_EVERY},
+    }
 
 # --- Metrics (README: Health and metrics) -------------------------------------------------
 # The Bearer token /metrics asks for; unset, /metrics answers 404.

@@ -321,7 +321,8 @@ def test_devserver_prints_the_banner_last_and_stops_on_ctrl_c_quietly_with_statu
 
     assert server.returncode == 0, output
     assert "ERROR" not in output and "Traceback" not in output, output
-    assert output.rstrip().endswith("Stopped the web server, the worker and beat."), output
+    # The sandbox is on (no ElevenLabs key): its queue has a worker of its own.
+    assert output.rstrip().endswith("Stopped the web server, the worker, the sandbox worker and beat."), output
     kept = json.loads((tmp_path / "demo.json").read_text())
     banner = output[output.index("Voiceable Campaigns is ready.") :]
     assert kept["api_key"] in banner and f"http://127.0.0.1:{port}/api/v1/campaigns" in banner
@@ -329,3 +330,5 @@ def test_devserver_prints_the_banner_last_and_stops_on_ctrl_c_quietly_with_statu
     assert "INFO/" not in output
     assert "celery@" in (tmp_path / "log" / "worker.log").read_text()
     assert "beat: Starting..." in (tmp_path / "log" / "beat.log").read_text()
+    sandbox_log = (tmp_path / "log" / "sandbox.log").read_text()
+    assert "sandbox@" in sandbox_log and ".> sandbox " in sandbox_log

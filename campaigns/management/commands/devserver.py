@@ -21,9 +21,9 @@ WEB_START_SECONDS = 60
 
 class Command(BaseCommand):
     help = (
-        "Run the web server, a Celery worker and Celery beat together (Ctrl-C stops all three); once the "
-        "web server answers, set up the demo and print how to make a first request. The worker and beat "
-        "log in full to --log-dir and show only their warnings and errors here."
+        "Run the web server, a Celery worker, the sandbox's own worker (when the sandbox is on) and Celery beat "
+        "together (Ctrl-C stops them all); once the web server answers, set up the demo and print how to make a "
+        "first request. The workers and beat log in full to --log-dir and show only their warnings and errors here."
     )
 
     # Written by hand rather than with a process manager such as honcho: honcho sends SIGTERM to
@@ -75,12 +75,23 @@ class Command(BaseCommand):
                 shows_out=devrun.never, shows_err=devrun.AtLeast(logging.WARNING),
             ),
         ]  # fmt: skip
+        if settings.ELEVENLABS_SANDBOX:
+            # The sandbox's queue has a worker of its own: its ticks never hold up the product's tasks.
+            children.insert(
+                2,
+                devrun.Child(
+                    "sandbox", [*celery, "worker", *devrun.SANDBOX_WORKER_ARGS],
+                    env=env, log=log_dir / "sandbox.log", stop_signal=signal.SIGTERM, say=self._say,
+                    shows_out=devrun.never, shows_err=devrun.AtLeast(logging.WARNING),
+                ),
+            )  # fmt: skip
+        names = devrun.process_names([child.name for child in children])
         with devrun.OwnTerminal():
             for child in children:
                 child.start()
             try:
                 failed = self._serve(
-                    children, url=url, env=env, demo_file=None if no_demo else demo_file, log_dir=log_dir
+                    children, url=url, env=env, demo_file=None if no_demo else demo_file, log_dir=log_dir, names=names
                 )
             finally:
                 if self._stopping.is_set():
@@ -92,9 +103,9 @@ class Command(BaseCommand):
         if failed is not None:
             self._explain(failed)
             sys.exit(1)
-        self._say("Stopped the web server, the worker and beat.")
+        self._say(f"Stopped {names}.")
 
-    def _serve(self, children, *, url, env, demo_file, log_dir):
+    def _serve(self, children, *, url, env, demo_file, log_dir, names):
         """Until Ctrl-C: None; or the process that stopped by itself."""
         deadline = time.monotonic() + WEB_START_SECONDS
         while not devrun.answers(url, timeout=1):
@@ -113,8 +124,9 @@ class Command(BaseCommand):
             sandbox = settings.ELEVENLABS_SANDBOX and "ElevenLabs: the built-in sandbox (no real calls are placed).\n"
             self._say(
                 f"{banner.rstrip()}\n\n{sandbox or ''}"
-                f"The worker and beat log to {devrun.shown_path(log_dir)}/ (their warnings and errors show here too).\n"
-                "`make demo` prints this again; Ctrl-C stops the web server, the worker and beat."
+                f"The workers and beat log to {devrun.shown_path(log_dir)}/ "
+                "(their warnings and errors show here too).\n"
+                f"`make demo` prints this again; Ctrl-C stops {names}."
             )
         while not self._stopping.wait(0.5):
             stopped = next((child for child in children if not child.running()), None)

@@ -92,13 +92,13 @@ class Stack:
         """A URL on a free local port, for a web server besides the stack's own."""
         return f"http://127.0.0.1:{_free_port()}"
 
-    def worker(self, name: str = "worker", *, queues: str = "", **env):
-        """A Celery worker reading the default queue, or `queues` (comma-separated) when given."""
+    def worker(self, name: str = "worker", *, queues: str = "celery,sandbox", **env):
+        """A worker of the product's queue and, unless `queues` says otherwise, the sandbox's."""
         process = self.start(
             name,
             sys.executable, "-m", "celery", "-A", "voiceable", "worker", "--loglevel", "INFO",
             "--concurrency", "2", "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
-            *(["-Q", queues] if queues else []),
+            "--queues", queues,
             **env,
         )  # fmt: skip
         wait_until(lambda: " ready." in self.log(name), timeout=30, message=f"{name} is ready")

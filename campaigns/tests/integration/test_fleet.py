@@ -270,8 +270,8 @@ def test_two_web_nodes_two_workers_and_beat_run_the_whole_journey_and_survive_lo
     assert set(proxy.nodes_serving("GET", "/api/v1/campaigns", 200)) == {"web-1", "web-2"}
 
     # Workers (product queue, and the sandbox's), and one beat.
-    stack.worker("worker-1")
-    stack.worker("worker-2")
+    stack.worker("worker-1", queues="celery")
+    stack.worker("worker-2", queues="celery")
     stack.worker("sandbox-worker", queues="sandbox")
     stack.beat()
 
@@ -351,8 +351,8 @@ def test_two_beats_by_mistake_submit_each_batch_once_call_each_person_once_and_s
 ):
     who = account(fleet, "twobeats")
     register_endpoint(fleet, who, receiver)
-    stack.worker("worker-1")
-    stack.worker("worker-2")
+    stack.worker("worker-1", queues="celery")
+    stack.worker("worker-2", queues="celery")
     stack.worker("sandbox-worker", queues="sandbox")
     # Two beats on one broker and database, each with its own schedule file.
     stack.beat("beat-1")
