@@ -351,7 +351,7 @@ def _recipient_match(outcome: Outcome) -> tuple[Recipient | None, str]:
 
 def _outcome_record(outcome: Outcome, *, recipient_id: int) -> Call | None:
     """Record the outcome on its call and, if it is about the latest attempt, on the recipient."""
-    recipient = Recipient.objects.select_for_update().get(pk=recipient_id)
+    recipient = _recipient_locked(recipient_id)
     call = None
     if outcome.conversation_id:
         call, _ = Call.objects.get_or_create(
@@ -387,6 +387,16 @@ def _outcome_record(outcome: Outcome, *, recipient_id: int) -> Call | None:
         if "status" in changed and recipient.status in tracking.TERMINAL_RECIPIENT_STATUSES:
             events.recipients_call_finished(campaign_id=recipient.campaign_id, recipient_ids=[recipient.pk])
     return call
+
+
+def _recipient_locked(recipient_id: int) -> Recipient:
+    """The recipient, locked until the transaction ends against other writers of its columns.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: a poll inserting the calls it learned checks their
+    recipients with FOR KEY SHARE, which FOR UPDATE would block. Holding that lock while
+    inserting this event's call, which the poll may be inserting too, deadlocked the two.
+    """
+    return Recipient.objects.select_for_update(no_key=True).get(pk=recipient_id)
 
 
 def _attempt_of(recipient: Recipient, outcome: Outcome) -> int:

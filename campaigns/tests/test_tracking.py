@@ -1,16 +1,17 @@
 """Keeping campaigns in step with ElevenLabs: polling batches, forward-only statuses, the active list."""
 
+import threading
 import time
 
 import pytest
 import responses
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns import dispatch, tracking
+from campaigns import dispatch, inbox, tracking
 from campaigns.elevenlabs import ElevenLabsClient
-from campaigns.models import Campaign, CampaignBatch, Recipient
+from campaigns.models import Call, Campaign, CampaignBatch, Recipient
 
 from .conftest import BASE
 from .factories import AgentFactory, CampaignFactory, PhoneNumberFactory, RecipientFactory
@@ -423,3 +424,40 @@ def test_an_unknown_and_long_status_from_elevenlabs_never_breaks_a_poll(http, cl
     assert statuses(campaign) == {"+12125550100": "pending"}
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.PENDING
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: SQLite locks the whole database")
+def test_a_webhook_holding_its_recipient_does_not_block_a_poll_recording_that_recipients_call():
+    """A post-call webhook locks its recipient while it records the call; a poll that learned
+    the same conversation inserts its Call meanwhile. The poll must not wait for the webhook's
+    lock: the webhook in turn waits for the poll's insert of that conversation (a deadlock)."""
+    campaign = CampaignFactory(status=Campaign.Status.IN_PROGRESS)
+    recipient = RecipientFactory(campaign=campaign, status="in_progress", conversation_id="conv_both")
+    locked, release, failures = threading.Event(), threading.Event(), []
+
+    def webhook():
+        try:
+            with transaction.atomic():
+                inbox._recipient_locked(recipient.pk)
+                locked.set()
+                release.wait(10)
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=webhook)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")
+        tracking._calls_record(campaign_id=campaign.pk, conversation_ids=["conv_both"])
+        assert Call.objects.filter(conversation_id="conv_both", recipient=recipient).exists()
+    finally:
+        release.set()
+        thread.join()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    assert failures == []
