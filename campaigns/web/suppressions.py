@@ -203,7 +203,7 @@ def suppression_add(request):
         except ApplicationError as exc:
             form.add_service_error(exc)
         else:
-            shown = suppressions.phone_number_display(suppression.phone_number)
+            shown = suppressions.phone_number_display(suppression.phone_number or form.cleaned_data["phone_number"])
             if created:
                 messages.success(request, f"{shown} added: no campaign you create from now on will call it.")
             else:
