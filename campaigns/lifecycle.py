@@ -219,6 +219,27 @@ def _batches_delete(*, campaign_id: int, client=None) -> bool:
     return done
 
 
+def campaign_retention_state(*, campaign: Campaign, now: dt.datetime | None = None) -> str:
+    """Where the campaign stands in retention, in words (the campaign's admin page)."""
+    if campaign.personal_data_erased_at is not None:
+        held = CampaignBatch.objects.filter(
+            campaign=campaign, elevenlabs_batch_call_id__isnull=False, deleted_at__isnull=True
+        ).count()
+        erased = f"Personal data erased {campaign.personal_data_erased_at:%Y-%m-%d %H:%M} UTC"
+        if held:
+            return f"{erased}; {held} batch call{'s' if held != 1 else ''} still to delete at ElevenLabs."
+        return f"{erased}; nothing left at ElevenLabs to delete."
+    days = settings.PERSONAL_DATA_RETENTION_DAYS
+    if not days or days <= 0:
+        return "Kept: retention is off (PERSONAL_DATA_RETENTION_DAYS)."
+    if campaign.status not in FINAL_STATUSES:
+        return f"Kept while it runs; erased {days} days after it ends."
+    due = campaign.updated_at + dt.timedelta(days=days)
+    if due > (now or timezone.now()):
+        return f"Erased after {due:%Y-%m-%d %H:%M} UTC ({days} days after it ended)."
+    return "Due: the next retention sweep erases it."
+
+
 # --- Erasing one person ----------------------------------------------------------------------
 
 

@@ -42,7 +42,7 @@ TRANSCRIPT = [{"role": "user", "message": "Yes, Tuesday works, my number is +141
 
 
 @pytest.fixture
-def client():
+def remote():
     return ElevenLabsClient(base_url=BASE, api_key="k", max_retries=0, sleep=lambda seconds: None)
 
 
@@ -91,14 +91,14 @@ def finished_campaign(*, user=None, days=40, status=S.COMPLETED, batches=("batch
 # --- Retention ---------------------------------------------------------------------------------
 
 
-def test_retention_is_off_by_default(http, client):
+def test_retention_is_off_by_default(http, remote):
     finished_campaign(days=4000)
 
     assert lifecycle.campaigns_due_for_erasure() == []
 
 
 def test_a_finished_campaign_past_retention_loses_its_personal_data_and_keeps_its_counts_and_outcomes(
-    retention, http, client
+    retention, http, remote
 ):
     campaign, ada, bob = finished_campaign()
     endpoint = WebhookEndpoint.objects.create(user=campaign.user, url="https://hooks.example.com/x", secret="s")
@@ -110,7 +110,7 @@ def test_a_finished_campaign_past_retention_loses_its_personal_data_and_keeps_it
     http.add(responses.DELETE, f"{BATCHES}/batch_1", status=200)
 
     assert lifecycle.campaigns_due_for_erasure() == [campaign.pk]
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is True
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is True
 
     ada.refresh_from_db()
     bob.refresh_from_db()
@@ -133,42 +133,42 @@ def test_a_finished_campaign_past_retention_loses_its_personal_data_and_keeps_it
 
 
 @pytest.mark.parametrize("status", [S.IN_PROGRESS, S.PAUSED, S.CANCELLING, S.SCHEDULED, S.PENDING])
-def test_a_campaign_still_running_is_never_erased_however_old(retention, http, client, status):
+def test_a_campaign_still_running_is_never_erased_however_old(retention, http, remote, status):
     campaign, ada, _ = finished_campaign(status=status, days=400)
 
     assert lifecycle.campaigns_due_for_erasure() == []
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is False
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is False
     ada.refresh_from_db()
     assert ada.phone_number == "+14155550123"
     assert len(http.calls) == 0
 
 
-def test_a_campaign_finished_within_the_period_is_kept(retention, http, client):
+def test_a_campaign_finished_within_the_period_is_kept(retention, http, remote):
     campaign, ada, _ = finished_campaign(days=29)
 
     assert lifecycle.campaigns_due_for_erasure() == []
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is False
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is False
     ada.refresh_from_db()
     assert ada.variables == {"first_name": "Ada"}
 
 
 @pytest.mark.parametrize("status", [S.CANCELLED, S.FAILED])
-def test_cancelled_and_failed_campaigns_are_erased_too(retention, http, client, status):
+def test_cancelled_and_failed_campaigns_are_erased_too(retention, http, remote, status):
     campaign, ada, _ = finished_campaign(status=status)
     http.add(responses.DELETE, f"{BATCHES}/batch_1", status=200)
 
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is True
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is True
     ada.refresh_from_db()
     assert ada.phone_number.startswith("erased:")
 
 
-def test_each_batch_is_deleted_at_elevenlabs_once(retention, http, client):
+def test_each_batch_is_deleted_at_elevenlabs_once(retention, http, remote):
     campaign, _, _ = finished_campaign(batches=("batch_1", "batch_2"))
     http.add(responses.DELETE, f"{BATCHES}/batch_1", status=200)
     http.add(responses.DELETE, f"{BATCHES}/batch_2", status=200)
 
-    lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client)
-    lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client)
+    lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote)
+    lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote)
 
     assert [(call.request.method, call.request.url) for call in http.calls] == [
         ("DELETE", f"{BATCHES}/batch_1"),
@@ -177,7 +177,7 @@ def test_each_batch_is_deleted_at_elevenlabs_once(retention, http, client):
 
 
 @pytest.mark.parametrize("failure", [503, 429, "timeout"])
-def test_a_batch_elevenlabs_did_not_delete_is_tried_again_by_the_next_sweep(retention, http, client, failure):
+def test_a_batch_elevenlabs_did_not_delete_is_tried_again_by_the_next_sweep(retention, http, remote, failure):
     campaign, ada, _ = finished_campaign()
     if failure == "timeout":
         import requests
@@ -186,7 +186,7 @@ def test_a_batch_elevenlabs_did_not_delete_is_tried_again_by_the_next_sweep(rete
     else:
         http.add(responses.DELETE, f"{BATCHES}/batch_1", status=failure, json={"detail": "busy"})
 
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is False
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is False
 
     # Erased here already; only ElevenLabs' copy is left for the next sweep.
     ada.refresh_from_db()
@@ -195,51 +195,51 @@ def test_a_batch_elevenlabs_did_not_delete_is_tried_again_by_the_next_sweep(rete
     assert lifecycle.campaigns_due_for_erasure() == [campaign.pk]
 
     http.replace(responses.DELETE, f"{BATCHES}/batch_1", status=200)
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is True
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is True
     assert CampaignBatch.objects.get(campaign=campaign).deleted_at is not None
     assert lifecycle.campaigns_due_for_erasure() == []
 
 
-def test_a_batch_elevenlabs_no_longer_has_counts_as_deleted(retention, http, client):
+def test_a_batch_elevenlabs_no_longer_has_counts_as_deleted(retention, http, remote):
     campaign, _, _ = finished_campaign()
     http.add(responses.DELETE, f"{BATCHES}/batch_1", status=404, json={"detail": "Not Found"})
 
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is True
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is True
     assert CampaignBatch.objects.get(campaign=campaign).deleted_at is not None
 
 
-def test_a_campaign_another_worker_is_erasing_is_left_to_it(retention, http, client):
+def test_a_campaign_another_worker_is_erasing_is_left_to_it(retention, http, remote):
     campaign, ada, _ = finished_campaign()
     Campaign.objects.filter(pk=campaign.pk).update(personal_data_claimed_at=timezone.now())
 
     assert lifecycle.campaigns_due_for_erasure() == []
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is False
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is False
     ada.refresh_from_db()
     assert ada.phone_number == "+14155550123"
 
 
-def test_a_claim_left_by_a_worker_that_died_expires(retention, http, client):
+def test_a_claim_left_by_a_worker_that_died_expires(retention, http, remote):
     campaign, _, _ = finished_campaign()
     Campaign.objects.filter(pk=campaign.pk).update(personal_data_claimed_at=timezone.now() - dt.timedelta(hours=2))
     http.add(responses.DELETE, f"{BATCHES}/batch_1", status=200)
 
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is True
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is True
 
 
-def test_an_outbound_campaign_part_has_nothing_to_delete_at_elevenlabs(retention, http, client):
+def test_an_outbound_campaign_part_has_nothing_to_delete_at_elevenlabs(retention, http, remote):
     campaign, _, _ = finished_campaign(batches=())
     CampaignBatch.objects.create(
         campaign=campaign, part=1, timezone="America/New_York", offset=0, size=2, token="tok-out",
         elevenlabs_campaign_id="camp_1",
     )  # fmt: skip
 
-    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is True
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is True
     assert len(http.calls) == 0
     assert lifecycle.campaigns_due_for_erasure() == []
 
 
 def test_erasing_a_big_campaign_takes_a_bounded_number_of_queries(
-    retention, http, client, django_assert_max_num_queries, monkeypatch
+    retention, http, remote, django_assert_max_num_queries, monkeypatch
 ):
     monkeypatch.setattr(lifecycle, "ERASE_CHUNK", 100)
     campaign, _, _ = finished_campaign(batches=())
@@ -250,7 +250,7 @@ def test_erasing_a_big_campaign_takes_a_bounded_number_of_queries(
 
     # About 1,000 recipients in chunks of 100: a few queries per chunk, none per recipient.
     with django_assert_max_num_queries(60):
-        assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=client) is True
+        assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote) is True
 
     assert not Recipient.objects.filter(campaign=campaign).exclude(phone_number__startswith="erased:").exists()
     assert not Recipient.objects.filter(campaign=campaign).exclude(variables={}).exists()
@@ -259,7 +259,7 @@ def test_erasing_a_big_campaign_takes_a_bounded_number_of_queries(
 # --- Erasing one person ------------------------------------------------------------------------
 
 
-def test_erasing_a_number_removes_it_from_every_campaign_of_the_account_and_reports_it(http, client):
+def test_erasing_a_number_removes_it_from_every_campaign_of_the_account_and_reports_it(http, remote):
     user = UserFactory(username="alice")
     first, ada, bob = finished_campaign(user=user, days=1)
     second, ada_again, _ = finished_campaign(user=user, days=1, batches=("batch_2",))
@@ -273,7 +273,7 @@ def test_erasing_a_number_removes_it_from_every_campaign_of_the_account_and_repo
     for conversation_id in ("conv_ada", f"conv_ada_{first.pk}", f"conv_ada_{second.pk}"):
         http.add(responses.DELETE, f"{CONVERSATIONS}/{conversation_id}", status=200)
 
-    erasure = lifecycle.person_erase(user=user, phone_number="(415) 555-0123 ".replace("(", "+1 ("), client=client)
+    erasure = lifecycle.person_erase(user=user, phone_number="(415) 555-0123 ".replace("(", "+1 ("), client=remote)
 
     assert (erasure.recipients_erased, erasure.campaigns_touched, erasure.calls_erased) == (2, 2, 2)
     assert erasure.conversations_deleted == 3 and erasure.conversations_not_deleted == []
@@ -295,12 +295,12 @@ def test_erasing_a_number_removes_it_from_every_campaign_of_the_account_and_repo
     assert "4155550123" not in json.dumps(list(Erasure.objects.values()), default=str)
 
 
-def test_another_accounts_recipients_with_the_same_number_are_untouched(http, client):
+def test_another_accounts_recipients_with_the_same_number_are_untouched(http, remote):
     alice, mallory = UserFactory(username="alice"), UserFactory(username="mallory")
     _, theirs, _ = finished_campaign(user=mallory, days=1)
     SuppressionFactory(user=mallory, phone_number="+14155550123")
 
-    erasure = lifecycle.person_erase(user=alice, phone_number="+14155550123", client=client)
+    erasure = lifecycle.person_erase(user=alice, phone_number="+14155550123", client=remote)
 
     assert (erasure.recipients_erased, erasure.campaigns_touched, erasure.do_not_call_kept) == (0, 0, False)
     theirs.refresh_from_db()
@@ -310,27 +310,27 @@ def test_another_accounts_recipients_with_the_same_number_are_untouched(http, cl
     assert len(http.calls) == 0
 
 
-def test_a_conversation_elevenlabs_would_not_delete_is_reported_with_why(http, client):
+def test_a_conversation_elevenlabs_would_not_delete_is_reported_with_why(http, remote):
     user = UserFactory(username="alice")
     campaign, _, _ = finished_campaign(user=user, days=1)
     http.add(responses.DELETE, f"{CONVERSATIONS}/conv_ada", status=404, json={"detail": "Not Found"})
     http.add(responses.DELETE, f"{CONVERSATIONS}/conv_ada_{campaign.pk}", status=503, json={"detail": "down"})
 
-    erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=client)
+    erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=remote)
 
     assert erasure.conversations_deleted == 1  # the 404: gone already
     [not_deleted] = erasure.conversations_not_deleted
     assert not_deleted["conversation_id"] == f"conv_ada_{campaign.pk}" and "503" in not_deleted["reason"]
 
 
-def test_a_pending_recipient_of_a_part_not_sent_yet_is_never_called(http, client, user, agent, phone_number):
+def test_a_pending_recipient_of_a_part_not_sent_yet_is_never_called(http, remote, user, agent, phone_number):
     campaign = services.campaign_create(
         user=user, name="Later", agent_id=agent.elevenlabs_agent_id, phone_number_id=phone_number.pk,
         recipients_file=csv_file("phone_number\n+14155550123\n+14155550124\n"), send_immediately=False,
         schedule_date=(timezone.now() + dt.timedelta(days=2)).date(), schedule_time=dt.time(10), timezone_name="UTC",
     )  # fmt: skip
 
-    erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=client)
+    erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=remote)
 
     assert (erasure.calls_prevented, erasure.calls_not_stopped) == (1, 0)
     erased = Recipient.objects.get(campaign=campaign, phone_number__startswith="erased:")
@@ -343,7 +343,7 @@ def test_a_pending_recipient_of_a_part_not_sent_yet_is_never_called(http, client
     assert [item["phone_number"] for item in sent] == ["+14155550124"]
 
 
-def test_a_recipient_already_with_elevenlabs_is_reported_as_not_stopped(http, client):
+def test_a_recipient_already_with_elevenlabs_is_reported_as_not_stopped(http, remote):
     user = UserFactory(username="alice")
     campaign = CampaignFactory(user=user, status=S.IN_PROGRESS)
     CampaignBatch.objects.create(
@@ -351,7 +351,7 @@ def test_a_recipient_already_with_elevenlabs_is_reported_as_not_stopped(http, cl
     )
     recipient = RecipientFactory(campaign=campaign, phone_number="+14155550123", status=R.PENDING)
 
-    erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=client)
+    erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=remote)
 
     assert (erasure.calls_prevented, erasure.calls_not_stopped) == (0, 1)
     assert any("cannot be taken out" in note for note in erasure.notes)
@@ -359,7 +359,7 @@ def test_a_recipient_already_with_elevenlabs_is_reported_as_not_stopped(http, cl
     assert recipient.phone_number.startswith("erased:")
 
 
-def test_a_lead_of_an_outbound_campaign_is_removed_at_elevenlabs(http, client):
+def test_a_lead_of_an_outbound_campaign_is_removed_at_elevenlabs(http, remote):
     user = UserFactory(username="alice")
     campaign = CampaignFactory(user=user, status=S.IN_PROGRESS, calling_hours="09:00-17:00")
     CampaignBatch.objects.create(
@@ -374,18 +374,18 @@ def test_a_lead_of_an_outbound_campaign_is_removed_at_elevenlabs(http, client):
         json={"campaign_id": "camp_1", "lead_id": "lead_1", "has_calls_in_flight": False},
     )
 
-    erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=client)
+    erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=remote)
 
     assert (erasure.calls_prevented, erasure.calls_not_stopped) == (1, 0)
     recipient.refresh_from_db()
     assert (recipient.status, recipient.disposition) == (R.CANCELLED, "erased")
 
 
-def test_a_number_that_is_not_one_is_refused_and_nothing_is_recorded(client):
+def test_a_number_that_is_not_one_is_refused_and_nothing_is_recorded(remote):
     from campaigns.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed):
-        lifecycle.person_erase(user=UserFactory(), phone_number="12", client=client)
+        lifecycle.person_erase(user=UserFactory(), phone_number="12", client=remote)
     assert not Erasure.objects.exists()
 
 
@@ -393,9 +393,9 @@ def test_a_number_that_is_not_one_is_refused_and_nothing_is_recorded(client):
 
 
 @pytest.fixture
-def erased_entry(user, client):
+def erased_entry(user, remote):
     SuppressionFactory(user=user, phone_number="+14155550123", reason="Asked on the phone")
-    lifecycle.person_erase(user=user, phone_number="+14155550123", client=client)
+    lifecycle.person_erase(user=user, phone_number="+14155550123", client=remote)
     return Suppression.objects.get(user=user)
 
 
@@ -438,3 +438,74 @@ def test_the_hash_is_keyed_not_a_bare_sha256(erased_entry):
 
     assert erased_entry.number_hash != hashlib.sha256(b"+14155550123").hexdigest()
     assert len(erased_entry.number_hash) == 64
+
+
+# --- Admin -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(client, settings):
+    settings.ELEVENLABS_BASE_URL = BASE
+    settings.ELEVENLABS_API_KEY = "k"
+    client.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    return client
+
+
+def test_the_admin_erases_a_person_and_shows_the_report(admin_client, http):
+    from django.urls import reverse
+
+    user = UserFactory(username="alice")
+    campaign, ada, _ = finished_campaign(user=user, days=1)
+    SuppressionFactory(user=user, phone_number="+14155550123")
+    http.add(responses.DELETE, f"{CONVERSATIONS}/conv_ada", status=200)
+    http.add(responses.DELETE, f"{CONVERSATIONS}/conv_ada_{campaign.pk}", status=200)
+
+    response = admin_client.post(
+        reverse("admin:campaigns_erasure_add"), {"user": user.pk, "phone_number": "+1 415 555 0123"}, follow=True
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Erased: 1 recipient erased in 1 campaign, 2 conversations deleted at ElevenLabs" in page
+    assert "4155550123" not in page.replace("+1 415 555 0123", "")
+    erasure = Erasure.objects.get()
+    assert erasure.requested_by == "staff user root" and erasure.do_not_call_kept
+    ada.refresh_from_db()
+    assert ada.phone_number.startswith("erased:")
+
+
+def test_the_admin_refuses_a_value_that_is_not_a_number(admin_client):
+    from django.urls import reverse
+
+    user = UserFactory(username="alice")
+
+    response = admin_client.post(reverse("admin:campaigns_erasure_add"), {"user": user.pk, "phone_number": "12"})
+
+    assert response.status_code == 200 and "is not a phone number" in response.content.decode()
+    assert not Erasure.objects.exists()
+
+
+def test_the_campaign_admin_shows_where_it_stands_in_retention(admin_client, retention, http):
+    from django.urls import reverse
+
+    campaign, _, _ = finished_campaign(days=10)
+    page = admin_client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode()
+    assert "(30 days after it ended)" in page
+
+    aged(campaign, 40)
+    http.add(responses.DELETE, f"{BATCHES}/batch_1", status=503, json={"detail": "down"})
+    lifecycle.campaign_personal_data_erase(
+        campaign_id=campaign.pk, client=ElevenLabsClient(base_url=BASE, api_key="k", max_retries=0)
+    )
+    page = admin_client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode()
+    assert "Personal data erased" in page and "1 batch call still to delete at ElevenLabs" in page
+
+
+def test_the_staff_page_shows_an_erased_entry_as_an_erased_number(staff, user, http):
+    SuppressionFactory(user=user, phone_number="+14155550123", reason="Asked on the phone")
+    lifecycle.person_erase(user=user, phone_number="+14155550123")
+
+    page = staff.get("/suppressions").content.decode()
+
+    assert "Erased number" in page and "Asked on the phone" in page
+    assert "555-0123" not in page and "4155550123" not in page
