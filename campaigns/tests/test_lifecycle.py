@@ -509,3 +509,23 @@ def test_the_staff_page_shows_an_erased_entry_as_an_erased_number(staff, user, h
 
     assert "Erased number" in page and "Asked on the phone" in page
     assert "555-0123" not in page and "4155550123" not in page
+
+
+# --- Against the sandbox -----------------------------------------------------------------------
+
+
+def test_the_sandbox_deletes_a_batch_once_and_then_knows_it_no_more(sandbox_live, retention):
+    from campaigns import elevenlabs
+
+    sandbox = elevenlabs.client_from_settings()
+    remote = sandbox.submit_batch(
+        call_name="Old reminders", agent_id="agent_demo_reminders", agent_phone_number_id="phnum_demo_main",
+        recipients=[{"phone_number": "+14155550120"}],
+    )  # fmt: skip
+    campaign, _, _ = finished_campaign(batches=(remote.id,))
+
+    assert lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk) is True
+
+    with pytest.raises(elevenlabs.ElevenLabsNotFound):
+        sandbox.get_batch(remote.id)
+    assert CampaignBatch.objects.get(campaign=campaign).deleted_at is not None
