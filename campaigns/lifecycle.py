@@ -259,8 +259,9 @@ def person_erase(*, user, phone_number: str, requested_by: str = "", client=None
     notes: list[str] = []
     with transaction.atomic():
         recipients = list(
+            # By subquery, not a join: only the recipients are locked, never their campaigns.
             Recipient.objects.select_for_update()
-            .filter(campaign__user=user, phone_number=e164)
+            .filter(campaign_id__in=Campaign.objects.filter(user=user).values("pk"), phone_number=e164)
             .values("pk", "campaign_id", "status", "elevenlabs_lead_id", "conversation_id")
         )
         recipient_ids = [row["pk"] for row in recipients]

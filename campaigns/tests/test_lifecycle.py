@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 
 import pytest
 import responses
@@ -529,3 +530,52 @@ def test_the_sandbox_deletes_a_batch_once_and_then_knows_it_no_more(sandbox_live
     with pytest.raises(elevenlabs.ElevenLabsNotFound):
         sandbox.get_batch(remote.id)
     assert CampaignBatch.objects.get(campaign=campaign).deleted_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_erasing_one_campaign_delete_its_batch_once(retention, http, remote):
+    import threading
+    import time
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent workers are tested on PostgreSQL (set DATABASE_URL)")
+    campaign, _, _ = finished_campaign()
+
+    def slow_delete(request):
+        time.sleep(0.3)
+        return (200, {}, "")
+
+    http.add_callback(responses.DELETE, f"{BATCHES}/batch_1", callback=slow_delete)
+    results = []
+
+    def worker():
+        try:
+            results.append(lifecycle.campaign_personal_data_erase(campaign_id=campaign.pk, client=remote))
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(10)
+
+    assert sorted(results) == [False, False, False, True]
+    assert len(http.calls) == 1
+
+
+def test_erasing_a_number_called_by_many_campaigns_takes_a_bounded_number_of_queries(
+    remote, http, django_assert_max_num_queries
+):
+    user = UserFactory(username="alice")
+    for _ in range(20):
+        finished_campaign(user=user, days=1, batches=())
+    http.add(responses.DELETE, f"{CONVERSATIONS}/conv_ada", status=200)
+    http.add(responses.DELETE, re.compile(f"{CONVERSATIONS}/conv_ada_.*"), status=200)
+
+    with django_assert_max_num_queries(25):
+        erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=remote)
+
+    assert (erasure.recipients_erased, erasure.campaigns_touched, erasure.conversations_deleted) == (20, 20, 21)
