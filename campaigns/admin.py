@@ -843,7 +843,7 @@ class SuppressionAdminForm(forms.ModelForm):
 
 @admin.register(Suppression)
 class SuppressionAdmin(AccountScopedAdmin, admin.ModelAdmin):
-    list_display = ["phone_number", "reason", "source", "campaign", "user", "created_at"]
+    list_display = ["number", "reason", "source", "campaign", "user", "created_at"]
     list_filter = ["source"]
     list_select_related = ["user", "campaign"]
     search_fields = ["phone_number"]
@@ -855,11 +855,16 @@ class SuppressionAdmin(AccountScopedAdmin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["user", "phone_number", "reason"]
-        return ["user", "phone_number", "reason", "source", "campaign", "created_at"]
+        return ["user", "number", "reason", "source", "campaign", "created_at"]
 
     def get_readonly_fields(self, request, obj=None):
         # Another number is another entry: only the reason is edited in place.
-        return [] if obj is None else ["user", "phone_number", "source", "campaign", "created_at"]
+        return [] if obj is None else ["user", "number", "source", "campaign", "created_at"]
+
+    @admin.display(description="Phone number", ordering="phone_number")
+    def number(self, obj: Suppression) -> str:
+        # An erased number's entry keeps only its hash (campaigns.lifecycle).
+        return str(obj)
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -308,7 +308,8 @@ def person_erase(*, user, phone_number: str, requested_by: str = "", client=None
     if not_stopped or still_going:
         notes.append(
             "Calls already handed to ElevenLabs cannot be taken out of a running batch call: "
-            "they may still be placed, and their outcome is recorded without the number."
+            "they may still be placed. Polls match recipients by number, so their outcome may "
+            "not be recorded here: the recipient keeps its last known status."
         )
     erasure.conversations_deleted = deleted
     erasure.conversations_not_deleted = not_deleted

@@ -579,3 +579,15 @@ def test_erasing_a_number_called_by_many_campaigns_takes_a_bounded_number_of_que
         erasure = lifecycle.person_erase(user=user, phone_number="+14155550123", client=remote)
 
     assert (erasure.recipients_erased, erasure.campaigns_touched, erasure.conversations_deleted) == (20, 20, 21)
+
+
+def test_the_admin_lists_an_erased_entry_as_an_erased_number(admin_client, remote):
+    from django.urls import reverse
+
+    user = UserFactory(username="alice")
+    SuppressionFactory(user=user, phone_number="+14155550123", reason="Asked on the phone")
+    lifecycle.person_erase(user=user, phone_number="+14155550123", client=remote)
+
+    page = admin_client.get(reverse("admin:campaigns_suppression_changelist")).content.decode()
+
+    assert "erased number" in page and "Asked on the phone" in page
