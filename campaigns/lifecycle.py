@@ -94,13 +94,14 @@ def _calls_erase(calls: QuerySet) -> int:
 
 
 def _events_erase(conversation_ids: QuerySet | list[str]) -> int:
-    """The inbox events about these conversations keep their type and status, not their body.
-    One still pending is not applied any more: what it would record is erased."""
+    """The inbox events about these conversations keep their type and status, not their body or
+    note (which may name the number). One still pending is not applied any more: what it would
+    record is erased."""
     events = WebhookEvent.objects.filter(conversation_id__in=conversation_ids).exclude(conversation_id="")
     pending = events.filter(status=WebhookEvent.Status.PENDING).update(
         status=WebhookEvent.Status.IGNORED, note=ERASED_NOTE, payload={}
     )
-    return pending + events.exclude(payload={}).update(payload={})
+    return pending + events.exclude(payload={}, note__in=("", ERASED_NOTE)).update(payload={}, note="")
 
 
 def _deliveries_erase(deliveries: QuerySet) -> int:
