@@ -90,7 +90,9 @@ def _recipients_erase(recipients: QuerySet) -> int:
 
 
 def _calls_erase(calls: QuerySet) -> int:
-    return _in_id_chunks(calls, transcript=[], summary="", data_collection={})
+    # Rows erased already are skipped: a run cut short (a task's time limit) is resumed, not redone.
+    erased = {"transcript": [], "summary": "", "data_collection": {}}
+    return _in_id_chunks(calls.exclude(**erased), **erased)
 
 
 def _events_erase(conversation_ids: QuerySet | list[str]) -> int:
