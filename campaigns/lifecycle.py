@@ -405,7 +405,7 @@ def _conversations_delete(conversation_ids: list[str], *, client) -> tuple[int, 
 
 def _suppression_hash(*, user, e164: str, digest: str) -> bool:
     """Keep the number's do-not-call entry, if any, as its hash; True when there is one."""
-    if Suppression.objects.filter(user=user, phone_number=e164).update(phone_number="", number_hash=digest):
+    if Suppression.objects.filter(user=user, phone_number=e164).update(phone_number=None, number_hash=digest):
         return True
     return Suppression.objects.filter(user=user, number_hash=digest).exists()
 

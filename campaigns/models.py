@@ -379,11 +379,12 @@ class Suppression(models.Model):
         ELEVENLABS = "elevenlabs", "Asked on a call"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="suppressions")
-    # Empty once the number was erased: number_hash then keeps it blocked (campaigns/lifecycle.py).
-    phone_number = models.CharField(max_length=16, blank=True, help_text="E.164.")
-    # A database default too: the import writes entries with a raw INSERT of the columns it knows.
-    number_hash = models.CharField(
-        max_length=64, blank=True, default="", db_default="", help_text="HMAC of an erased number."
+    # NULL once the number was erased: number_hash then keeps it blocked (campaigns/lifecycle.py).
+    # NULL rather than "": the unique (user, phone_number) index stays a plain one, which the
+    # lookups by number can use (a partial index's condition is not provable from them).
+    phone_number = models.CharField(max_length=16, null=True, blank=True, help_text="E.164.")  # noqa: DJ001
+    number_hash = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, help_text="HMAC of an erased number."
     )
     reason = models.CharField(max_length=255, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
@@ -396,16 +397,9 @@ class Suppression(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["user", "phone_number"],
-                name="suppression_unique_per_user",
-                condition=~Q(phone_number=""),
-                # Django's words for a unique constraint without a condition.
-                violation_error_message="Do-not-call entry with this User and Phone number already exists.",
-            ),
-            models.UniqueConstraint(
-                fields=["user", "number_hash"], name="suppression_hash_unique_per_user", condition=~Q(number_hash="")
-            ),
+            # NULLs are distinct: any number of erased entries, each once by its hash.
+            models.UniqueConstraint(fields=["user", "phone_number"], name="suppression_unique_per_user"),
+            models.UniqueConstraint(fields=["user", "number_hash"], name="suppression_hash_unique_per_user"),
         ]
         verbose_name = "do-not-call entry"
         verbose_name_plural = "do-not-call list"

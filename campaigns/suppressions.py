@@ -80,7 +80,7 @@ def number_hash(number: str) -> str:
 
 
 def _hashed_entries(user) -> bool:
-    return Suppression.objects.filter(user=user).exclude(number_hash="").exists()
+    return Suppression.objects.filter(user=user, number_hash__isnull=False).exists()
 
 
 # --- Reading numbers --------------------------------------------------------------------------
@@ -365,7 +365,8 @@ def suppressed_numbers(*, user, numbers: Iterable[str]) -> set[str]:
     # E.164 number is empty), so a list without any costs no query more than before.
     first = (
         f"{by_number} UNION ALL SELECT '' WHERE EXISTS (SELECT 1 FROM {quote(meta.db_table)} "
-        f"WHERE {quote(meta.get_field('user').column)} = %s AND {quote(meta.get_field('number_hash').column)} <> '')"
+        f"WHERE {quote(meta.get_field('user').column)} = %s "
+        f"AND {quote(meta.get_field('number_hash').column)} IS NOT NULL)"
     )
     hashed = None
     found: set[str] = set()

@@ -19,7 +19,7 @@ from .views import MULTIPART_OVERHEAD_BYTES, ApiView
 
 
 class SuppressionSerializer(serializers.Serializer):
-    phone_number = serializers.CharField(help_text="E.164; empty for an erased number (see erased).")
+    phone_number = serializers.CharField(allow_null=True, help_text="E.164; null for an erased number (see erased).")
     erased = serializers.BooleanField(
         help_text="The number was erased (POST /erasures): the entry keeps only a keyed hash of it, "
         "and still blocks it."

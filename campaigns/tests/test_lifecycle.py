@@ -292,7 +292,7 @@ def test_erasing_a_number_removes_it_from_every_campaign_of_the_account_and_repo
     assert "+14155550123" not in delivery.body and delivery.status == Delivery.Status.FAILED
     # Nothing keeps the number, not even the record of its erasure.
     entry = Suppression.objects.get(user=user)
-    assert entry.phone_number == "" and entry.number_hash == suppressions.number_hash("+14155550123")
+    assert entry.phone_number is None and entry.number_hash == suppressions.number_hash("+14155550123")
     assert "4155550123" not in json.dumps(list(Erasure.objects.values()), default=str)
 
 
@@ -416,7 +416,7 @@ def test_an_erased_number_is_still_listed_when_checked_or_added_again(erased_ent
 
     entry, created = suppressions.suppression_add(user=user, phone_number="+1 415 555 0123", source="api")
 
-    assert not created and entry.pk == erased_entry.pk and entry.phone_number == ""
+    assert not created and entry.pk == erased_entry.pk and entry.phone_number is None
     assert Suppression.objects.filter(user=user).count() == 1
 
 
@@ -431,7 +431,7 @@ def test_a_file_of_numbers_counts_an_erased_one_as_already_listed(erased_entry, 
     result = suppressions.suppressions_import(user=user, file=upload, source="api")
 
     assert (result.added, result.already_listed) == (1, 1)
-    assert set(Suppression.objects.values_list("phone_number", flat=True)) == {"", "+14155550124"}
+    assert set(Suppression.objects.values_list("phone_number", flat=True)) == {None, "+14155550124"}
 
 
 def test_the_hash_is_keyed_not_a_bare_sha256(erased_entry):

@@ -169,7 +169,7 @@ def _list_page(request, *, add_form=None, import_form=None):
     listed = suppressions.suppressions_list(user=request.user, search=search)
     page = Paginator(listed, SUPPRESSIONS_PER_PAGE).get_page(request.GET.get("page"))
     for suppression in page.object_list:
-        suppression.display = suppressions.phone_number_display(suppression.phone_number)
+        suppression.display = suppressions.phone_number_display(suppression.phone_number or "")
     context = {
         "page": page,
         "search_form": search_form,
