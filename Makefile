@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/webhook_body.py
 	$(BIN)/python bench/sandbox_scale.py
 

@@ -34,7 +34,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from campaigns import selectors, services, suppressions, tracking
+from campaigns import lifecycle, selectors, services, suppressions, tracking
 from campaigns.errors import ApplicationError, Conflict
 from campaigns.models import (
     Agent,
@@ -42,6 +42,7 @@ from campaigns.models import (
     Call,
     Campaign,
     CampaignBatch,
+    Erasure,
     PhoneNumber,
     Profile,
     Recipient,
@@ -64,6 +65,7 @@ ACCOUNT_PATHS = {
     Recipient: "campaign__user",
     Call: "campaign__user",
     Suppression: "user",
+    Erasure: "user",
 }
 
 
@@ -374,6 +376,7 @@ class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
         "pause_confirmed",
         "created_at",
         "updated_at",
+        "personal_data",
     ]
     fieldsets = [
         (None, {"fields": ["name", "user", "agent", "phone_number", "recipients_link"]}),
@@ -422,6 +425,7 @@ class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
             },
         ),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
+        ("Personal data", {"fields": ["personal_data"]}),
     ]
     inlines = [CampaignBatchInline]
     actions = ["dispatch_now", "cancel", "pause", "resume", "sync_status", "retry_failed_calls", "delete_selected"]
@@ -517,6 +521,10 @@ class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
                 skipped.append((campaign, exc.error))
         if skipped:
             self.message_user(request, _skipped("campaign", skipped), messages.WARNING)
+
+    @admin.display(description="Retention")
+    def personal_data(self, obj: Campaign) -> str:
+        return lifecycle.campaign_retention_state(campaign=obj)
 
     @admin.display(description="Recipients", ordering="recipients_count")
     def recipients_link(self, campaign):
@@ -835,7 +843,7 @@ class SuppressionAdminForm(forms.ModelForm):
 
 @admin.register(Suppression)
 class SuppressionAdmin(AccountScopedAdmin, admin.ModelAdmin):
-    list_display = ["phone_number", "reason", "source", "campaign", "user", "created_at"]
+    list_display = ["number", "reason", "source", "campaign", "user", "created_at"]
     list_filter = ["source"]
     list_select_related = ["user", "campaign"]
     search_fields = ["phone_number"]
@@ -847,11 +855,16 @@ class SuppressionAdmin(AccountScopedAdmin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["user", "phone_number", "reason"]
-        return ["user", "phone_number", "reason", "source", "campaign", "created_at"]
+        return ["user", "number", "reason", "source", "campaign", "created_at"]
 
     def get_readonly_fields(self, request, obj=None):
         # Another number is another entry: only the reason is edited in place.
-        return [] if obj is None else ["user", "phone_number", "source", "campaign", "created_at"]
+        return [] if obj is None else ["user", "number", "source", "campaign", "created_at"]
+
+    @admin.display(description="Phone number", ordering="phone_number")
+    def number(self, obj: Suppression) -> str:
+        # An erased number's entry keeps only its hash (campaigns.lifecycle).
+        return str(obj)
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -862,3 +875,83 @@ class SuppressionAdmin(AccountScopedAdmin, admin.ModelAdmin):
         )
         obj.pk = suppression.pk
         obj.refresh_from_db()
+
+
+class ErasureAdminForm(forms.ModelForm):
+    # Taken, never stored: the erasure keeps only its hash.
+    phone_number = forms.CharField(max_length=64, help_text="Read as recipients files read it; it is not kept.")
+
+    class Meta:
+        model = Erasure
+        fields = ["user"]
+
+    def clean_phone_number(self):
+        try:
+            return suppressions.phone_number_normalise(self.cleaned_data["phone_number"])
+        except ApplicationError as exc:
+            raise ValidationError(exc.error) from None
+
+
+@admin.register(Erasure)
+class ErasureAdmin(AccountScopedAdmin, admin.ModelAdmin):
+    """Erase a person: the add form takes an account and a number and runs the same service as
+    POST /api/v1/erasures; the saved record is its report, read only."""
+
+    list_display = [
+        "created_at",
+        "user",
+        "recipients_erased",
+        "campaigns_touched",
+        "conversations_deleted",
+        "calls_not_stopped",
+        "do_not_call_kept",
+        "requested_by",
+    ]
+    list_select_related = ["user"]
+    date_hierarchy = "created_at"
+    form = ErasureAdminForm
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    report_fields = [
+        "user",
+        "created_at",
+        "requested_by",
+        "recipients_erased",
+        "campaigns_touched",
+        "calls_erased",
+        "calls_prevented",
+        "calls_not_stopped",
+        "conversations_deleted",
+        "conversations_not_deleted",
+        "do_not_call_kept",
+        "notes",
+    ]
+
+    def get_fields(self, request, obj=None):
+        return ["user", "phone_number"] if obj is None else self.report_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.report_fields
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # The record of an erasure is what shows it was done.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        erasure = lifecycle.person_erase(
+            user=form.cleaned_data["user"],
+            phone_number=form.cleaned_data["phone_number"],
+            requested_by=f"staff user {request.user.get_username()}",
+        )
+        obj.pk = erasure.pk
+        obj.refresh_from_db()
+        self.message_user(request, f"Erased: {lifecycle.erasure_summary(erasure)}.", messages.SUCCESS)
+        for note in erasure.notes:
+            self.message_user(request, note, messages.WARNING)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The report, not the list: it is what the person erasing came for.
+        return redirect(reverse("admin:campaigns_erasure_change", args=[obj.pk]))

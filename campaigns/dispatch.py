@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from campaigns import control, elevenlabs, outbound, suppressions, tracking
 from campaigns.events import services as events
-from campaigns.models import BATCH_UNSENT, Campaign, CampaignBatch, Recipient
+from campaigns.models import BATCH_UNSENT, RECIPIENT_ERASED_PREFIX, Campaign, CampaignBatch, Recipient
 from campaigns.policy import RECIPIENT_ZONE, concurrency_share, policy_from_campaign
 from voiceable.logs import log_context
 
@@ -228,7 +228,9 @@ def _recipients_encode(rows: list[tuple]) -> bytes:
 
 def _unsuppressed(batch: CampaignBatch, rows: list[tuple]) -> list[tuple]:
     """The rows whose number is not on the account's do-not-call list now; the others are marked
-    cancelled (disposition `suppressed`) and never sent: the list may have grown since create."""
+    cancelled (disposition `suppressed`) and never sent: the list may have grown since create.
+    An erased recipient (campaigns.lifecycle) has no number left to send: it is left out too."""
+    rows = [row for row in rows if not row[1].startswith(RECIPIENT_ERASED_PREFIX)]
     listed = suppressions.suppressed_numbers(user=batch.campaign.user, numbers=[row[1] for row in rows])
     if not listed:
         return rows

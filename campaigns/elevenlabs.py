@@ -889,7 +889,18 @@ class ElevenLabsClient:
         response = self._request("POST", f"{BATCH_CALLING}/{_segment(batch_id)}/retry")
         return _parse_batch(self._json(response), response.status_code)
 
+    def delete_batch(self, batch_id: str) -> None:
+        """Delete a batch call and its recipient records for good (its conversations stay in
+        ElevenLabs' history). Raises ElevenLabsNotFound when it is gone already. Not retried here:
+        the retention sweep tries again on its next run."""
+        self._request("DELETE", f"{BATCH_CALLING}/{_segment(batch_id)}")
+
     # Conversations
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete one call's conversation (transcript, analysis, recording). Raises ElevenLabsNotFound
+        when it is gone already. Not retried: an erasure reports what it could not delete."""
+        self._request("DELETE", f"/v1/convai/conversations/{_segment(conversation_id)}")
 
     def get_conversation(self, conversation_id: str) -> Conversation:
         """Fetch one call's conversation: its batch recipient, call result, transcript and analysis."""

@@ -120,6 +120,11 @@ class Campaign(TimestampedModel):
     retry_delay_minutes = models.PositiveIntegerField(default=60)
     max_concurrent_calls = models.PositiveIntegerField(null=True, blank=True)
 
+    # Retention (campaigns/lifecycle.py): when a sweep claimed the finished campaign for erasure,
+    # and when its personal data was erased for good (its batches deleted at ElevenLabs too).
+    personal_data_claimed_at = models.DateTimeField(null=True, blank=True)
+    personal_data_erased_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -131,6 +136,9 @@ class Campaign(TimestampedModel):
     def __str__(self):
         return self.name
 
+
+# What an erased recipient's number becomes, followed by its id (campaigns/lifecycle.py).
+RECIPIENT_ERASED_PREFIX = "erased:"
 
 # A part nothing was sent for yet (neither a batch call nor an outbound campaign), and one that was.
 BATCH_UNSENT = Q(elevenlabs_batch_call_id__isnull=True, elevenlabs_campaign_id__isnull=True)
@@ -179,6 +187,8 @@ class CampaignBatch(models.Model):
     cancel_confirmed_at = models.DateTimeField(null=True, blank=True)
     # ElevenLabs reports the batch and every call in it finished: nothing left to follow.
     settled_at = models.DateTimeField(null=True, blank=True)
+    # Retention: ElevenLabs deleted the batch call (or answered 404: it was gone already).
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["campaign_id", "part"]
@@ -205,7 +215,8 @@ class Recipient(models.Model):
     # No index of its own: the unique (campaign, phone_number) and the (campaign, status) indexes
     # both start with it, and a third index on every recipient slows the create's COPY.
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients", db_index=False)
-    phone_number = models.CharField(max_length=16, help_text="E.164.")
+    # E.164, or RECIPIENT_ERASED_PREFIX and its id once erased: unique in the campaign, and no number.
+    phone_number = models.CharField(max_length=24, help_text="E.164.")
     line = models.PositiveIntegerField(help_text="Line (or spreadsheet row) of the file it came from.")
     variables = models.JSONField(default=dict, blank=True, help_text="ElevenLabs dynamic_variables.")
     overrides = models.JSONField(
@@ -368,7 +379,13 @@ class Suppression(models.Model):
         ELEVENLABS = "elevenlabs", "Asked on a call"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="suppressions")
-    phone_number = models.CharField(max_length=16, help_text="E.164.")
+    # NULL once the number was erased: number_hash then keeps it blocked (campaigns/lifecycle.py).
+    # NULL rather than "": the unique (user, phone_number) index stays a plain one, which the
+    # lookups by number can use (a partial index's condition is not provable from them).
+    phone_number = models.CharField(max_length=16, null=True, blank=True, help_text="E.164.")  # noqa: DJ001
+    number_hash = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, help_text="HMAC of an erased number."
+    )
     reason = models.CharField(max_length=255, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
     # The campaign whose call taught it (source "elevenlabs").
@@ -380,13 +397,19 @@ class Suppression(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            # NULLs are distinct: any number of erased entries, each once by its hash.
             models.UniqueConstraint(fields=["user", "phone_number"], name="suppression_unique_per_user"),
+            models.UniqueConstraint(fields=["user", "number_hash"], name="suppression_hash_unique_per_user"),
         ]
         verbose_name = "do-not-call entry"
         verbose_name_plural = "do-not-call list"
 
     def __str__(self):
-        return self.phone_number
+        return self.phone_number or "erased number"
+
+    @property
+    def erased(self) -> bool:
+        return not self.phone_number
 
 
 class IdempotencyRecord(models.Model):
@@ -418,3 +441,39 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.key} ({self.state})"
+
+
+class PersonalDataKey(models.Model):
+    """The key erased numbers are hashed with (HMAC-SHA256): made once, kept in the database so
+    that it outlives a SECRET_KEY rotation; a new key would unblock every erased number."""
+
+    key = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"Personal data key of {self.created_at:%Y-%m-%d}"
+
+
+class Erasure(models.Model):
+    """What one "erase this person" did, kept without the number (only its keyed hash)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="erasures")
+    number_hash = models.CharField(max_length=64, help_text="HMAC of the erased number.")
+    requested_by = models.CharField(max_length=255, blank=True, help_text="Who asked: an API key or a staff user.")
+    recipients_erased = models.PositiveIntegerField(default=0)
+    campaigns_touched = models.PositiveIntegerField(default=0)
+    calls_erased = models.PositiveIntegerField(default=0)
+    calls_prevented = models.PositiveIntegerField(default=0, help_text="Pending calls taken out before they went.")
+    calls_not_stopped = models.PositiveIntegerField(default=0, help_text="Already with ElevenLabs: may still go.")
+    conversations_deleted = models.PositiveIntegerField(default=0)
+    # [{"conversation_id": ..., "reason": ...}] for each one ElevenLabs did not delete.
+    conversations_not_deleted = models.JSONField(default=list, blank=True)
+    do_not_call_kept = models.BooleanField(default=False, help_text="Its do-not-call entry was kept as a hash.")
+    notes = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Erasure {self.pk} ({self.created_at:%Y-%m-%d %H:%M} UTC)"

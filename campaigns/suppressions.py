@@ -1,14 +1,20 @@
 """The account's do-not-call list: numbers that no campaign of the account calls.
 
 Numbers are stored in E.164, read exactly as a recipients file reads them (campaigns.recipients),
-so a number listed here matches the same number in any file, however it was written.
+so a number listed here matches the same number in any file, however it was written. The entry of
+an erased number (campaigns.lifecycle) keeps no number, only its HMAC-SHA256 under a key made once
+and kept in the database (PersonalDataKey, not SECRET_KEY, so a key rotation unblocks nothing):
+every check below matches it by hashing the numbers it is asked about.
 """
 
 import csv
 import datetime as dt
+import hashlib
+import hmac
 import io
 import itertools
 import json
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -22,7 +28,7 @@ from django.utils import timezone
 
 from campaigns.errors import PayloadTooLarge, ValidationFailed
 from campaigns.events import services as events
-from campaigns.models import Campaign, CampaignBatch, Suppression
+from campaigns.models import Campaign, CampaignBatch, PersonalDataKey, Suppression
 from campaigns.recipients import (
     MAX_REPORTED_ERRORS,
     Limits,
@@ -49,6 +55,32 @@ def on_suppressions_added(*, user) -> None:
     CampaignBatch.objects.filter(
         campaign__user=user, elevenlabs_campaign_id__isnull=False, settled_at__isnull=True
     ).update(progress_signature="")
+
+
+# --- The hash an erased number is kept as ------------------------------------------------------
+
+
+def _key() -> bytes:
+    """The one HMAC key, made the first time it is needed (the primary key decides a race)."""
+    key = PersonalDataKey.objects.filter(pk=1).values_list("key", flat=True).first()
+    if key is None:
+        key = PersonalDataKey.objects.get_or_create(pk=1, defaults={"key": secrets.token_hex(32)})[0].key
+    return key.encode()
+
+
+def number_hashes(numbers: Iterable[str]) -> dict[str, str]:
+    """{HMAC-SHA256 of each E.164 number: the number}. Keyed, because a bare hash of a phone
+    number is undone by hashing every number of its country."""
+    key = _key()
+    return {hmac.new(key, number.encode(), hashlib.sha256).hexdigest(): number for number in numbers}
+
+
+def number_hash(number: str) -> str:
+    return next(iter(number_hashes([number])))
+
+
+def _hashed_entries(user) -> bool:
+    return Suppression.objects.filter(user=user, number_hash__isnull=False).exists()
 
 
 # --- Reading numbers --------------------------------------------------------------------------
@@ -151,6 +183,11 @@ def suppression_add(
     if campaign is not None and campaign.user_id != user.pk:
         raise ValueError("A suppression can only be learned from one of the same account's campaigns.")
     e164 = phone_number_normalise(phone_number, default_country=default_country)
+    if _hashed_entries(user):
+        erased = Suppression.objects.filter(user=user, number_hash=number_hash(e164)).first()
+        if erased is not None:
+            # Listed, and erased since: typing it again does not bring the number back.
+            return erased, False
     # get_or_create survives a concurrent add of the same number: the unique constraint decides.
     suppression, created = Suppression.objects.get_or_create(
         user=user,
@@ -298,7 +335,10 @@ def suppression_remove(*, user, phone_number: str) -> bool:
     Raises ValidationFailed for a value that is not a phone number.
     """
     e164 = phone_number_normalise(phone_number)
-    deleted, _ = Suppression.objects.filter(user=user, phone_number=e164).delete()
+    entries = Q(phone_number=e164)
+    if _hashed_entries(user):
+        entries |= Q(number_hash=number_hash(e164))
+    deleted, _ = Suppression.objects.filter(entries, user=user).delete()
     return deleted > 0
 
 
@@ -313,21 +353,51 @@ def suppressed_numbers(*, user, numbers: Iterable[str]) -> set[str]:
     one parameter (an array on PostgreSQL, a JSON array on SQLite): an IN list of that many
     parameters costs the ORM several times the query itself, and may pass SQLite's parameter
     limit.
+
+    An erased number's entry matches too: when the account has any, each chunk's numbers are
+    hashed and looked up by hash as well (one more query per chunk).
     """
+    by_number, encode = _lookup_sql("phone_number")
+    by_hash, _ = _lookup_sql("number_hash")
     meta = Suppression._meta
     quote = connection.ops.quote_name
-    number_column = quote(meta.get_field("phone_number").column)
-    select = f"SELECT {number_column} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('user').column)} = %s"
-    if connection.vendor == "postgresql":
-        sql, encode = f"{select} AND {number_column} = ANY(%s)", list
-    else:  # SQLite, the project's other database
-        sql, encode = f"{select} AND {number_column} IN (SELECT value FROM json_each(%s))", json.dumps
+    # The first chunk's query also answers whether the user has erased entries (a "" row: no
+    # E.164 number is empty), so a list without any costs no query more than before.
+    first = (
+        f"{by_number} UNION ALL SELECT '' WHERE EXISTS (SELECT 1 FROM {quote(meta.db_table)} "
+        f"WHERE {quote(meta.get_field('user').column)} = %s "
+        f"AND {quote(meta.get_field('number_hash').column)} IS NOT NULL)"
+    )
+    hashed = None
     found: set[str] = set()
     with connection.cursor() as cursor:
         for chunk in _chunks(numbers, LOOKUP_CHUNK):
-            cursor.execute(sql, [user.pk, encode(chunk)])
-            found.update(row[0] for row in cursor.fetchall())
+            if hashed is None:
+                cursor.execute(first, [user.pk, encode(chunk), user.pk])
+                rows = {row[0] for row in cursor.fetchall()}
+                hashed = "" in rows
+                found.update(rows - {""})
+            else:
+                cursor.execute(by_number, [user.pk, encode(chunk)])
+                found.update(row[0] for row in cursor.fetchall())
+            if hashed:
+                hashes = number_hashes(chunk)
+                cursor.execute(by_hash, [user.pk, encode(list(hashes))])
+                found.update(hashes[row[0]] for row in cursor.fetchall())
     return found
+
+
+def _lookup_sql(field: str) -> tuple[str, object]:
+    """The query for the entries of a user (first parameter) whose `field` is one of a chunk of
+    values (second parameter), and how the chunk is sent."""
+    meta = Suppression._meta
+    quote = connection.ops.quote_name
+    column = quote(meta.get_field(field).column)
+    select = f"SELECT {column} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('user').column)} = %s"
+    if connection.vendor == "postgresql":
+        return f"{select} AND {column} = ANY(%s)", list
+    # SQLite, the project's other database
+    return f"{select} AND {column} IN (SELECT value FROM json_each(%s))", json.dumps
 
 
 def suppressions_list(*, user, search: str | None = None) -> QuerySet[Suppression]:

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from campaigns import control, dispatch, inbox, tracking
+from campaigns import control, dispatch, inbox, lifecycle, tracking
 from campaigns.api import idempotency
 from campaigns.health import checks as health
 from campaigns.web import uploads
@@ -73,6 +73,18 @@ def uploads_sweep() -> None:
 def idempotency_records_sweep() -> None:
     """Beat: delete Idempotency-Key records whose 24 hours are over."""
     idempotency.records_sweep()
+
+
+@shared_task(**IDEMPOTENT)
+def campaign_personal_data_erase(campaign_id: int) -> None:
+    lifecycle.campaign_personal_data_erase(campaign_id=campaign_id)
+
+
+@shared_task(**IDEMPOTENT)
+def personal_data_sweep() -> None:
+    """Beat: erase the personal data of campaigns past PERSONAL_DATA_RETENTION_DAYS (off when 0)."""
+    for campaign_id in lifecycle.campaigns_due_for_erasure():
+        campaign_personal_data_erase.delay(campaign_id)
 
 
 @shared_task

@@ -27,6 +27,7 @@ ENDPOINTS = {
     "agent": "GET /v1/convai/agents/{agent_id}",
     "phone_numbers": "GET /v1/convai/phone-numbers",
     "conversation": "GET /v1/convai/conversations/{conversation_id}",
+    "conversation_delete": "DELETE /v1/convai/conversations/{conversation_id}",
     "conversation_audio": "GET /v1/convai/conversations/{conversation_id}/audio",
     "campaign_submit": "POST /v1/convai/outbound-campaigns/campaigns/submit",
     "campaign_list": "GET /v1/convai/outbound-campaigns/campaigns",

@@ -296,3 +296,13 @@ class SandboxCampaignCall(models.Model):
 
     def __str__(self):
         return f"{self.id} (call {self.number} of {self.lead_id})"
+
+
+class SandboxDeletedConversation(models.Model):
+    """A conversation deleted through the API: from then on it answers 404, as a deleted one does."""
+
+    conversation_id = models.CharField(max_length=40, unique=True)
+    deleted_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.conversation_id

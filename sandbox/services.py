@@ -772,3 +772,23 @@ def _deliveries_due(*, kind: _Delivery, now: float):
                 )
             if rows:
                 yield rows
+
+
+# --- Deleting a conversation ----------------------------------------------------------------
+
+
+def conversation_deleted(*, conversation_id: str) -> bool:
+    from sandbox.models import SandboxDeletedConversation
+
+    return SandboxDeletedConversation.objects.filter(conversation_id=conversation_id).exists()
+
+
+def conversation_delete(*, conversation_id: str, now: float | None = None) -> None:
+    """Delete a conversation (its transcript and recording): one that never was, or was deleted
+    already, is ConversationNotFound."""
+    from sandbox.models import SandboxDeletedConversation
+
+    if conversation_deleted(conversation_id=conversation_id):
+        raise ConversationNotFound(conversation_id)
+    conversation_get(conversation_id=conversation_id, now=now)
+    SandboxDeletedConversation.objects.get_or_create(conversation_id=conversation_id)

@@ -17,7 +17,7 @@ urlpatterns = [
     path("v1/convai/phone-numbers", views.phone_number_list, name="sandbox-phone-number-list"),
     path(
         "v1/convai/conversations/<str:conversation_id>",
-        views.conversation_detail,
+        views.conversation,
         name="sandbox-conversation-detail",
     ),
     path(

@@ -16,7 +16,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from sandbox import faults, outbound, serializers, services, validation
-from sandbox.errors import InvalidApiKey, RateLimited, SandboxError
+from sandbox.errors import ConversationNotFound, InvalidApiKey, RateLimited, SandboxError
 from sandbox.validation import QueryParams
 
 NOT_FOUND = {"detail": "Not Found"}
@@ -315,3 +315,17 @@ def campaign_calls(request, campaign_id: str):
     now = services._clock(None)
     conversation_ids = {call.pk: outbound.call_conversation_id(call, now) for call in page.calls}
     return _json(serializers.call_page_to_json(page, conversation_ids))
+
+
+@sandbox_endpoint(GET="conversation", DELETE="conversation_delete")
+def conversation(request, conversation_id: str):
+    """A conversation, or its deletion (200 with no body, as the batch-call delete answers)."""
+    if request.method == "DELETE":
+        services.conversation_delete(conversation_id=conversation_id)
+        response = HttpResponse(status=200)
+        del response["Content-Type"]
+        return response
+    if services.conversation_deleted(conversation_id=conversation_id):
+        raise ConversationNotFound(conversation_id)
+    # The read itself, without running the checks above a second time.
+    return conversation_detail.__wrapped__(request, conversation_id)

@@ -429,6 +429,10 @@ WEBHOOK_INBOX_EVERY = env.float("WEBHOOK_INBOX_EVERY", default=30.0)
 # How often beat deletes the staff form's uploads older than a day (a crash or an abandoned preview).
 UPLOADS_SWEEP_EVERY = env.float("UPLOADS_SWEEP_EVERY", default=60 * 60.0)
 IDEMPOTENCY_SWEEP_EVERY = env.float("IDEMPOTENCY_SWEEP_EVERY", default=60 * 60.0)
+# Personal data of campaigns finished longer ago than this many days is erased (README: Personal
+# data); 0, the default, keeps it. The sweep runs this often (seconds).
+PERSONAL_DATA_RETENTION_DAYS = env.int("PERSONAL_DATA_RETENTION_DAYS", default=0)
+PERSONAL_DATA_SWEEP_EVERY = env.float("PERSONAL_DATA_SWEEP_EVERY", default=60 * 60.0)
 SANDBOX_TICK_EVERY = env.float("SANDBOX_TICK_EVERY", default=2.0)
 # Beat's heartbeat (README: Health and metrics): a task that records when it ran, and the age
 # past which /readyz says beat (or every worker) is not running.
@@ -441,6 +445,7 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-inbox": {"task": "campaigns.tasks.webhook_events_sweep", "schedule": WEBHOOK_INBOX_EVERY},
     "uploads-sweep": {"task": "campaigns.tasks.uploads_sweep", "schedule": UPLOADS_SWEEP_EVERY},
     "idempotency-sweep": {"task": "campaigns.tasks.idempotency_records_sweep", "schedule": IDEMPOTENCY_SWEEP_EVERY},
+    "personal-data-sweep": {"task": "campaigns.tasks.personal_data_sweep", "schedule": PERSONAL_DATA_SWEEP_EVERY},
     # A heartbeat still queued when the next is due is dropped: one run late says nothing of now.
     "beat-heartbeat": {
         "task": "campaigns.tasks.beat_heartbeat",

@@ -75,7 +75,7 @@ PAGE_PARAMETERS = [
 ]
 # Ids in paths are whole numbers (the URL patterns take any segment, to answer 404 in the
 # envelope); the others are strings: an ElevenLabs agent or conversation id, a phone number.
-INTEGER_PATH_PARAMETERS = {"campaign_id", "recipient_id", "api_key_id", "endpoint_id"}
+INTEGER_PATH_PARAMETERS = {"campaign_id", "recipient_id", "api_key_id", "endpoint_id", "erasure_id"}
 # What a created thing's answer lets a client do next (OpenAPI links; generated clients and
 # Schemathesis' stateful phase follow them).
 CAMPAIGN_ID = {"campaign_id": "$response.body#/data/id"}
@@ -94,6 +94,9 @@ LINKS = {
     },
     ("/api/v1/webhook_endpoints", "post", "201"): {
         "DeleteWebhookEndpoint": ("webhook_endpoints_delete", {"endpoint_id": "$response.body#/data/id"}),
+    },
+    ("/api/v1/erasures", "post", "201"): {
+        "GetErasure": ("erasures_retrieve", {"erasure_id": "$response.body#/data/id"}),
     },
     ("/api/v1/suppressions", "post", "201"): {
         "RemoveSuppression": ("suppressions_remove", {"phone_number": "$response.body#/data/phone_number"}),
@@ -124,6 +127,7 @@ REQUEST_EXAMPLES = {
         "application/json": {"phone_number": "+14155550123", "reason": "Asked not to be called again"},
         "multipart/form-data": {"file": "phone_number\n+14155550123\n+442071838750\n", "reason": "CRM opt-outs"},
     },
+    "erasures_create": {"application/json": {"phone_number": "+14155550199"}},
     "api_keys_create": {"application/json": {"api_key": {"name": "CRM sync"}}},
     "api_keys_rename": {"application/json": {"api_key": {"name": "CRM sync (production)"}}},
     "webhook_endpoints_create": {

@@ -19,7 +19,11 @@ from .views import MULTIPART_OVERHEAD_BYTES, ApiView
 
 
 class SuppressionSerializer(serializers.Serializer):
-    phone_number = serializers.CharField(help_text="E.164.")
+    phone_number = serializers.CharField(allow_null=True, help_text="E.164; null for an erased number (see erased).")
+    erased = serializers.BooleanField(
+        help_text="The number was erased (POST /erasures): the entry keeps only a keyed hash of it, "
+        "and still blocks it."
+    )
     reason = serializers.CharField()
     source = serializers.ChoiceField(choices=Suppression.Source.choices)
     campaign_id = serializers.IntegerField(
@@ -114,7 +118,7 @@ class SuppressionListCreateView(ApiView):
             source=Suppression.Source.API,
         )
         data = SuppressionSerializer(suppression).data
-        shown = suppressions.phone_number_display(suppression.phone_number)
+        shown = suppressions.phone_number_display(suppression.phone_number or fields["phone_number"])
         if created:
             return success(data, code=201, message=f"{shown} added to the do-not-call list")
         return success(data, message=f"{shown} was already on the do-not-call list")

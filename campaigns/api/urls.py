@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from campaigns.events.urls import api_urlpatterns as event_webhook_urls
 
-from . import conversations, keys, suppressions, views
+from . import conversations, erasures, keys, suppressions, views
 from .schema import SchemaView
 
 # Swagger UI under the Content-Security-Policy: its start-up script is served as a file (the
@@ -55,6 +55,8 @@ urlpatterns = [
         suppressions.SuppressionDetailView.as_view(),
         name="api-suppression",
     ),
+    re_path(r"^erasures/?$", erasures.ErasureListCreateView.as_view(), name="api-erasures"),
+    re_path(r"^erasures/(?P<erasure_id>[^/]+)/?$", erasures.ErasureDetailView.as_view(), name="api-erasure"),
     re_path(r"^api_keys/?$", keys.ApiKeyListCreateView.as_view(), name="api-keys"),
     re_path(r"^api_keys/(?P<api_key_id>[^/]+)/?$", keys.ApiKeyDetailView.as_view(), name="api-key"),
     *event_webhook_urls,

@@ -46,6 +46,7 @@ def test_the_list_shows_my_entries_newest_first_in_the_documented_shape(api, use
     assert body["data"][0]["campaign_id"] == campaign.pk
     assert body["data"][1] == {
         "phone_number": "+14155552671",
+        "erased": False,
         "reason": "asked by email",
         "source": "staff",
         "campaign_id": None,
@@ -333,4 +334,4 @@ def test_the_openapi_document_describes_the_endpoints():
     assert {"200", "201"} <= listed["post"]["responses"].keys()
     assert "204" in removed["delete"]["responses"] and "404" in removed["delete"]["responses"]
     entry = schema["components"]["schemas"]["Suppression"]["properties"]
-    assert set(entry) == {"phone_number", "reason", "source", "campaign_id", "created_at"}
+    assert set(entry) == {"phone_number", "erased", "reason", "source", "campaign_id", "created_at"}

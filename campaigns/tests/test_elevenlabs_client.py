@@ -1047,3 +1047,30 @@ def test_client_from_settings_is_shared_until_the_settings_change(settings):
     assert second is not first
     assert second.base_url == "http://127.0.0.1:8000/sandbox/elevenlabs"
     assert second.timeout == (5, 30)
+
+
+# --- Deleting (retention and erasure) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("delete_batch", "/v1/convai/batch-calling/btc_1"), ("delete_conversation", "/v1/convai/conversations/conv_1")],
+)
+def test_a_delete_answered_200_with_no_body_succeeds(http, client, method, path):
+    http.add(responses.DELETE, f"{BASE}{path}", status=200, body=b"")
+
+    assert getattr(client, method)(path.rsplit("/", 1)[1]) is None
+    assert http.calls[0].request.headers["xi-api-key"] == "k"
+
+
+@pytest.mark.parametrize("method", ["delete_batch", "delete_conversation"])
+def test_a_delete_of_something_gone_raises_not_found_and_a_5xx_is_not_retried(http, client, sleeps, method):
+    url = f"{BASE}/v1/convai/{'batch-calling' if method == 'delete_batch' else 'conversations'}/x_1"
+    http.add(responses.DELETE, url, status=404, json={"detail": "Not Found"})
+    http.add(responses.DELETE, url, status=503, json={"detail": "down"})
+
+    with pytest.raises(ElevenLabsNotFound):
+        getattr(client, method)("x_1")
+    with pytest.raises(ElevenLabsServerError):
+        getattr(client, method)("x_1")
+    assert len(http.calls) == 2 and sleeps == []

@@ -169,7 +169,7 @@ def _list_page(request, *, add_form=None, import_form=None):
     listed = suppressions.suppressions_list(user=request.user, search=search)
     page = Paginator(listed, SUPPRESSIONS_PER_PAGE).get_page(request.GET.get("page"))
     for suppression in page.object_list:
-        suppression.display = suppressions.phone_number_display(suppression.phone_number)
+        suppression.display = suppressions.phone_number_display(suppression.phone_number or "")
     context = {
         "page": page,
         "search_form": search_form,
@@ -203,7 +203,7 @@ def suppression_add(request):
         except ApplicationError as exc:
             form.add_service_error(exc)
         else:
-            shown = suppressions.phone_number_display(suppression.phone_number)
+            shown = suppressions.phone_number_display(suppression.phone_number or form.cleaned_data["phone_number"])
             if created:
                 messages.success(request, f"{shown} added: no campaign you create from now on will call it.")
             else:

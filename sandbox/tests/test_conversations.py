@@ -150,3 +150,25 @@ def test_a_later_attempt_than_the_recipient_has_made_is_not_found(api, clock):
     response = api.get(f"/v1/convai/conversations/{services.conversation_id_for(recipient, attempt=2)}")
 
     assert response.status_code == 404
+
+
+def test_a_deleted_conversation_is_not_found_any_more(api, clock):
+    created = api.submit(numbers=["+14155550120"])
+    clock.advance(60)
+    (recipient,) = api.batch(created["id"])["recipients"]
+    path = f"/v1/convai/conversations/{recipient['conversation_id']}"
+
+    deleted = api.delete(path)
+
+    assert deleted.status_code == 200 and deleted.content == b""
+    assert api.get(path).status_code == 404
+    assert api.delete(path).status_code == 404
+    # The batch call still lists the recipient: deleting a conversation leaves the batch alone.
+    assert api.batch(created["id"])["recipients"][0]["conversation_id"] == recipient["conversation_id"]
+
+
+def test_an_unknown_conversation_cannot_be_deleted(api):
+    response = api.delete("/v1/convai/conversations/conv_missing")
+
+    assert response.status_code == 404
+    assert response.json()["detail"]["status"] == "conversation_not_found"

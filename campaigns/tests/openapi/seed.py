@@ -1,11 +1,12 @@
 """What a Schemathesis run needs to find in the database: one user with the key the run uses,
 a second key it may revoke, and one of everything the API reads (agent, number, campaign,
-recipient, call with its conversation, suppression, webhook endpoint)."""
+recipient, call with its conversation, suppression, webhook endpoint, erasure)."""
 
 import datetime as dt
 
-from campaigns import services
+from campaigns import services, suppressions
 from campaigns.events.models import WebhookEndpoint
+from campaigns.models import Erasure
 from campaigns.tests.factories import (
     AgentFactory,
     CallFactory,
@@ -49,6 +50,16 @@ def seed() -> dict[str, str]:
     endpoint = WebhookEndpoint.objects.create(
         user=user, url="https://hooks.example.com/voiceable", secret="whsec_c2VlZA=="
     )
+    # What an earlier erasure of another number did.
+    erasure = Erasure.objects.create(
+        user=user,
+        number_hash=suppressions.number_hash("+13125550199"),
+        requested_by="API key conformance run",
+        recipients_erased=1,
+        campaigns_touched=1,
+        conversations_not_deleted=[{"conversation_id": "conv_gone", "reason": "ElevenLabs answered 503"}],
+        notes=["1 batch call at ElevenLabs still lists the number among its recipients."],
+    )
     return {
         "api_key": key.raw_key,
         "api_key_id": spare.api_key.pk,
@@ -57,4 +68,5 @@ def seed() -> dict[str, str]:
         "recipient_id": recipient.pk,
         "conversation_id": call.conversation_id,
         "endpoint_id": endpoint.pk,
+        "erasure_id": erasure.pk,
     }
