@@ -1,9 +1,9 @@
 """HTTP client for the ElevenLabs Agents Platform: batch calling, outbound campaigns, conversations,
 agents and phone numbers.
 
-One method per endpoint, typed errors, lenient parsing. The wire format is described in
-``shared/spec/elevenlabs-api.md``. The client cannot tell the real API from the sandbox app:
-both are reached through ``base_url``.
+One method per endpoint, typed errors, lenient parsing. The wire format is ElevenLabs' API
+reference and the official Python SDK's models (``elevenlabs`` on PyPI). The client cannot
+tell the real API from the sandbox app: both are reached through ``base_url``.
 
 Errors are transient (``ElevenLabsError.retryable``) as ElevenLabs' own SDK classifies them:
 transport errors, 408, 409, 429 and 5xx, plus 425 Too Early, which says the same. Everything
