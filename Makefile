@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/webhook_body.py
+	$(BIN)/python bench/api_throughput.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 var staticfiles node_modules
