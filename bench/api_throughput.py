@@ -248,8 +248,8 @@ def gunicorn_start(env: dict, port: int) -> subprocess.Popen:
 
 
 def milliseconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[unit]
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
 
 
 def wrk(url: str, *, key: str | None, script: Path | None, args) -> dict:
@@ -263,12 +263,15 @@ def wrk(url: str, *, key: str | None, script: Path | None, args) -> dict:
         raise SystemExit(f"wrk saw failed requests on {url}:\n{output}")
     # wrk gives up on a request after 2 s: counted, not fatal (a loaded machine answers late).
     timeouts = re.search(r"timeout (\d+)", output)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50": milliseconds(re.search(r"50%\s+(\S+)", output).group(1)),
-        "p99": milliseconds(re.search(r"99%\s+(\S+)", output).group(1)),
-        "timeouts": int(timeouts.group(1)) if timeouts else 0,
-    }
+    try:
+        return {
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "p50": milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)),
+            "p99": milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)),
+            "timeouts": int(timeouts.group(1)) if timeouts else 0,
+        }
+    except AttributeError:
+        raise SystemExit(f"Could not read wrk's output for {url}:\n{output}") from None
 
 
 def lua_script(body: bytes, directory: Path) -> Path:
