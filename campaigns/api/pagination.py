@@ -10,6 +10,8 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 # The page's rows carry the total under this name (see CountOf).
 TOTAL = "page_total"
+# No list has this many rows; SQLite's and PostgreSQL's integers end at 2**63.
+MAX_OFFSET = 2**62
 
 
 class CountOf(Subquery):
@@ -46,7 +48,9 @@ class EnvelopePagination(PageNumberPagination):
             query.is_valid(raise_exception=True)
             number, self.page_size = query.validated_data["page"], query.validated_data["page_size"]
         offset = (number - 1) * self.page_size
-        rows = list(queryset.annotate(**{TOTAL: CountOf(queryset)})[offset : offset + self.page_size])
+        rows = []
+        if offset + self.page_size <= MAX_OFFSET:  # beyond, the databases' integers overflow: past the last page
+            rows = list(queryset.annotate(**{TOTAL: CountOf(queryset)})[offset : offset + self.page_size])
         if rows:
             total = rows[0][TOTAL] if isinstance(rows[0], dict) else getattr(rows[0], TOTAL)
         else:

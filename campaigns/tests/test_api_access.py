@@ -227,6 +227,13 @@ def test_a_page_past_the_last_is_a_404_that_says_where_the_last_is(api, user):
     }
 
 
+@pytest.mark.parametrize("path", ["/api/v1/campaigns", "/api/v1/agents", "/api/v1/api_keys"])
+def test_a_page_too_far_for_the_database_to_count_to_is_the_same_404(api, user, path):
+    CampaignFactory(user=user)
+    huge = 20663068797561577293217792
+    assert_error(api.get(f"{path}?page={huge}"), 404, f"There is no page {huge}: the last page is 1.")
+
+
 def test_the_openapi_document_says_either_key_header_is_enough_and_documents_paging():
     schema = APIClient().get("/api/v1/openapi.json").json()
     for item in schema["paths"].values():
