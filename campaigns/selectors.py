@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from campaigns import tracking
@@ -84,6 +84,72 @@ def campaign_elevenlabs_campaign_ids(*, campaign: Campaign) -> list[str]:
     if batches is None:
         batches = campaign.batches.filter(elevenlabs_campaign_id__isnull=False).order_by("part")
     return [batch.elevenlabs_campaign_id for batch in batches]
+
+
+# What a campaign's API representation reads (campaigns.api.representations), and only that:
+# not import_errors, which may hold a thousand rows' errors.
+CAMPAIGN_API_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "elevenlabs_batch_call_id",
+    "recipients_count",
+    "scheduled_at",
+    "send_immediately",
+    "created_at",
+    "updated_at",
+    "timezone",
+    "phone_number_id",
+    "duplicates_merged",
+    "invalid_rows_skipped",
+    "calls_dispatched",
+    "calls_finished",
+    "suppressed_count",
+    "time_zones",
+    "error",
+    "calling_hours",
+    "calling_days",
+    "calling_timezone",
+    "max_attempts",
+    "retry_delay_minutes",
+    "max_concurrent_calls",
+)
+
+
+def campaign_api_rows(*, user) -> QuerySet[dict]:
+    """The user's campaigns, newest first, as dicts of CAMPAIGN_API_COLUMNS and `agent_elevenlabs_id`.
+
+    Plain rows rather than models: a page of 50 builds no model instances (nor their agents')."""
+    return (
+        Campaign.objects.filter(user=user)
+        .order_by("-created_at", "-id")
+        .values(*CAMPAIGN_API_COLUMNS, agent_elevenlabs_id=F("agent__elevenlabs_agent_id"))
+    )
+
+
+def campaign_api_row(*, user, campaign_id) -> dict:
+    """One of the user's campaigns as campaign_api_rows gives it; NotFound like campaign_get."""
+    try:
+        row = campaign_api_rows(user=user).filter(pk=int(campaign_id)).first()
+    except (ValueError, TypeError):
+        row = None
+    if row is None:
+        raise NotFound(f"Campaign not found: there is no campaign {campaign_id} in your account.")
+    return row
+
+
+def campaign_outbound_batches(*, campaign_ids) -> dict[int, list[tuple]]:
+    """Per campaign, its ElevenLabs outbound campaigns in part order, as
+    (elevenlabs_campaign_id, next_call_at, settled_at); one query for them all."""
+    found: dict[int, list[tuple]] = {}
+    rows = (
+        CampaignBatch.objects.filter(campaign_id__in=campaign_ids, elevenlabs_campaign_id__isnull=False)
+        .order_by("campaign_id", "part")
+        .values_list("campaign_id", "elevenlabs_campaign_id", "next_call_at", "settled_at")
+    )
+    for campaign_id, *batch in rows:
+        found.setdefault(campaign_id, []).append(tuple(batch))
+    return found
 
 
 def campaign_get(*, user, campaign_id) -> Campaign:

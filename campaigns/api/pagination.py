@@ -1,3 +1,5 @@
+from django.core.paginator import Page
+from django.db.models import IntegerField, Subquery
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -6,6 +8,22 @@ from .envelope import success
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# The page's rows carry the total under this name (see CountOf).
+TOTAL = "page_total"
+# No list has this many rows; SQLite's and PostgreSQL's integers end at 2**63.
+MAX_OFFSET = 2**62
+
+
+class CountOf(Subquery):
+    """How many rows a queryset has, as a column of another query: the page's rows bring the
+    total along, one round trip instead of a COUNT then a fetch. The subquery does not depend on
+    the outer row, so the database runs it once per query, not once per row."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) page_count)"
+    output_field = IntegerField()
+
+    def __init__(self, queryset):
+        super().__init__(queryset.order_by().values("pk"))
 
 
 class PageQuerySerializer(serializers.Serializer):
@@ -24,15 +42,26 @@ class EnvelopePagination(PageNumberPagination):
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
         sent = {name: request.query_params[name] for name in ("page", "page_size") if name in request.query_params}
-        query = PageQuerySerializer(data=sent)
-        query.is_valid(raise_exception=True)
-        self.page_size = query.validated_data["page_size"]
-        paginator = self.django_paginator_class(queryset, self.page_size)
-        number = query.validated_data["page"]
+        number, self.page_size = 1, PAGE_SIZE
+        if sent:  # the defaults need no checking
+            query = PageQuerySerializer(data=sent)
+            query.is_valid(raise_exception=True)
+            number, self.page_size = query.validated_data["page"], query.validated_data["page_size"]
+        offset = (number - 1) * self.page_size
+        rows = []
+        if offset + self.page_size <= MAX_OFFSET:  # beyond, the databases' integers overflow: past the last page
+            rows = list(queryset.annotate(**{TOTAL: CountOf(queryset)})[offset : offset + self.page_size])
+        if rows:
+            total = rows[0][TOTAL] if isinstance(rows[0], dict) else getattr(rows[0], TOTAL)
+        else:
+            # Past the last page (or none at all): count apart, only to say which is the last.
+            total = queryset.count() if number > 1 else 0
+        paginator = self.django_paginator_class(rows, self.page_size)
+        paginator.count = total  # known: the Paginator must not count the page's own list
         if number > paginator.num_pages:
             raise NotFound(f"There is no page {number}: the last page is {paginator.num_pages}.")
-        self.page = paginator.page(number)
-        return list(self.page)
+        self.page = Page(rows, number, paginator)
+        return rows
 
     def get_page_size(self, request):
         return self.page_size

@@ -9,12 +9,14 @@ from campaigns import selectors, tracking
 from campaigns.models import Recipient
 from campaigns.policy import policy_from_campaign
 
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
 
 class UtcDateTimeField(serializers.DateTimeField):
     """ISO 8601 in UTC with a Z, as the API documents (`2024-01-15T10:30:00Z`)."""
 
     def __init__(self, **kwargs):
-        super().__init__(format="%Y-%m-%dT%H:%M:%SZ", default_timezone=dt.UTC, **kwargs)
+        super().__init__(format=UTC_FORMAT, default_timezone=dt.UTC, **kwargs)
 
 
 class TextField(serializers.CharField):
@@ -99,6 +101,9 @@ class PhoneNumberSerializer(serializers.Serializer):
 
 
 class CampaignSerializer(serializers.Serializer):
+    """Describes a campaign to the OpenAPI document; the answers are built by
+    campaigns.api.representations, which a test keeps equal to this."""
+
     id = serializers.IntegerField()
     name = serializers.CharField()
     status = serializers.CharField()
@@ -126,7 +131,7 @@ class CampaignSerializer(serializers.Serializer):
 
     def get_next_call_at(self, campaign) -> str | None:
         when = selectors.campaign_next_call_at(campaign=campaign)
-        return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+        return when.astimezone(dt.UTC).strftime(UTC_FORMAT) if when else None
 
     def get_error(self, campaign) -> str | None:
         return campaign.error or None

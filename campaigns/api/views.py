@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from campaigns import selectors, services
 from campaigns.errors import NotFound, PayloadTooLarge
 
-from . import idempotency, serializers
+from . import idempotency, representations, serializers
 from .envelope import success
 from .pagination import EnvelopePagination
 
@@ -35,10 +35,13 @@ class ApiView(APIView):
             response[header] = value
         return response
 
-    def paginate(self, queryset, serializer_class):
+    def paginate(self, queryset, serializer_class=None, *, represent=None):
+        """One page of `queryset` in the envelope, each item by `serializer_class`, or the whole
+        page by `represent` (a function of the page's list)."""
         paginator = EnvelopePagination()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
-        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+        data = represent(page) if represent is not None else serializer_class(page, many=True).data
+        return paginator.get_paginated_response(data)
 
 
 class CampaignListCreateView(ApiView):
@@ -46,7 +49,7 @@ class CampaignListCreateView(ApiView):
 
     @extend_schema(responses=serializers.CampaignSerializer(many=True))
     def get(self, request):
-        return self.paginate(selectors.campaign_list(user=request.user), serializers.CampaignSerializer)
+        return self.paginate(selectors.campaign_api_rows(user=request.user), represent=representations.campaign_page)
 
     @extend_schema(
         request=serializers.CampaignCreateSerializer,
@@ -82,16 +85,14 @@ class CampaignListCreateView(ApiView):
             skip_invalid_rows=fields["skip_invalid_rows"],
             policy_fields={name: fields.get(name) for name in serializers.CampaignCreateSerializer.POLICY_FIELDS},
         )
-        return success(
-            serializers.CampaignCreatedSerializer(campaign).data, code=201, message="Campaign created successfully"
-        )
+        return success(representations.campaign_created(campaign), code=201, message="Campaign created successfully")
 
 
 class CampaignDetailView(ApiView):
     @extend_schema(responses=serializers.CampaignDetailSerializer)
     def get(self, request, campaign_id):
-        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
-        return success(serializers.CampaignDetailSerializer(campaign).data)
+        row = selectors.campaign_api_row(user=request.user, campaign_id=campaign_id)
+        return success(representations.campaign_detail(row))
 
 
 class CampaignCancelView(ApiView):
@@ -99,7 +100,7 @@ class CampaignCancelView(ApiView):
     def post(self, request, campaign_id):
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
         result = services.campaign_cancel(campaign=campaign)
-        data = serializers.CampaignSerializer(result.campaign).data
+        data = representations.campaign_representation(result.campaign)
         if result.unconfirmed_batches:
             # Accepted, not done: ElevenLabs has yet to confirm; `error` says why, the worker retries.
             return success(data, code=202, message="Cancel accepted; waiting for ElevenLabs to confirm it")
@@ -111,7 +112,7 @@ class CampaignPauseView(ApiView):
     def post(self, request, campaign_id):
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
         campaign = services.campaign_pause(campaign=campaign)
-        data = serializers.CampaignSerializer(campaign).data
+        data = representations.campaign_representation(campaign)
         if not campaign.pause_confirmed:
             # Held here; ElevenLabs has yet to confirm for every part. `error` says why, the worker retries.
             return success(data, code=202, message="Pause accepted; waiting for ElevenLabs to confirm it")
@@ -123,7 +124,7 @@ class CampaignResumeView(ApiView):
     def post(self, request, campaign_id):
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
         campaign = services.campaign_resume(campaign=campaign)
-        return success(serializers.CampaignSerializer(campaign).data, message="Campaign resumed")
+        return success(representations.campaign_representation(campaign), message="Campaign resumed")
 
 
 class CampaignRetryView(ApiView):
@@ -132,7 +133,7 @@ class CampaignRetryView(ApiView):
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
         result = services.campaign_retry(campaign=campaign)
         data = {
-            **serializers.CampaignSerializer(result.campaign).data,
+            **representations.campaign_representation(result.campaign),
             "retried_calls": result.retried_calls,
             "batches": [vars(batch) for batch in result.batches],
         }

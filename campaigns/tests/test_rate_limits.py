@@ -204,3 +204,76 @@ def test_when_the_database_cache_fails_bad_keys_are_answered_401_not_500(broken_
 
     assert [answer.status_code for answer in answers] == [401] * 4
     assert outage_warnings(caplog) == ["Requests with a bad API key are not counted"]
+
+
+# --- The throttle on Redis -----------------------------------------------------------------
+
+# A database of its own on the local Redis, as the integration tests have (flushed here).
+REDIS_URL = f"redis://127.0.0.1:6379/{int(os.environ.get('INTEGRATION_REDIS_DB', '11'))}"
+
+
+@pytest.fixture
+def redis_cache(settings):
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=1).flushdb()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not running at {REDIS_URL}: {exc}")
+    settings.CACHES = {"default": {"BACKEND": REDIS, "LOCATION": REDIS_URL}}
+    yield cache
+    cache.clear()
+
+
+def test_on_redis_a_key_gets_its_limit_then_429_with_the_same_headers(redis_cache, raw_api_key, limit_of_three):
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=raw_api_key)
+
+    answers = [client.get("/api/v1/campaigns") for _ in range(5)]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429, 429]
+    assert [answer["X-RateLimit-Remaining"] for answer in answers] == ["2", "1", "0", "0", "0"]
+    assert {answer["X-RateLimit-Limit"] for answer in answers} == {"3"}
+    # Reset: when the oldest request of the minute stops counting, the same in every answer.
+    assert len({answer["X-RateLimit-Reset"] for answer in answers}) == 1
+    assert_error(answers[3], 429, "Too many requests")
+    assert 55 <= int(answers[3]["Retry-After"]) <= 60
+    # Counted in one sorted set on the server, three requests in it (the refused ones are not).
+    import redis
+
+    server = redis.Redis.from_url(REDIS_URL)
+    [log] = [key for key in server.scan_iter() if key.endswith(b":log")]
+    assert server.zcard(log) == 3
+
+
+def test_on_redis_each_key_has_its_own_count(redis_cache, raw_api_key, user, limit_of_three):
+    from campaigns import services
+
+    other_key = services.api_key_create(user=user, name="second").raw_key
+    first, second = APIClient(), APIClient()
+    first.credentials(HTTP_X_API_KEY=raw_api_key)
+    second.credentials(HTTP_X_API_KEY=other_key)
+
+    for _ in range(3):
+        first.get("/api/v1/campaigns")
+
+    assert first.get("/api/v1/campaigns").status_code == 429
+    assert second.get("/api/v1/campaigns")["X-RateLimit-Remaining"] == "2"
+
+
+def test_on_redis_requests_older_than_the_period_stop_counting(redis_cache, raw_api_key, limit_of_three, monkeypatch):
+    from campaigns.api.throttling import ApiKeyRateThrottle
+
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=raw_api_key)
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: now[0])
+    for _ in range(3):
+        client.get("/api/v1/campaigns")
+        now[0] += 10
+
+    assert client.get("/api/v1/campaigns").status_code == 429  # 20 s after the first
+    now[0] += 30  # 60 s after the first: it no longer counts
+    allowed = client.get("/api/v1/campaigns")
+    assert allowed.status_code == 200 and allowed["X-RateLimit-Remaining"] == "0"
+    assert allowed["X-RateLimit-Reset"] == str(1_800_000_010 + 60)
