@@ -3,7 +3,6 @@ Never a 500, never anything stored for a refused file, and every hostile file re
 
 import csv
 import io
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,19 +24,16 @@ def upload(data: bytes, name: str) -> io.BytesIO:
 
 
 @pytest.mark.parametrize("case", hostile_files.HOSTILE, ids=lambda case: case.name)
-def test_a_hostile_file_is_refused_quickly_naming_the_limit_and_nothing_is_stored(api, campaign_form, case, built):
+def test_a_hostile_file_is_refused_naming_the_limit_and_nothing_is_stored(api, campaign_form, case, built):
     form = campaign_form(recipients_file=upload(built(case), case.filename))
 
-    started = time.perf_counter()
     response = api.post(URL, form, format="multipart")
-    elapsed = time.perf_counter() - started
 
     assert response.status_code == case.status, response.content
     body = response.json()
     assert case.message in " ".join([body["error"], *body["errors"]])
     assert body["status"]["code"] == case.status
     assert (Campaign.objects.count(), Recipient.objects.count()) == (0, 0)
-    assert elapsed < 2  # request encoding included
 
 
 def test_a_nul_character_never_reaches_the_database(api, campaign_form):
