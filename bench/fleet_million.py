@@ -26,7 +26,7 @@ Peak RSS of every process (each web node and each worker with their children, be
 process, which runs the proxy) is sampled from /proc every second. Exits 1 if a check fails: a
 batch submitted twice or not at all, a number called twice, a recipient not final within --timeout.
 
-    .venv/bin/python bench/fleet_million.py                                  # about 25 minutes
+    .venv/bin/python bench/fleet_million.py                                  # about 12 minutes
     .venv/bin/python bench/fleet_million.py --recipients 20000 --batch-size 200
 
 PostgreSQL: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/voiceable_million,
@@ -39,6 +39,7 @@ import contextlib
 import io
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -391,6 +392,17 @@ def main() -> int:
         stack.stop_all()
         fleet.proxy.stop()
 
+    # How long the product's polls took, and how many their time limit cut short (the workers' logs).
+    worker_logs = "".join(stack.log(name) for name in ("worker-1", "worker-2"))
+    polls = sorted(float(s) for s in re.findall(r"campaign_poll\[[^]]*\] succeeded in ([0-9.]+)s", worker_logs))
+    cut_short = len(re.findall(r"campaign_poll\[[^]]*\] raised unexpected: SoftTimeLimitExceeded", worker_logs))
+    if polls:
+        rows.append(
+            (
+                "campaign_poll tasks: done, the longest | cut short by the time limit",
+                f"{len(polls)}, {polls[-1]:.0f} s | {cut_short}",
+            )
+        )
     for name in sampler.peaks:
         pool = sampler.pool_peaks[name]
         rows.append(
