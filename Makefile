@@ -67,6 +67,7 @@ bench: install
 	$(BIN)/python bench/webhook_body.py
 	$(BIN)/python bench/sandbox_scale.py
 	$(BIN)/python bench/api_throughput.py
+	$(BIN)/python bench/fleet_million.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 var staticfiles node_modules

@@ -37,3 +37,40 @@ def run_child(script: str, args: list[str], url: str) -> dict | None:
         print(child.stderr, file=sys.stderr)
         return None
     return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def process_parents() -> dict[int, int]:
+    """Every process's parent, from /proc: {pid: ppid}."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_mb(root: int, parents: dict[int, int] | None = None) -> tuple[float, float]:
+    """RSS of `root` with every process below it, and of those below it alone (a worker's pool)."""
+    parents = process_parents() if parents is None else parents
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    below = sum(rss_kb(pid) for pid in tree - {root})
+    return (below + rss_kb(root)) / 1024, below / 1024

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, database_url
+from common import ROOT, database_url, tree_rss_mb
 from create_campaign import numbers
 
 from campaigns.devrun import SANDBOX_WORKER_ARGS
@@ -47,37 +47,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree_rss_mb(root: int) -> tuple[float, float]:
-    """RSS of `root` with every process below it, and of those below it alone (a worker's pool)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in tree:
-                tree.add(pid)
-                frontier.append(pid)
-    below = sum(_rss_kb(pid) for pid in tree - {root})
-    return (below + _rss_kb(root)) / 1024, below / 1024
 
 
 class Processes:
@@ -208,7 +177,7 @@ def main() -> int:
         while time.monotonic() - started < args.timeout:
             time.sleep(1)
             for name, process in processes.running.items():
-                whole, pool = _tree_rss_mb(process.pid)
+                whole, pool = tree_rss_mb(process.pid)
                 peaks[name], pool_peaks[name] = max(peaks[name], whole), max(pool_peaks[name], pool)
                 if process.poll() is not None:
                     raise RuntimeError(f"The {name} process exited; see {workdir / (name + '.log')}")

@@ -282,7 +282,11 @@ def campaign_poll(*, campaign_id: int, client=None) -> None:
     from campaigns import inbox, outbound  # both apply outcomes through this module
 
     client = client or elevenlabs.client_from_settings()
-    batches = CampaignBatch.objects.filter(BATCH_SENT, campaign_id=campaign_id, settled_at__isnull=True)
+    # Least recently polled first: a poll its time limit cuts short leaves the batches it did not
+    # reach for the next one to take first, rather than starving the campaign's last parts.
+    batches = CampaignBatch.objects.filter(BATCH_SENT, campaign_id=campaign_id, settled_at__isnull=True).order_by(
+        F("polled_at").asc(nulls_first=True), "part"
+    )
     learned = []
     for batch in batches:
         upstream_id = batch.elevenlabs_campaign_id or batch.elevenlabs_batch_call_id

@@ -1,5 +1,6 @@
 """Keeping campaigns in step with ElevenLabs: polling batches, forward-only statuses, the active list."""
 
+import datetime as dt
 import threading
 import time
 
@@ -379,6 +380,28 @@ def test_a_campaign_dispatched_to_the_sandbox_ends_with_each_call_outcome(sandbo
     assert campaign.status == Campaign.Status.COMPLETED
     assert (campaign.calls_dispatched, campaign.calls_finished) == (3, 3)
     assert tracking.campaigns_active() == []
+
+
+@pytest.mark.django_db
+def test_a_poll_reads_the_least_recently_polled_batches_first(http, client, settings):
+    # A poll cut short by its time limit must not leave the same last batches unread every time.
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 1
+    numbers = ["+12125550100", "+12125550101", "+12125550102"]
+    ids = ["btcal_a", "btcal_b", "btcal_c"]
+    campaign = campaign_submitted(numbers=numbers, batch_ids=ids, batch_status="in_progress")
+    now = timezone.now()
+    campaign.batches.filter(part=1).update(polled_at=now)
+    campaign.batches.filter(part=2).update(polled_at=now - dt.timedelta(minutes=5))
+    for batch_id, number in zip(ids, numbers, strict=True):
+        http.get(
+            f"{BATCHES}/{batch_id}",
+            json=remote_detail(batch_id, status="in_progress", recipients=[remote_recipient(number, "in_progress")]),
+        )
+
+    tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+
+    # never polled, then polled 5 minutes ago, then just now
+    assert [call.request.url.rsplit("/", 1)[1] for call in http.calls] == ["btcal_c", "btcal_b", "btcal_a"]
 
 
 # --- Upstream trouble never stops the others ------------------------------------------------

@@ -92,12 +92,12 @@ class Stack:
         """A URL on a free local port, for a web server besides the stack's own."""
         return f"http://127.0.0.1:{_free_port()}"
 
-    def worker(self, name: str = "worker", *, queues: str = "celery,sandbox", **env):
+    def worker(self, name: str = "worker", *, queues: str = "celery,sandbox", concurrency: int = 2, **env):
         """A worker of the product's queue and, unless `queues` says otherwise, the sandbox's."""
         process = self.start(
             name,
             sys.executable, "-m", "celery", "-A", "voiceable", "worker", "--loglevel", "INFO",
-            "--concurrency", "2", "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
+            "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
             "--queues", queues,
             **env,
         )  # fmt: skip

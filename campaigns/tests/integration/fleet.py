@@ -60,8 +60,9 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
 class RoundRobinProxy:
     """A small HTTP load balancer over `nodes` ({name: "http://host:port"})."""
 
-    def __init__(self, nodes: dict[str, str]):
+    def __init__(self, nodes: dict[str, str], *, timeout: float = 120):
         self.nodes = dict(nodes)
+        self.timeout = timeout
         self.served: list[Served] = []
         self._order = itertools.cycle(list(self.nodes))
         self._lock = threading.Lock()
@@ -117,7 +118,7 @@ class RoundRobinProxy:
         first = names.index(self._next())
         for name in names[first:] + names[:first]:
             address = urllib.parse.urlsplit(self.nodes[name])
-            connection = http.client.HTTPConnection(address.hostname, address.port, timeout=120)
+            connection = http.client.HTTPConnection(address.hostname, address.port, timeout=self.timeout)
             try:
                 connection.connect()
             except ConnectionRefusedError:
@@ -221,14 +222,18 @@ class Fleet:
         return self.proxy.url
 
 
-def fleet_start(stack: Stack, *, webs: int = 2, **env) -> Fleet:
+def fleet_start(
+    stack: Stack, *, webs: int = 2, web_env: dict | None = None, proxy_timeout: float = 120, **env
+) -> Fleet:
     """Start `webs` web nodes behind a round-robin proxy, and point everything at the proxy:
     SITE_URL (so the sandbox's API and its webhooks go through it too) for every process the
-    stack starts from now on. Workers and beat are left to the caller."""
+    stack starts from now on. Workers and beat are left to the caller. `web_env` overrides the
+    web nodes' own settings (WEB_TIMEOUT, say); `proxy_timeout` is how long the proxy waits for
+    a node's answer."""
     nodes = {f"web-{n}": stack.free_url() for n in range(1, webs + 1)}
-    proxy = RoundRobinProxy(nodes).start()
+    proxy = RoundRobinProxy(nodes, timeout=proxy_timeout).start()
     stack.url = proxy.url
     stack.env.update({"SITE_URL": proxy.url, **{k: str(v) for k, v in env.items()}})
     for name, url in nodes.items():
-        stack.web(name, url)
+        stack.web(name, url, **(web_env or {}))
     return Fleet(stack=stack, proxy=proxy, web_names=list(nodes))
