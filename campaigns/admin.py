@@ -614,7 +614,9 @@ class CampaignAdmin(AccountScopedAdmin, admin.ModelAdmin):
             if campaign.pk not in sent:
                 skipped.append((campaign, "it has not been sent to ElevenLabs yet."))
                 continue
-            tracking.campaign_poll(campaign_id=campaign.pk)
+            if not tracking.campaign_poll(campaign_id=campaign.pk):
+                skipped.append((campaign, "a worker is polling it right now; its page shows the result shortly."))
+                continue
             failing = campaign.batches.filter(poll_failures__gt=0).values_list("last_error", flat=True).first()
             if failing:
                 skipped.append((campaign, f"ElevenLabs could not report its status: {failing}"))

@@ -92,6 +92,8 @@ class Campaign(TimestampedModel):
     dispatch_claimed_at = models.DateTimeField(null=True, blank=True)
     # Set once by the accepted cancel: from then on no batch is claimed or submitted.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # A worker polling the campaign holds it until then: one poll of a campaign at a time.
+    poll_lease_until = models.DateTimeField(null=True, blank=True)
     # Set by a pause, cleared by the resume: while set, nothing new is submitted or called.
     paused_at = models.DateTimeField(null=True, blank=True)
     pause_confirmed = models.BooleanField(default=False, help_text="ElevenLabs holds every part that was sent.")

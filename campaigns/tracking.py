@@ -16,6 +16,7 @@ are recorded with their real outcome.
 import datetime as dt
 import json
 import logging
+import time
 from collections import Counter
 
 from django.conf import settings
@@ -272,38 +273,58 @@ def campaigns_active() -> list[int]:
     )
 
 
-def campaign_poll(*, campaign_id: int, client=None) -> None:
+def campaign_poll(*, campaign_id: int, client=None) -> bool:
     """Fetch each unsettled batch of the campaign from ElevenLabs and bring our records in step.
+
+    One poll of a campaign at a time: beat queues one every POLL_ACTIVE_EVERY seconds, and a
+    campaign of 100 batches of 10,000 takes longer than that, so a poll first takes the
+    campaign's lease and one that finds it held does nothing. Batches are read least recently
+    polled first, and none is started after POLL_BUDGET_SECONDS: the next poll takes the rest.
 
     A batch that cannot be read is counted and skipped: it never stops the others. One
     that ElevenLabs answers 404 for on BATCH_LOST_AFTER_POLLS polls in a row is no longer
-    followed, with the reason kept on the batch.
+    followed, with the reason kept on the batch. Returns whether this call polled.
     """
     from campaigns import inbox, outbound  # both apply outcomes through this module
 
-    client = client or elevenlabs.client_from_settings()
-    # Least recently polled first: a poll its time limit cuts short leaves the batches it did not
-    # reach for the next one to take first, rather than starving the campaign's last parts.
-    batches = CampaignBatch.objects.filter(BATCH_SENT, campaign_id=campaign_id, settled_at__isnull=True).order_by(
-        F("polled_at").asc(nulls_first=True), "part"
-    )
-    learned = []
-    for batch in batches:
-        upstream_id = batch.elevenlabs_campaign_id or batch.elevenlabs_batch_call_id
-        with log_context(campaign_id=campaign_id, batch_id=batch.pk, elevenlabs_batch_id=upstream_id):
-            try:
-                if batch.elevenlabs_campaign_id:
-                    learned += outbound.batch_poll(batch=batch, client=client)
+    budget = settings.POLL_BUDGET_SECONDS
+    started = time.monotonic()
+    now = timezone.now()
+    lease = now + dt.timedelta(seconds=budget + 60)
+    free = Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lte=now)
+    if not Campaign.objects.filter(free, pk=campaign_id).update(poll_lease_until=lease):
+        logger.debug("Campaign %s is being polled by another worker", campaign_id)
+        return False
+    try:
+        client = client or elevenlabs.client_from_settings()
+        batches = CampaignBatch.objects.filter(BATCH_SENT, campaign_id=campaign_id, settled_at__isnull=True).order_by(
+            F("polled_at").asc(nulls_first=True), "part"
+        )
+        learned = []
+        for index, batch in enumerate(batches):
+            if index and time.monotonic() - started >= budget:
+                logger.info(
+                    "Campaign %s: poll budget spent after %s batches; the next poll goes on", campaign_id, index
+                )
+                break
+            upstream_id = batch.elevenlabs_campaign_id or batch.elevenlabs_batch_call_id
+            with log_context(campaign_id=campaign_id, batch_id=batch.pk, elevenlabs_batch_id=upstream_id):
+                try:
+                    if batch.elevenlabs_campaign_id:
+                        learned += outbound.batch_poll(batch=batch, client=client)
+                        continue
+                    remote = client.get_batch(batch.elevenlabs_batch_call_id)
+                except elevenlabs.ElevenLabsError as exc:
+                    _poll_failed(batch=batch, exc=exc)
                     continue
-                remote = client.get_batch(batch.elevenlabs_batch_call_id)
-            except elevenlabs.ElevenLabsError as exc:
-                _poll_failed(batch=batch, exc=exc)
-                continue
-            learned += batch_apply(batch=batch, remote=remote)
-    campaign_refresh(campaign_id=campaign_id)
-    if learned:
-        # Events that arrived before we knew whose call they were can be applied now.
-        inbox.events_apply_pending(conversation_ids=learned)
+                learned += batch_apply(batch=batch, remote=remote)
+        campaign_refresh(campaign_id=campaign_id)
+        if learned:
+            # Events that arrived before we knew whose call they were can be applied now.
+            inbox.events_apply_pending(conversation_ids=learned)
+    finally:
+        Campaign.objects.filter(pk=campaign_id, poll_lease_until=lease).update(poll_lease_until=None)
+    return True
 
 
 def _poll_failed(*, batch: CampaignBatch, exc: "elevenlabs.ElevenLabsError") -> None:

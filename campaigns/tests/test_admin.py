@@ -231,6 +231,18 @@ def test_dispatch_now_keeps_a_schedule_that_is_already_past(
     assert queued_dispatches(broker_queue) == [overdue.pk]
 
 
+def test_sync_status_of_a_campaign_a_worker_is_polling_says_so_and_asks_nothing(admin_client, http):
+    busy = campaign_submitted(name="Busy", numbers=["+12125550100"])
+    Campaign.objects.filter(pk=busy.pk).update(poll_lease_until=timezone.now() + dt.timedelta(minutes=1))
+
+    messages = shown(act(admin_client, "sync_status", [busy]))
+
+    assert messages == [
+        "Skipped 1 campaign:\n“Busy”: a worker is polling it right now; its page shows the result shortly."
+    ]
+    assert len(http.calls) == 0
+
+
 def test_sync_status_brings_sent_campaigns_in_step_and_names_the_ones_it_could_not(admin_client, http):
     # Given a campaign whose calls have finished at ElevenLabs, one ElevenLabs no longer knows, one never sent
     running = campaign_submitted(name="Running", numbers=["+12125550100", "+12125550101"])

@@ -484,3 +484,74 @@ def test_a_webhook_holding_its_recipient_does_not_block_a_poll_recording_that_re
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = 0")
     assert failures == []
+
+
+# --- One poll of a campaign at a time, within a budget -------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_poll_finding_the_campaign_polled_by_another_worker_does_nothing(http, client):
+    campaign = campaign_submitted(numbers=["+12125550100"], batch_status="in_progress")
+    held = timezone.now() + dt.timedelta(minutes=2)
+    Campaign.objects.filter(pk=campaign.pk).update(poll_lease_until=held)
+
+    tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+
+    assert len(http.calls) == 0  # ElevenLabs is not asked twice at once about the same batches
+    campaign.refresh_from_db()
+    assert campaign.poll_lease_until == held  # and the other worker's lease is left alone
+
+
+@pytest.mark.django_db
+def test_a_lease_left_by_a_poll_that_died_is_taken_once_it_runs_out_and_a_poll_gives_it_back(http, client):
+    campaign = campaign_submitted(numbers=["+12125550100"], batch_ids=("btcal_1",), batch_status="in_progress")
+    Campaign.objects.filter(pk=campaign.pk).update(poll_lease_until=timezone.now() - dt.timedelta(seconds=1))
+    http.get(
+        f"{BATCHES}/btcal_1",
+        json=remote_detail("btcal_1", status="in_progress", recipients=[remote_recipient("+12125550100", "completed")]),
+    )
+
+    tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+
+    assert len(http.calls) == 1
+    campaign.refresh_from_db()
+    assert campaign.poll_lease_until is None
+    assert campaign.recipients.get().status == "completed"
+
+
+@pytest.mark.django_db
+def test_a_poll_that_fails_gives_the_lease_back(http, client, monkeypatch):
+    campaign = campaign_submitted(numbers=["+12125550100"], batch_status="in_progress")
+    http.get(f"{BATCHES}/btcal_1", json=remote_detail("btcal_1", status="in_progress", recipients=[]))
+
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(tracking, "campaign_refresh", broken)
+    with pytest.raises(RuntimeError):
+        tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+
+    campaign.refresh_from_db()
+    assert campaign.poll_lease_until is None  # the next poll need not wait for the lease to run out
+
+
+@pytest.mark.django_db
+def test_a_poll_whose_budget_is_spent_leaves_the_other_batches_to_the_next_poll(http, client, settings):
+    settings.ELEVENLABS_BATCH_MAX_RECIPIENTS = 1
+    settings.POLL_BUDGET_SECONDS = 0  # spent as soon as the first batch is read
+    numbers = ["+12125550100", "+12125550101", "+12125550102"]
+    ids = ["btcal_a", "btcal_b", "btcal_c"]
+    campaign = campaign_submitted(numbers=numbers, batch_ids=ids, batch_status="in_progress")
+    for batch_id, number in zip(ids, numbers, strict=True):
+        http.get(
+            f"{BATCHES}/{batch_id}",
+            json=remote_detail(batch_id, status="in_progress", recipients=[remote_recipient(number, "completed")]),
+        )
+
+    read = []
+    for _ in ids:
+        tracking.campaign_poll(campaign_id=campaign.pk, client=client)
+        read.append([call.request.url.rsplit("/", 1)[1] for call in http.calls][len(read) :])
+
+    assert read == [["btcal_a"], ["btcal_b"], ["btcal_c"]]  # one batch each, every batch in turn
+    assert sorted(campaign.recipients.values_list("status", flat=True)) == ["completed"] * 3
