@@ -4,7 +4,7 @@ Seeds a PostgreSQL database (`DATABASE_URL`, default
 `postgres://postgres@127.0.0.1:5432/voiceable_bench_api`, dropped and created again; its name
 must contain "bench") with one account: an API key, 36 campaigns of every kind (one of 3,000
 recipients, some with a calling policy sent as ElevenLabs outbound campaigns). Then serves the
-project with gunicorn as the Procfile does (`--workers 3 --threads 4 --timeout 120`, DEBUG off,
+project with gunicorn as the Procfile does (`--config gunicorn.conf.py`: 3 workers of 4 threads, DEBUG off,
 the rate-limit cache in Redis: `CACHE_URL`, default `redis://127.0.0.1:6379/9`, flushed first),
 with settings `bench.api_settings`, which only add a bare DRF view (no authentication, no
 throttle, no database) at /bench/bare. The per-key rate limit is raised to 10,000,000 a minute
@@ -230,10 +230,10 @@ def in_process(seeded: dict, body: bytes) -> dict:
 
 
 def gunicorn_start(env: dict, port: int) -> subprocess.Popen:
-    # The Procfile's web command, on a port of its own.
+    # The Procfile's web command (workers, threads and timeout from gunicorn.conf.py), on a port of its own.
     command = [
-        str(Path(sys.executable).with_name("gunicorn")), "voiceable.wsgi", "--bind", f"127.0.0.1:{port}",
-        "--workers", "3", "--threads", "4", "--timeout", "120", "--access-logfile", "-",
+        str(Path(sys.executable).with_name("gunicorn")), "voiceable.wsgi", "--config", "gunicorn.conf.py",
+        "--bind", f"127.0.0.1:{port}",
     ]  # fmt: skip
     server = subprocess.Popen(
         command,
@@ -353,7 +353,7 @@ def main() -> int:
         server.wait(timeout=30)
 
     print(
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s against gunicorn --workers 3 --threads 4; "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s against gunicorn --config gunicorn.conf.py; "
         f"each endpoint paired with the bare view, the median of {args.rounds} pairs"
     )
     header = f"{'endpoint':<8} {'req/s':>8} {'bare':>8} {'p50 ms':>8} {'p99 ms':>8} {'x bare':>7} {'target':>7}"

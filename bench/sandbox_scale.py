@@ -1,7 +1,7 @@
 """Benchmark: a 100,000-recipient campaign played by the sandbox, with the processes of production.
 
-Real processes on PostgreSQL and Redis: gunicorn (as the Procfile runs it: --workers 3 --threads
-4 --timeout 120; it serves the API, the webhook receiver and the sandbox), the product's worker
+Real processes on PostgreSQL and Redis: gunicorn (as the Procfile runs it, --config gunicorn.conf.py:
+3 workers of 4 threads; it serves the API, the webhook receiver and the sandbox), the product's worker
 (two pool processes), the sandbox's own worker (queue `sandbox`) and beat. The campaign is created
 through the API with the sandbox's timeline scaled down (--spacing between calls, --step per call
 status), then sampled once a second until the product holds every recipient in a final status and
@@ -126,8 +126,8 @@ def main() -> int:
     processes = Processes(env, workdir)
     celery = (sys.executable, "-m", "celery", "-A", "voiceable")
     processes.start(
-        "web", sys.executable, "-m", "gunicorn", "voiceable.wsgi", "--bind", url.removeprefix("http://"),
-        "--workers", "3", "--threads", "4", "--timeout", "120",
+        "web", sys.executable, "-m", "gunicorn", "voiceable.wsgi", "--config", "gunicorn.conf.py",
+        "--bind", url.removeprefix("http://"),
     )  # fmt: skip
     processes.start("worker", *celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "--hostname", "worker@%h")
     processes.start("sandbox", *celery, "worker", *SANDBOX_WORKER_ARGS)
