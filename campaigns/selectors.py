@@ -1,12 +1,14 @@
 """Every non-trivial read. All of them are scoped to the user who asks."""
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, F, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from campaigns import tracking
 from campaigns.errors import NotFound
@@ -159,16 +161,32 @@ def campaign_get(*, user, campaign_id) -> Campaign:
         raise NotFound(f"Campaign not found: there is no campaign {campaign_id} in your account.") from None
 
 
+# ElevenLabs posts a call's evaluation (the post-call webhook) once its analysis is done, which
+# can be after the batch is reported finished: for this long after the last batch settled, an
+# answered call not yet evaluated keeps the campaign open.
+EVALUATIONS_AWAITED_SECONDS = 600
+
+
 def campaign_is_final(*, campaign: Campaign) -> bool:
     """Whether nothing about the campaign can change any more.
 
     Outcomes keep arriving after a cancel or the end: not final until ElevenLabs reported
-    every call of every batch finished.
+    every call of every batch finished and, for a while after, every answered call evaluated.
     """
     if campaign.status in (Campaign.Status.SCHEDULED, Campaign.Status.PENDING, Campaign.Status.IN_PROGRESS,
                            Campaign.Status.CANCELLING, Campaign.Status.PAUSED):  # fmt: skip
         return False
-    return not campaign.batches.filter(BATCH_SENT, settled_at__isnull=True).exists()
+    batches = campaign.batches.filter(BATCH_SENT).aggregate(
+        open=Count("pk", filter=Q(settled_at__isnull=True)), last_settled=Max("settled_at")
+    )
+    if batches["open"]:
+        return False
+    last = batches["last_settled"]
+    if last is None or last <= timezone.now() - dt.timedelta(seconds=EVALUATIONS_AWAITED_SECONDS):
+        return True
+    return not Recipient.objects.filter(
+        campaign_id=campaign.pk, status=Recipient.Status.COMPLETED, call_successful=""
+    ).exists()
 
 
 def campaign_from_upload(*, user, source_upload: str) -> Campaign | None:

@@ -7,6 +7,7 @@ import re
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from campaigns import selectors
 from campaigns.models import Campaign, CampaignBatch
@@ -282,3 +283,25 @@ def test_the_list_counts_rates_in_the_same_query_whatever_the_campaigns_size(cli
     assert len(mine) == len(theirs)
     [page] = [sql for sql in theirs if "placed_finished" in sql]
     assert page.upper().count("COUNT(") == 3 and "LIMIT 25" in page.upper()
+
+
+def test_an_ended_campaign_waits_a_while_for_the_evaluation_of_its_answered_calls(staff, user):
+    # ElevenLabs reported the batch finished; the post-call webhook with the evaluation is still to come.
+    campaign = CampaignFactory(user=user, status=Campaign.Status.COMPLETED, recipients_count=1, calls_finished=1)
+    answered = RecipientFactory(campaign=campaign, status="completed", call_result="answered", conversation_id="c1")
+    batch = CampaignBatch.objects.create(
+        campaign=campaign, part=1, offset=0, size=1, token="tok-late", elevenlabs_batch_call_id="btcal_late",
+        status="completed", settled_at=timezone.now(),
+    )  # fmt: skip
+    assert progress_of(staff, campaign)["final"] is False  # the page keeps following it
+
+    answered.call_successful = "success"
+    answered.save()
+    assert progress_of(staff, campaign)["final"] is True
+
+    # An evaluation that never comes (no webhook configured) holds the page only for a while.
+    answered.call_successful = ""
+    answered.save()
+    batch.settled_at = timezone.now() - dt.timedelta(seconds=selectors.EVALUATIONS_AWAITED_SECONDS + 1)
+    batch.save()
+    assert progress_of(staff, campaign)["final"] is True
