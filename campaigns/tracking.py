@@ -290,7 +290,9 @@ def campaign_poll(*, campaign_id: int, client=None) -> bool:
     budget = settings.POLL_BUDGET_SECONDS
     started = time.monotonic()
     now = timezone.now()
-    lease = now + dt.timedelta(seconds=budget + 60)
+    # Twice the budget: room for the batch started last. A poll cut off from the database cannot
+    # give the lease back, and the next one waits this long at most.
+    lease = now + dt.timedelta(seconds=2 * budget)
     free = Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lte=now)
     if not Campaign.objects.filter(free, pk=campaign_id).update(poll_lease_until=lease):
         logger.debug("Campaign %s is being polled by another worker", campaign_id)

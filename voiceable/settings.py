@@ -417,7 +417,7 @@ DISPATCH_DUE_EVERY = env.float("DISPATCH_DUE_EVERY", default=5.0)
 POLL_ACTIVE_EVERY = env.float("POLL_ACTIVE_EVERY", default=10.0)
 # A poll of one campaign starts no further batch after this long (the rest are the next poll's,
 # least recently polled first), well within CELERY_TASK_SOFT_TIME_LIMIT; it holds the campaign
-# this long and a minute more, so a poll killed mid-way leaves it to the next one soon after.
+# twice this long at most, so a poll killed mid-way leaves it to the next one soon after.
 POLL_BUDGET_SECONDS = env.int("POLL_BUDGET_SECONDS", default=120)
 # A submit that started this long ago without saving a batch id is presumed dead and reconciled.
 DISPATCH_STALE_AFTER_SECONDS = env.int("DISPATCH_STALE_AFTER_SECONDS", default=120)

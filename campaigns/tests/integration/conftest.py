@@ -184,6 +184,8 @@ def stack_env(*, database_url: str, url: str, broker_url: str) -> dict:
         "SANDBOX_TICK_EVERY": "0.5",
         "DISPATCH_DUE_EVERY": "1",
         "POLL_ACTIVE_EVERY": "1",
+        # A poll cut off by an outage holds its campaign for twice this long.
+        "POLL_BUDGET_SECONDS": "5",
         "PYTHONUNBUFFERED": "1",
     }
 
