@@ -34,6 +34,18 @@ def desktop(page):
     page.set_viewport_size({"width": 1280, "height": 860})
 
 
+def scheduled(user, name: str, ahead: dt.timedelta) -> Campaign:
+    """A campaign of RECIPIENTS from the demo number, due `ahead` from now."""
+    line = PhoneNumber.objects.get(user=user, phone_number="+14155550100")
+    due = timezone.now().astimezone(dt.UTC) + ahead
+    return services.campaign_create(
+        user=user, name=name, agent_id="agent_demo_reminders", phone_number_id=line.pk,
+        recipients_file=SimpleUploadedFile("live.csv", RECIPIENTS.encode(), content_type="text/csv"),
+        send_immediately=False, schedule_date=due.date(), schedule_time=due.time().replace(microsecond=0),
+        timezone_name="UTC",
+    )  # fmt: skip
+
+
 def test_the_campaign_page_follows_calls_to_their_outcome_and_a_call_plays_its_recording(
     browser_page,  # noqa: F811 - the fixture imported above
     stack,
@@ -43,14 +55,7 @@ def test_the_campaign_page_follows_calls_to_their_outcome_and_a_call_plays_its_r
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
     user = sign_in(page, stack)
-    line = PhoneNumber.objects.get(user=user, phone_number="+14155550100")
-    due = timezone.now().astimezone(dt.UTC) + dt.timedelta(seconds=8)
-    campaign = services.campaign_create(
-        user=user, name="Live follow-up", agent_id="agent_demo_reminders", phone_number_id=line.pk,
-        recipients_file=SimpleUploadedFile("live.csv", RECIPIENTS.encode(), content_type="text/csv"),
-        send_immediately=False, schedule_date=due.date(), schedule_time=due.time().replace(microsecond=0),
-        timezone_name="UTC",
-    )  # fmt: skip
+    campaign = scheduled(user, "Live follow-up", dt.timedelta(seconds=8))
 
     # Opened before anything is sent: nobody called yet, no batch, Pause and Cancel offered.
     page.goto(f"{stack.url}/campaigns/{campaign.pk}")
@@ -142,14 +147,7 @@ def test_the_paused_note_comes_and_goes_on_the_open_page_without_a_reload(
 ):
     page = browser_page
     user = sign_in(page, stack)
-    line = PhoneNumber.objects.get(user=user, phone_number="+14155550100")
-    due = timezone.now().astimezone(dt.UTC) + dt.timedelta(hours=1)
-    campaign = services.campaign_create(
-        user=user, name="Paused elsewhere", agent_id="agent_demo_reminders", phone_number_id=line.pk,
-        recipients_file=SimpleUploadedFile("live.csv", RECIPIENTS.encode(), content_type="text/csv"),
-        send_immediately=False, schedule_date=due.date(), schedule_time=due.time().replace(microsecond=0),
-        timezone_name="UTC",
-    )  # fmt: skip
+    campaign = scheduled(user, "Paused elsewhere", dt.timedelta(hours=1))
     page.goto(f"{stack.url}/campaigns/{campaign.pk}")
     page.evaluate("window.__sameDocument = true")
     assert page.locator("[data-paused-note]").count() == 0
