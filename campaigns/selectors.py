@@ -1,16 +1,18 @@
 """Every non-trivial read. All of them are scoped to the user who asks."""
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, F, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from campaigns import tracking
+from campaigns import sqlrows, tracking
 from campaigns.errors import NotFound
 from campaigns.models import BATCH_SENT, Agent, ApiKey, Call, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
 from campaigns.recipients import OVERRIDE_COLUMNS
@@ -118,40 +120,116 @@ CAMPAIGN_API_COLUMNS = (
 )
 
 
-def campaign_api_rows(*, user) -> QuerySet[dict]:
-    """The user's campaigns, newest first, as dicts of CAMPAIGN_API_COLUMNS and `agent_elevenlabs_id`.
+def campaign_api_page(*, user, offset: int, limit: int) -> tuple[list[dict], int]:
+    """A page of the user's campaigns, newest first, and how many campaigns the user has.
 
-    Plain rows rather than models: a page of 50 builds no model instances (nor their agents')."""
-    return (
-        Campaign.objects.filter(user=user)
-        .order_by("-created_at", "-id")
-        .values(*CAMPAIGN_API_COLUMNS, agent_elevenlabs_id=F("agent__elevenlabs_agent_id"))
-    )
+    Each campaign is a dict of CAMPAIGN_API_COLUMNS, `agent_elevenlabs_id` and `outbound`: its
+    ElevenLabs outbound campaigns as (elevenlabs_campaign_id, next_call_at, settled) in part
+    order. Times (CAMPAIGN_API_TIMES, next_call_at) come as the API writes them, UTC text, which
+    the database writes faster than Python reads and formats datetimes. One query brings the
+    page, its total and their outbound campaigns (past the last page, a second counts)."""
+    page = _campaign_api_select(user_id=user.pk, campaign_id=None, offset=offset, limit=limit)
+    if page:
+        return page, page[0].pop(_TOTAL)
+    return [], Campaign.objects.filter(user=user).count() if offset else 0
 
 
 def campaign_api_row(*, user, campaign_id) -> dict:
-    """One of the user's campaigns as campaign_api_rows gives it; NotFound like campaign_get."""
+    """One of the user's campaigns as campaign_api_page gives it; NotFound like campaign_get."""
     try:
-        row = campaign_api_rows(user=user).filter(pk=int(campaign_id)).first()
+        pk = int(campaign_id)
     except (ValueError, TypeError):
-        row = None
-    if row is None:
+        pk = 0
+    found = _campaign_api_select(user_id=user.pk, campaign_id=pk, offset=0, limit=1) if 0 < pk < 2**63 else []
+    if not found:
         raise NotFound(f"Campaign not found: there is no campaign {campaign_id} in your account.")
-    return row
+    return found[0]
 
 
-def campaign_outbound_batches(*, campaign_ids) -> dict[int, list[tuple]]:
-    """Per campaign, its ElevenLabs outbound campaigns in part order, as
-    (elevenlabs_campaign_id, next_call_at, settled_at); one query for them all."""
-    found: dict[int, list[tuple]] = {}
-    rows = (
-        CampaignBatch.objects.filter(campaign_id__in=campaign_ids, elevenlabs_campaign_id__isnull=False)
-        .order_by("campaign_id", "part")
-        .values_list("campaign_id", "elevenlabs_campaign_id", "next_call_at", "settled_at")
+CAMPAIGN_API_TIMES = ("scheduled_at", "created_at", "updated_at")
+_TOTAL = "total"
+
+
+def _utc_text(expression: str, vendor: str) -> str:
+    """SQL for a datetime column as UTC text to the second, as the API writes it
+    (serializers.UTC_FORMAT); NULL stays NULL. (%% is a literal % in a query with parameters.)"""
+    if vendor == "postgresql":
+        return f"""to_char({expression} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+    if vendor == "sqlite":  # stored as UTC text already: 'YYYY-MM-DD HH:MM:SS[.ffffff]'
+        return f"strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', {expression})"
+    raise NotImplementedError(f"No UTC text for {vendor}: the service runs on PostgreSQL or SQLite.")
+
+
+@functools.cache
+def _campaign_api_sql(vendor: str, one: bool) -> tuple[str, tuple]:
+    """The SQL of _campaign_api_select, written once per database and kind, its columns' names
+    and their fields (None: as the database gives it). The page is chosen in a subquery, then
+    joined to its outbound campaigns (so a campaign's several batches do not shift the page)."""
+    names = [*CAMPAIGN_API_COLUMNS, "agent_elevenlabs_id"]
+    inner = []
+    for name in CAMPAIGN_API_COLUMNS:
+        value = sqlrows.column(Campaign, name, "c")
+        inner.append(f"{_utc_text(value, vendor) if name in CAMPAIGN_API_TIMES else value} AS {sqlrows.quote(name)}")
+    inner.append(f"{sqlrows.column(Agent, 'elevenlabs_agent_id', 'a')} AS {sqlrows.quote('agent_elevenlabs_id')}")
+    user_id = sqlrows.column(Campaign, "user", "c")
+    if one:
+        where = f"{user_id} = %s AND {sqlrows.column(Campaign, 'id', 'c')} = %s"
+    else:
+        # The count does not depend on the row: the database runs it once for the query.
+        inner.append(
+            f"(SELECT COUNT(*) FROM {sqlrows.table(Campaign)} u WHERE {sqlrows.column(Campaign, 'user', 'u')} = %s)"
+            f" AS {sqlrows.quote(_TOTAL)}"
+        )
+        names.append(_TOTAL)
+        where = f"{user_id} = %s"
+    created_at, campaign_pk = sqlrows.column(Campaign, "created_at", "c"), sqlrows.column(Campaign, "id", "c")
+    inner.append(f"{created_at} AS {sqlrows.quote('sort_created_at')}")  # the text drops the microseconds
+    agent = f"{sqlrows.column(Campaign, 'agent', 'c')} = {sqlrows.column(Agent, 'id', 'a')}"
+    page = (
+        f"SELECT {', '.join(inner)} FROM {sqlrows.table(Campaign)} c INNER JOIN {sqlrows.table(Agent)} a ON {agent} "
+        f"WHERE {where} ORDER BY {created_at} DESC, {campaign_pk} DESC LIMIT %s OFFSET %s"
     )
-    for campaign_id, *batch in rows:
-        found.setdefault(campaign_id, []).append(tuple(batch))
+    outer = [f"p.{sqlrows.quote(name)}" for name in names]
+    outer += [
+        sqlrows.column(CampaignBatch, "elevenlabs_campaign_id", "b"),
+        _utc_text(sqlrows.column(CampaignBatch, "next_call_at", "b"), vendor),
+        f"{sqlrows.column(CampaignBatch, 'settled_at', 'b')} IS NOT NULL",
+    ]
+    batch_campaign, part = sqlrows.column(CampaignBatch, "campaign", "b"), sqlrows.column(CampaignBatch, "part", "b")
+    sql = (
+        f"SELECT {', '.join(outer)} FROM ({page}) p "
+        f"LEFT JOIN {sqlrows.table(CampaignBatch)} b ON {batch_campaign} = p.{sqlrows.quote('id')} "
+        f"AND {sqlrows.column(CampaignBatch, 'elevenlabs_campaign_id', 'b')} IS NOT NULL "
+        f"ORDER BY p.{sqlrows.quote('sort_created_at')} DESC, p.{sqlrows.quote('id')} DESC, {part}"
+    )
+    fields = tuple(
+        [None if name in CAMPAIGN_API_TIMES else Campaign._meta.get_field(name) for name in CAMPAIGN_API_COLUMNS]
+        + [Agent._meta.get_field("elevenlabs_agent_id")]
+        + ([] if one else [None])  # the total
+        + [CampaignBatch._meta.get_field("elevenlabs_campaign_id"), None, None]
+    )
+    return sql, (tuple(names), fields)
+
+
+def _campaign_api_select(*, user_id: int, campaign_id: int | None, offset: int, limit: int) -> list[dict]:
+    one = campaign_id is not None
+    sql, (names, fields) = _campaign_api_sql(connection.vendor, one)
+    params = [user_id, campaign_id, limit, offset] if one else [user_id, user_id, limit, offset]
+    found: list[dict] = []
+    width = len(names)
+    for row in sqlrows.fetch(sql, params, fields):
+        if not found or found[-1]["id"] != row[0]:
+            found.append({**dict(zip(names, row[:width], strict=True)), "outbound": []})
+        if row[width] is not None:  # a batch sent as an ElevenLabs outbound campaign
+            campaign_id, next_call_at, settled = row[width:]
+            found[-1]["outbound"].append((campaign_id, next_call_at, bool(settled)))
     return found
+
+
+def campaign_outbound_batches(*, campaign: Campaign) -> list[CampaignBatch]:
+    """The campaign's batches sent as ElevenLabs outbound campaigns, in part order."""
+    outbound = campaign.batches.filter(elevenlabs_campaign_id__isnull=False).order_by("part")
+    return list(outbound.only("campaign_id", "elevenlabs_campaign_id", "next_call_at", "settled_at"))
 
 
 def campaign_get(*, user, campaign_id) -> Campaign:
@@ -223,6 +301,35 @@ def phone_number_list(*, user, outbound_only: bool = False) -> QuerySet[PhoneNum
     if outbound_only:
         numbers = numbers.filter(supports_outbound=True)
     return numbers.order_by("label", "id")
+
+
+def api_key_active(*, key_hash: str) -> ApiKey | None:
+    """The unrevoked key of an active user with this hash, its user loaded; one query, the
+    first every API request makes (written out: see campaigns.sqlrows)."""
+    sql, fields = _api_key_sql(connection.vendor)
+    found = sqlrows.fetch(sql, [key_hash, True], fields)
+    if not found:
+        return None
+    width = len(ApiKey._meta.concrete_fields)
+    api_key = ApiKey.from_db(connection.alias, [field.attname for field in fields[:width]], found[0][:width])
+    User = get_user_model()
+    api_key.user = User.from_db(connection.alias, [field.attname for field in fields[width:]], found[0][width:])
+    return api_key
+
+
+@functools.cache
+def _api_key_sql(vendor: str) -> tuple[str, tuple]:
+    User = get_user_model()
+    fields = (*ApiKey._meta.concrete_fields, *User._meta.concrete_fields)
+    columns = [sqlrows.column(ApiKey, field.attname, "k") for field in ApiKey._meta.concrete_fields]
+    columns += [sqlrows.column(User, field.attname, "u") for field in User._meta.concrete_fields]
+    owner = f"{sqlrows.column(ApiKey, 'user', 'k')} = {sqlrows.column(User, User._meta.pk.attname, 'u')}"
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {sqlrows.table(ApiKey)} k INNER JOIN {sqlrows.table(User)} u ON {owner} "
+        f"WHERE {sqlrows.column(ApiKey, 'key_hash', 'k')} = %s AND {sqlrows.column(ApiKey, 'revoked_at', 'k')} IS NULL "
+        f"AND {sqlrows.column(User, 'is_active', 'u')} = %s"
+    )
+    return sql, fields
 
 
 def api_key_list(*, user) -> QuerySet[ApiKey]:

@@ -67,11 +67,7 @@ def api_key_create(*, user, name: str = "") -> CreatedApiKey:
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key` (its user loaded), or None. One indexed query."""
     key_hash = ApiKey.hash_key(raw_key)
-    api_key = (
-        ApiKey.objects.select_related("user")
-        .filter(key_hash=key_hash, revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
+    api_key = selectors.api_key_active(key_hash=key_hash)
     if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash):
         return None
     now = timezone.now()

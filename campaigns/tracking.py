@@ -407,7 +407,7 @@ def outcome_counts(*, campaign_id: int) -> dict[str, int]:
         dict(
             Recipient.objects.filter(campaign_id=campaign_id)
             .values_list("status")
-            .annotate(n=Count("pk"))
+            .annotate(n=Count("*"))  # COUNT(*): an index on (campaign_id, status) answers it alone
             .values_list("status", "n")
         )
     )

@@ -40,6 +40,18 @@ class EnvelopePagination(PageNumberPagination):
     max_page_size = MAX_PAGE_SIZE
 
     def paginate_queryset(self, queryset, request, view=None):
+        def fetch(offset: int, limit: int) -> tuple[list, int]:
+            rows = list(queryset.annotate(**{TOTAL: CountOf(queryset)})[offset : offset + limit])
+            if rows:
+                return rows, rows[0][TOTAL] if isinstance(rows[0], dict) else getattr(rows[0], TOTAL)
+            # Past the last page (or none at all): count apart, only to say which is the last.
+            return rows, queryset.count() if offset else 0
+
+        return self.paginate_fetched(fetch, request)
+
+    def paginate_fetched(self, fetch, request) -> list:
+        """The requested page of what `fetch(offset, limit)` reads: it returns the page's rows
+        and how many rows there are in all, and is given any offset, past the last row too."""
         self.request = request
         sent = {name: request.query_params[name] for name in ("page", "page_size") if name in request.query_params}
         number, self.page_size = 1, PAGE_SIZE
@@ -47,15 +59,8 @@ class EnvelopePagination(PageNumberPagination):
             query = PageQuerySerializer(data=sent)
             query.is_valid(raise_exception=True)
             number, self.page_size = query.validated_data["page"], query.validated_data["page_size"]
-        offset = (number - 1) * self.page_size
-        rows = []
-        if offset + self.page_size <= MAX_OFFSET:  # beyond, the databases' integers overflow: past the last page
-            rows = list(queryset.annotate(**{TOTAL: CountOf(queryset)})[offset : offset + self.page_size])
-        if rows:
-            total = rows[0][TOTAL] if isinstance(rows[0], dict) else getattr(rows[0], TOTAL)
-        else:
-            # Past the last page (or none at all): count apart, only to say which is the last.
-            total = queryset.count() if number > 1 else 0
+        # Beyond MAX_OFFSET the databases' integers overflow; it is past the last page anyway.
+        rows, total = fetch(min((number - 1) * self.page_size, MAX_OFFSET), self.page_size)
         paginator = self.django_paginator_class(rows, self.page_size)
         paginator.count = total  # known: the Paginator must not count the page's own list
         if number > paginator.num_pages:

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 from campaigns import selectors, tracking
 from campaigns.models import Campaign
-from campaigns.policy import Policy, policy_from_campaign
+from campaigns.policy import policy_from_campaign
 
 from .serializers import UTC_FORMAT
 
@@ -27,26 +27,32 @@ POLICY_COLUMNS = (
 
 
 def campaign_page(rows: list[dict]) -> list[dict]:
-    """Rows of selectors.campaign_api_rows as the API lists them."""
-    batches = _outbound_batches(rows)
-    return [campaign_data(row, batches.get(row["id"], ())) for row in rows]
+    """Rows of selectors.campaign_api_page as the API lists them."""
+    return [campaign_data(row, row["outbound"]) for row in rows]
 
 
 def campaign_detail(row: dict) -> dict:
-    """One row of selectors.campaign_api_rows with its recipients counted by status."""
-    batches = _outbound_batches([row]).get(row["id"], ())
-    return {**campaign_data(row, batches), "recipients_by_status": tracking.outcome_counts(campaign_id=row["id"])}
+    """A row of selectors.campaign_api_row with its recipients counted by status."""
+    return {
+        **campaign_data(row, row["outbound"]),
+        "recipients_by_status": tracking.outcome_counts(campaign_id=row["id"]),
+    }
 
 
 def campaign_representation(campaign: Campaign) -> dict:
     """A campaign model (from a service) as the API shows it."""
     row = {column: getattr(campaign, column) for column in selectors.CAMPAIGN_API_COLUMNS}
+    for column in selectors.CAMPAIGN_API_TIMES:
+        row[column] = _utc(row[column])
     row["agent_elevenlabs_id"] = campaign.agent.elevenlabs_agent_id
     batches = getattr(campaign, "outbound_batches", None)
-    if batches is not None:
-        outbound = [(batch.elevenlabs_campaign_id, batch.next_call_at, batch.settled_at) for batch in batches]
-    else:
-        outbound = _outbound_batches([row]).get(campaign.pk, ())
+    if batches is None and policy_from_campaign(campaign).uses_outbound_campaigns:
+        # Only such a campaign was sent as ElevenLabs outbound campaigns (as dispatch decides).
+        batches = selectors.campaign_outbound_batches(campaign=campaign)
+    outbound = [
+        (batch.elevenlabs_campaign_id, _utc(batch.next_call_at), batch.settled_at is not None)
+        for batch in batches or ()
+    ]
     return campaign_data(row, outbound)
 
 
@@ -56,19 +62,21 @@ def campaign_created(campaign: Campaign) -> dict:
 
 
 def campaign_data(row: dict, outbound) -> dict:
-    """`row` has selectors.CAMPAIGN_API_COLUMNS and agent_elevenlabs_id; `outbound` is the
-    campaign's (elevenlabs_campaign_id, next_call_at, settled_at) in part order."""
-    waiting = [next_call_at for _, next_call_at, settled_at in outbound if next_call_at and settled_at is None]
+    """`row` has selectors.CAMPAIGN_API_COLUMNS, its times as UTC text, and agent_elevenlabs_id;
+    `outbound` is the campaign's (elevenlabs_campaign_id, next_call_at as UTC text, settled)
+    in part order."""
+    # UTC text to the second sorts as the times do.
+    waiting = [next_call_at for _, next_call_at, settled in outbound if next_call_at and not settled]
     return {
         "id": row["id"],
         "name": row["name"],
         "status": row["status"],
         "elevenlabs_batch_call_id": row["elevenlabs_batch_call_id"],
         "recipients_count": row["recipients_count"],
-        "scheduled_at": _utc(row["scheduled_at"]),
+        "scheduled_at": row["scheduled_at"],
         "send_immediately": row["send_immediately"],
-        "created_at": _utc(row["created_at"]),
-        "updated_at": _utc(row["updated_at"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
         "timezone": row["timezone"],
         "agent_id": row["agent_elevenlabs_id"],
         "phone_number_id": row["phone_number_id"],
@@ -77,26 +85,18 @@ def campaign_data(row: dict, outbound) -> dict:
         "calls_dispatched": row["calls_dispatched"],
         "calls_finished": row["calls_finished"],
         "suppressed_count": row["suppressed_count"],
-        "policy": dict(_policy(*(row[column] for column in POLICY_COLUMNS))[1]),
+        "policy": dict(_policy(*(row[column] for column in POLICY_COLUMNS))),
         "time_zones": row["time_zones"],
         "elevenlabs_campaign_ids": [campaign_id for campaign_id, _, _ in outbound],
-        "next_call_at": _utc(min(waiting)) if waiting else None,
+        "next_call_at": min(waiting) if waiting else None,
         "error": row["error"] or None,
     }
 
 
-def _outbound_batches(rows: list[dict]) -> dict[int, list[tuple]]:
-    # Only a campaign whose policy needs ElevenLabs' outbound campaigns was sent as some (as
-    # dispatch decides): a page without one needs no query for them.
-    ids = [row["id"] for row in rows if _policy(*(row[column] for column in POLICY_COLUMNS))[0].uses_outbound_campaigns]
-    return selectors.campaign_outbound_batches(campaign_ids=ids) if ids else {}
-
-
 @functools.lru_cache(maxsize=512)
-def _policy(*values) -> tuple[Policy, dict]:
+def _policy(*values) -> dict:
     # Campaigns share a handful of policies: each is parsed once per process (callers copy the dict).
-    policy = policy_from_campaign(SimpleNamespace(**dict(zip(POLICY_COLUMNS, values, strict=True))))
-    return policy, policy.as_dict()
+    return policy_from_campaign(SimpleNamespace(**dict(zip(POLICY_COLUMNS, values, strict=True)))).as_dict()
 
 
 def _utc(value: dt.datetime | None) -> str | None:

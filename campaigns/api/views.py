@@ -35,13 +35,18 @@ class ApiView(APIView):
             response[header] = value
         return response
 
-    def paginate(self, queryset, serializer_class=None, *, represent=None):
-        """One page of `queryset` in the envelope, each item by `serializer_class`, or the whole
-        page by `represent` (a function of the page's list)."""
+    def paginate(self, queryset, serializer_class):
+        """One page of `queryset` in the envelope, each item by `serializer_class`."""
         paginator = EnvelopePagination()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
-        data = represent(page) if represent is not None else serializer_class(page, many=True).data
-        return paginator.get_paginated_response(data)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+    def paginate_fetched(self, fetch, represent):
+        """One page of what `fetch(offset, limit)` reads (its rows and their total), as
+        `represent` (a function of the page's rows) shows it, in the envelope."""
+        paginator = EnvelopePagination()
+        page = paginator.paginate_fetched(fetch, self.request)
+        return paginator.get_paginated_response(represent(page))
 
 
 class CampaignListCreateView(ApiView):
@@ -49,7 +54,10 @@ class CampaignListCreateView(ApiView):
 
     @extend_schema(responses=serializers.CampaignSerializer(many=True))
     def get(self, request):
-        return self.paginate(selectors.campaign_api_rows(user=request.user), represent=representations.campaign_page)
+        def fetch(offset, limit):
+            return selectors.campaign_api_page(user=request.user, offset=offset, limit=limit)
+
+        return self.paginate_fetched(fetch, representations.campaign_page)
 
     @extend_schema(
         request=serializers.CampaignCreateSerializer,

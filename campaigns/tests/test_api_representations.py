@@ -121,30 +121,55 @@ def test_cancel_answers_what_the_campaign_serializer_describes(api, user):
 
 def test_the_list_runs_the_same_queries_for_2_or_40_campaigns(api, user, campaigns, django_assert_num_queries):
     api.get("/api/v1/campaigns")  # the key's first use writes last_used_at
-    # the key, the page with its total, the outbound campaigns of the page's policy campaigns
-    with django_assert_num_queries(3):
+    # the key; the page with its total and its campaigns' outbound campaigns
+    with django_assert_num_queries(2):
         api.get("/api/v1/campaigns")
     for _ in range(35):
         CampaignFactory(user=user)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(2):
         assert len(api.get("/api/v1/campaigns").json()["data"]) == 40
 
 
-def test_a_page_without_policy_campaigns_asks_nothing_of_batches(api, user, django_assert_num_queries):
-    for _ in range(3):
-        CampaignFactory(user=user)
-    api.get("/api/v1/campaigns")
-    with django_assert_num_queries(2):  # the key, the page with its total
-        api.get("/api/v1/campaigns")
+def test_campaigns_with_several_outbound_campaigns_fill_their_pages_exactly(api, user):
+    """The page's campaigns are joined to their batches: three batches each must not make a page
+    of two hold fewer campaigns, or any campaign show up twice or on no page."""
+    made = []
+    for i in range(5):
+        campaign = CampaignFactory(user=user, max_attempts=2, calling_timezone="UTC")
+        for part in (1, 2, 3):
+            batch(campaign, part, elevenlabs_campaign_id=f"ocmp_{i}_{part}")
+        made.append(campaign)
+
+    pages = [api.get(f"/api/v1/campaigns?page={number}&page_size=2").json() for number in (1, 2, 3)]
+
+    assert [len(page["data"]) for page in pages] == [2, 2, 1]
+    assert {page["pagination"]["total"] for page in pages} == {5}
+    listed = [item for page in pages for item in page["data"]]
+    assert [item["id"] for item in listed] == [campaign.pk for campaign in reversed(made)]
+    for item in listed:
+        i = made.index(Campaign.objects.get(pk=item["id"]))
+        assert item["elevenlabs_campaign_ids"] == [f"ocmp_{i}_1", f"ocmp_{i}_2", f"ocmp_{i}_3"]
+    past = api.get("/api/v1/campaigns?page=4&page_size=2")
+    assert past.status_code == 404
+    assert past.json()["error"] == "There is no page 4: the last page is 3."
 
 
-def test_a_campaign_costs_three_queries_four_with_outbound_campaigns(api, campaigns, django_assert_num_queries):
+def test_another_accounts_campaigns_are_neither_listed_nor_counted(api, user, campaigns):
+    CampaignFactory.create_batch(3)  # other users'
+
+    answer = api.get("/api/v1/campaigns").json()
+
+    assert answer["pagination"]["total"] == len(campaigns)
+    assert {item["id"] for item in answer["data"]} == {campaign.pk for campaign in campaigns}
+
+
+def test_a_campaign_costs_three_queries_with_or_without_outbound_campaigns(api, campaigns, django_assert_num_queries):
     plain, policy = campaigns[0], campaigns[3]
     api.get(f"/api/v1/campaigns/{plain.pk}")
-    with django_assert_num_queries(3):  # the key, the campaign, its recipients by status
-        api.get(f"/api/v1/campaigns/{plain.pk}")
-    with django_assert_num_queries(4):  # and its outbound campaigns
-        api.get(f"/api/v1/campaigns/{policy.pk}")
+    for campaign in (plain, policy):
+        # the key; the campaign with its outbound campaigns; its recipients by status
+        with django_assert_num_queries(3):
+            api.get(f"/api/v1/campaigns/{campaign.pk}")
 
 
 def test_creating_runs_the_same_queries_for_3_or_100_rows(api, campaign_form, django_assert_num_queries):

@@ -1,0 +1,89 @@
+"""Rows read with SQL written out, their values converted exactly as the ORM converts them.
+
+For the few reads every API request makes (the key, a page of campaigns): building a query
+through the ORM costs more CPU than the database spends answering it. The SQL names tables and
+columns from the models' _meta, so a renamed column cannot be missed, and each value goes
+through the converters the ORM itself would apply (a datetime parsed on SQLite, a JSON column
+decoded). Tests keep each such read equal to its ORM equivalent.
+"""
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import Field, Model
+
+
+def column(model: type[Model], name: str, alias: str) -> str:
+    """`alias`."column" of the field `name` (or its attname, like phone_number_id)."""
+    return f"{alias}.{connection.ops.quote_name(model._meta.get_field(name).column)}"
+
+
+def table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+# Per vendor and column list: (position, converters, expression) for each column that needs any.
+# A backend's converter is kept unbound and given the thread's own connection when it runs, so
+# that this cache holds no connection.
+_CONVERTERS: dict[tuple, list[tuple[int, list, object]]] = {}
+
+
+def _converters(db, fields: tuple[Field | None, ...]) -> list[tuple[int, list, object]]:
+    key = (db.vendor, fields)
+    if key not in _CONVERTERS:
+        found = []
+        for position, field in enumerate(fields):
+            if field is None:  # a computed column (a count): as the database gives it
+                continue
+            expression = field.get_col(field.model._meta.db_table)
+            # What SQLCompiler.get_converters gathers: the backend's, then the field's own.
+            applied = [
+                (converter.__func__, True) if getattr(converter, "__self__", None) is db.ops else (converter, False)
+                for converter in db.ops.get_db_converters(expression) + expression.get_db_converters(db)
+            ]
+            if applied:
+                found.append((position, applied, expression))
+        _CONVERTERS[key] = found
+    return _CONVERTERS[key]
+
+
+def _cursor():
+    """Django's cursors on PostgreSQL bind parameters on the client, so that each statement is
+    new text to the server, parsed and planned again. Binding them at the server instead lets
+    psycopg prepare a statement once the connection ran it `prepare_threshold` times (settings:
+    DATABASE_PREPARED_STATEMENTS); the cursor is wrapped as Django wraps its own, so it is
+    health-checked, its errors are Django's and tests count its queries."""
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("prepare_threshold") is None:
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        raw = ServerBindingCursor(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+
+
+def fetch(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[list]:
+    """Run `sql`, whose columns are `fields` in order (None for a computed one), and return its
+    rows converted."""
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    db = connections[DEFAULT_DB_ALIAS]
+    convert = _converters(db, fields)
+    if not convert:
+        return [list(row) for row in rows]
+    converted = []
+    for row in rows:
+        row = list(row)
+        for position, applied, expression in convert:
+            value = row[position]
+            for converter, unbound in applied:
+                value = converter(db.ops, value, expression, db) if unbound else converter(value, expression, db)
+            row[position] = value
+        converted.append(row)
+    return converted
