@@ -17,14 +17,13 @@ import datetime as dt
 import json
 import logging
 import time
-from collections import Counter
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, CharField, Count, F, Q, Sum, Value, When
+from django.db.models import Case, CharField, F, Q, Sum, Value, When
 from django.utils import timezone
 
-from campaigns import elevenlabs
+from campaigns import elevenlabs, sqlrows
 from campaigns.events import services as events
 from campaigns.models import BATCH_SENT, Call, Campaign, CampaignBatch, Recipient
 from campaigns.policy import RECIPIENT_ZONE
@@ -402,15 +401,12 @@ def _settled(remote, *, now: dt.datetime) -> bool:
 
 
 def outcome_counts(*, campaign_id: int) -> dict[str, int]:
-    """Recipients per call status, every status present (zeros included)."""
-    counts = Counter(
-        dict(
-            Recipient.objects.filter(campaign_id=campaign_id)
-            .values_list("status")
-            .annotate(n=Count("*"))  # COUNT(*): an index on (campaign_id, status) answers it alone
-            .values_list("status", "n")
-        )
-    )
+    """Recipients per call status, every status present (zeros included). Read on every API
+    answer about a campaign: written out and prepared (campaigns.sqlrows); COUNT(*), which the
+    (campaign_id, status) index answers alone."""
+    status, campaign = (sqlrows.column(Recipient, name, "r") for name in ("status", "campaign"))
+    sql = f"SELECT {status}, COUNT(*) FROM {sqlrows.table(Recipient)} r WHERE {campaign} = %s GROUP BY {status}"
+    counts = dict(sqlrows.fetch(sql, [campaign_id], (Recipient._meta.get_field("status"), None)))
     return {status: counts.get(status, 0) for status in R.values}
 
 
