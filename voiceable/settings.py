@@ -273,7 +273,7 @@ REST_FRAMEWORK = {
     # The client address for per-address limits: the last X-Forwarded-For entry behind our
     # proxy, REMOTE_ADDR otherwise (campaigns/client_ip.py does the same for sign-in).
     "NUM_PROXIES": 1 if BEHIND_HTTPS_PROXY else 0,
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["campaigns.api.renderers.ApiJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
