@@ -15,12 +15,16 @@ wrk then loads, with the same threads, connections and duration:
   detail    GET /api/v1/campaigns/{id}             (the 3,000-recipient campaign)
   create    POST /api/v1/campaigns                 (multipart, a 10-row CSV; each request
             creates a campaign scheduled in 2099: nothing is ever sent, and no worker runs)
-each one right after a run against the bare view (GET /bench/bare), so that both meet the same
-load from the rest of the machine, in rounds. Each run has a new API key (the rate limit counts
-from zero); the campaigns a round created are deleted before the next. Per endpoint, of the
-pair with the median ratio: requests a second, the bare view's, latency p50 and p99, the
-ratio; and, in process through the whole Django stack, the queries one request runs and its
-CPU time (best of 5 x 20 requests, the database's own time not included).
+each one between two runs against the bare view (GET /bench/bare), in rounds: bare view,
+endpoint, endpoint, bare view, each for half the duration, so that both meet the same load from
+the rest of the machine and the same drift of it over the round. Each endpoint run has a new API
+key (the rate limit counts from zero); the campaigns a round created are deleted before the
+next. Per endpoint, of the round with the median ratio: requests a second, the bare view's,
+latency p50 and p99 (the worse of the two runs), the ratio; the CPU time the machine spent per
+request in gunicorn, PostgreSQL and Redis (from /proc), the endpoint's and the bare view's, and
+their ratio, which the machine's other load does not move; and, in process through the whole
+Django stack, the queries one request runs and its CPU time (best of 5 x 20 requests, the
+database's own time not included).
 Targets: reads at least 0.25x the bare view, create at least 0.15x; the exit status is 1 when
 one is missed, or when wrk is not installed.
 
@@ -261,8 +265,46 @@ def milliseconds(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
 
 
-def wrk(url: str, *, key: str | None, script: Path | None, args) -> dict:
-    command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
+def cpu_used(server_pid: int) -> dict[int, tuple[str, float]]:
+    """Per process of gunicorn (the server's process group), PostgreSQL and Redis, its kind and
+    the CPU time (ms) it used so far, from /proc ({} without it): what a request costs the
+    machine, whatever else runs on it."""
+    used: dict[int, tuple[str, float]] = {}
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 10
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == server_pid:  # the process group: gunicorn's arbiter and workers
+            kind = "gunicorn"
+        elif command.startswith("postgres"):
+            kind = "postgres"
+        elif "redis-server" in command:
+            kind = "redis"
+        else:
+            continue
+        used[int(entry.name)] = (kind, (int(fields[11]) + int(fields[12])) * tick_ms)
+    return used
+
+
+def cpu_delta(start: dict, end: dict) -> dict[str, float]:
+    """CPU ms per kind of process between two cpu_used: a process that started meanwhile counts
+    from zero; one that ended (a database connection closed) is left out, not subtracted."""
+    spent: dict[str, float] = {}
+    for pid, (kind, ms) in end.items():
+        before = start.get(pid)
+        spent[kind] = spent.get(kind, 0) + ms - (before[1] if before and before[0] == kind else 0)
+    return spent
+
+
+def cpu_add(one: dict, other: dict) -> dict:
+    return {kind: one.get(kind, 0) + other.get(kind, 0) for kind in one.keys() | other.keys()}
+
+
+def wrk(url: str, *, key: str | None, script: Path | None, args, duration: int) -> dict:
+    command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency"]
     if key:
         command += ["-H", f"X-API-Key: {key}"]
     if script:
@@ -275,6 +317,7 @@ def wrk(url: str, *, key: str | None, script: Path | None, args) -> dict:
     try:
         return {
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", output).group(1)),
             "p50": milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)),
             "p99": milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)),
             "timeouts": int(timeouts.group(1)) if timeouts else 0,
@@ -339,25 +382,49 @@ def main() -> int:
             script = lua_script(body, Path(directory))
             for _ in range(args.rounds):
                 for name, (url, kind) in endpoints.items():
-                    # Each endpoint right after the bare view, so that both meet the same load
-                    # from the rest of the machine; the ratio is taken within the pair.
-                    bare = wrk(bare_url, key=None, script=None, args=args)
-                    # A key of its own for each run: the rate limit's count starts from zero, as
-                    # for a client that keeps within its limit.
-                    key = services.api_key_create(user=user, name=name).raw_key
-                    run = wrk(url, key=key, script=script if kind else None, args=args)
-                    runs[name].append({**run, "bare_rps": bare["rps"], "ratio": run["rps"] / bare["rps"]})
+                    # bare, endpoint, endpoint, bare: each half of the time, so that the load the
+                    # rest of the machine puts on both, and its drift over the round, is the same.
+                    half = max(args.duration // 2, 1)
+                    before = cpu_used(server.pid)
+                    bare = [wrk(bare_url, key=None, script=None, args=args, duration=half)]
+                    middle = cpu_used(server.pid)
+                    run = []
+                    for _ in range(2):
+                        # A key of its own for each run: the rate limit's count starts from zero,
+                        # as for a client that keeps within its limit.
+                        key = services.api_key_create(user=user, name=name).raw_key
+                        run.append(wrk(url, key=key, script=script if kind else None, args=args, duration=half))
+                    after = cpu_used(server.pid)
+                    bare.append(wrk(bare_url, key=None, script=None, args=args, duration=half))
+                    last = cpu_used(server.pid)
+                    bare_rps = sum(one["rps"] for one in bare) / 2
+                    rps = sum(one["rps"] for one in run) / 2
+                    requests, bare_requests = sum(one["requests"] for one in run), sum(one["requests"] for one in bare)
+                    bare_cpu = cpu_add(cpu_delta(before, middle), cpu_delta(after, last))
+                    runs[name].append(
+                        {
+                            "rps": rps,
+                            "p50": max(one["p50"] for one in run),
+                            "p99": max(one["p99"] for one in run),
+                            "timeouts": sum(one["timeouts"] for one in run),
+                            "bare_rps": bare_rps,
+                            "ratio": rps / bare_rps,
+                            "cpu_ms": {kind: ms / requests for kind, ms in cpu_delta(middle, after).items()},
+                            "bare_cpu_ms": {kind: ms / bare_requests for kind, ms in bare_cpu.items()},
+                        }
+                    )
                 Campaign.objects.filter(name="Bench create").delete()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
     print(
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s against gunicorn --config gunicorn.conf.py; "
-        f"each endpoint paired with the bare view, the median of {args.rounds} pairs"
+        f"wrk -t{args.threads} -c{args.connections} against gunicorn --config gunicorn.conf.py; per endpoint and "
+        f"round: bare view, endpoint, endpoint, bare view, {max(args.duration // 2, 1)} s each; "
+        f"the median of {args.rounds} rounds"
     )
     header = f"{'endpoint':<8} {'req/s':>8} {'bare':>8} {'p50 ms':>8} {'p99 ms':>8} {'x bare':>7} {'target':>7}"
-    print(f"{header} {'queries':>8} {'CPU ms':>7} {'timeouts':>8}")
+    print(f"{header} {'queries':>8} {'in-proc ms':>10} {'machine ms':>10} {'bare ms':>8} {'CPU x':>6} {'timeouts':>8}")
     missed, medians = [], {}
     for name, pairs in runs.items():
         median = sorted(pairs, key=lambda pair: pair["ratio"])[len(pairs) // 2]
@@ -365,12 +432,17 @@ def main() -> int:
         target = TARGETS[name]
         if median["ratio"] < target:
             missed.append(name)
+        machine, bare_machine = sum(median["cpu_ms"].values()), sum(median["bare_cpu_ms"].values())
         print(
             f"{name:<8} {median['rps']:>8.0f} {median['bare_rps']:>8.0f} {median['p50']:>8.2f} {median['p99']:>8.2f} "
             f"{median['ratio']:>7.3f} {target:>7.2f} {measured[name]['queries']:>8} "
-            f"{measured[name]['cpu_ms']:>7.2f} {median['timeouts']:>8}"
+            f"{measured[name]['cpu_ms']:>10.2f} {machine:>10.2f} {bare_machine:>8.2f} "
+            f"{bare_machine / machine if machine else 0:>6.3f} {median['timeouts']:>8}"
         )
     print(f"bare view in process: {measured['bare']['cpu_ms']:.2f} ms CPU a request")
+    for name, median in medians.items():
+        spent = ", ".join(f"{kind} {ms:.2f}" for kind, ms in sorted(median["cpu_ms"].items()))
+        print(f"CPU ms a request, {name}: {spent} (bare view: gunicorn {median['bare_cpu_ms'].get('gunicorn', 0):.2f})")
     print(json.dumps({"median": medians, "runs": runs, "in_process": measured}))
     if missed:
         print(f"Target missed: {', '.join(missed)}")
