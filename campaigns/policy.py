@@ -131,6 +131,17 @@ def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+# The campaign's columns its calling policy is made of: what policy_from_campaign reads.
+POLICY_COLUMNS = (
+    "calling_hours",
+    "calling_days",
+    "calling_timezone",
+    "max_attempts",
+    "retry_delay_minutes",
+    "max_concurrent_calls",
+)
+
+
 def policy_from_campaign(campaign) -> Policy:
     """The policy stored on a campaign (its fields were checked when it was created)."""
     windows = tuple(_windows(campaign.calling_hours)) if campaign.calling_hours else ()

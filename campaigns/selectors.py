@@ -15,6 +15,7 @@ from django.utils import timezone
 from campaigns import sqlrows, tracking
 from campaigns.errors import NotFound
 from campaigns.models import BATCH_SENT, Agent, ApiKey, Call, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
+from campaigns.policy import POLICY_COLUMNS
 from campaigns.recipients import OVERRIDE_COLUMNS
 
 
@@ -75,19 +76,24 @@ def campaign_recipient_counts(*, campaign: Campaign) -> RecipientCounts:
 
 def campaign_next_call_at(*, campaign: Campaign):
     """The soonest call ElevenLabs has waiting for a policy campaign (None for batch calling)."""
-    batches = getattr(campaign, "outbound_batches", None)
-    if batches is None:
-        batches = campaign.batches.filter(elevenlabs_campaign_id__isnull=False, settled_at__isnull=True)
+    batches = campaign_outbound_batches(campaign=campaign)
     times = [batch.next_call_at for batch in batches if batch.next_call_at and batch.settled_at is None]
     return min(times) if times else None
 
 
 def campaign_elevenlabs_campaign_ids(*, campaign: Campaign) -> list[str]:
     """The ElevenLabs outbound campaigns a policy campaign was submitted as, in part order."""
+    return [batch.elevenlabs_campaign_id for batch in campaign_outbound_batches(campaign=campaign)]
+
+
+def campaign_outbound_batches(*, campaign: Campaign) -> list[CampaignBatch]:
+    """The campaign's batches sent as ElevenLabs outbound campaigns, in part order: those
+    campaign_list prefetched, else one query."""
     batches = getattr(campaign, "outbound_batches", None)
     if batches is None:
-        batches = campaign.batches.filter(elevenlabs_campaign_id__isnull=False).order_by("part")
-    return [batch.elevenlabs_campaign_id for batch in batches]
+        outbound = campaign.batches.filter(elevenlabs_campaign_id__isnull=False).order_by("part")
+        batches = list(outbound.only("campaign_id", "elevenlabs_campaign_id", "next_call_at", "settled_at"))
+    return batches
 
 
 # What a campaign's API representation reads (campaigns.api.representations), and only that:
@@ -111,12 +117,7 @@ CAMPAIGN_API_COLUMNS = (
     "suppressed_count",
     "time_zones",
     "error",
-    "calling_hours",
-    "calling_days",
-    "calling_timezone",
-    "max_attempts",
-    "retry_delay_minutes",
-    "max_concurrent_calls",
+    *POLICY_COLUMNS,
 )
 
 
@@ -224,12 +225,6 @@ def _campaign_api_select(*, user_id: int, campaign_id: int | None, offset: int, 
             campaign_id, next_call_at, settled = row[width:]
             found[-1]["outbound"].append((campaign_id, next_call_at, bool(settled)))
     return found
-
-
-def campaign_outbound_batches(*, campaign: Campaign) -> list[CampaignBatch]:
-    """The campaign's batches sent as ElevenLabs outbound campaigns, in part order."""
-    outbound = campaign.batches.filter(elevenlabs_campaign_id__isnull=False).order_by("part")
-    return list(outbound.only("campaign_id", "elevenlabs_campaign_id", "next_call_at", "settled_at"))
 
 
 def campaign_get(*, user, campaign_id) -> Campaign:

@@ -12,18 +12,9 @@ from types import SimpleNamespace
 
 from campaigns import selectors, tracking
 from campaigns.models import Campaign
-from campaigns.policy import policy_from_campaign
+from campaigns.policy import POLICY_COLUMNS, policy_from_campaign
 
 from .serializers import UTC_FORMAT
-
-POLICY_COLUMNS = (
-    "calling_hours",
-    "calling_days",
-    "calling_timezone",
-    "max_attempts",
-    "retry_delay_minutes",
-    "max_concurrent_calls",
-)
 
 
 def campaign_page(rows: list[dict]) -> list[dict]:
@@ -45,13 +36,12 @@ def campaign_representation(campaign: Campaign) -> dict:
     for column in selectors.CAMPAIGN_API_TIMES:
         row[column] = _utc(row[column])
     row["agent_elevenlabs_id"] = campaign.agent.elevenlabs_agent_id
-    batches = getattr(campaign, "outbound_batches", None)
-    if batches is None and policy_from_campaign(campaign).uses_outbound_campaigns:
-        # Only such a campaign was sent as ElevenLabs outbound campaigns (as dispatch decides).
-        batches = selectors.campaign_outbound_batches(campaign=campaign)
+    # Only a campaign whose policy needs them was sent as ElevenLabs outbound campaigns (as
+    # dispatch decides): the others need no query for them.
+    read = hasattr(campaign, "outbound_batches") or policy_from_campaign(campaign).uses_outbound_campaigns
     outbound = [
         (batch.elevenlabs_campaign_id, _utc(batch.next_call_at), batch.settled_at is not None)
-        for batch in batches or ()
+        for batch in (selectors.campaign_outbound_batches(campaign=campaign) if read else ())
     ]
     return campaign_data(row, outbound)
 

@@ -7,7 +7,7 @@ from rest_framework.fields import empty
 
 from campaigns import selectors, tracking
 from campaigns.models import Recipient
-from campaigns.policy import policy_from_campaign
+from campaigns.policy import POLICY_COLUMNS, policy_from_campaign
 
 UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -74,14 +74,7 @@ class CampaignCreateSerializer(serializers.Serializer):
         max_length=10, required=False, allow_blank=True, help_text="The most calls at once for the whole campaign."
     )
 
-    POLICY_FIELDS = (
-        "calling_hours",
-        "calling_days",
-        "calling_timezone",
-        "max_attempts",
-        "retry_delay_minutes",
-        "max_concurrent_calls",
-    )
+    POLICY_FIELDS = POLICY_COLUMNS
 
 
 class AgentSerializer(serializers.Serializer):
