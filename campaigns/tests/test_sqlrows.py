@@ -90,3 +90,20 @@ def test_postgresql_prepares_the_key_and_page_reads_once_per_connection(api, use
     # psycopg sends $1, $2… where the query has %s.
     assert any(statement.startswith(page_sql.split("%s")[0]) for statement in prepared)
     assert any(statement.startswith(key_sql.split("%s")[0]) for statement in prepared)
+
+
+@pytest.mark.parametrize("campaign_id", ["99999999999999999999", str(2**63), "0", "-1", "abc"])
+def test_a_campaign_id_that_is_no_id_a_database_holds_is_not_found(api, campaign_id):
+    answer = api.get(f"/api/v1/campaigns/{campaign_id}")
+
+    assert answer.status_code == 404
+    assert answer.json()["error"] == f"Campaign not found: there is no campaign {campaign_id} in your account."
+
+
+def test_a_page_number_past_any_integer_is_not_found_and_names_the_last_page(api, user):
+    CampaignFactory.create_batch(3, user=user)
+
+    answer = api.get(f"/api/v1/campaigns?page={10**30}&page_size=2")
+
+    assert answer.status_code == 404
+    assert answer.json()["error"] == f"There is no page {10**30}: the last page is 2."
