@@ -13,6 +13,7 @@ forth that grows with the limit (DRF's own log is a list read and written whole 
 """
 
 import secrets
+import weakref
 
 from django.conf import settings
 from django.core.cache import caches
@@ -42,6 +43,19 @@ local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return {allowed, count, oldest[2]}
 """,
 )
+
+
+# Django's Redis cache makes a new client (with its own table of reply handlers) for every
+# operation; a client is only a handle on the cache's connection pool, so one per cache object
+# (each thread has its own) serves every request.
+_CLIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _redis_client(cache: RedisCache):
+    client = _CLIENTS.get(cache)
+    if client is None:
+        client = _CLIENTS[cache] = cache._cache.get_client(write=True)
+    return client
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -89,7 +103,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         self.now = self.timer()
         # A key of its own: DRF's list under the plain key is another type of value.
         key = cache.make_and_validate_key(f"{self.get_cache_key(request, view)}:log")
-        client = cache._cache.get_client(key, write=True)
+        client = _redis_client(cache)
         since = self.now - self.duration
         args = [repr(self.now), repr(since), self.num_requests, secrets.token_hex(8), self.duration]
         reply = SLIDING_LOG(keys=[key], args=args, client=client)

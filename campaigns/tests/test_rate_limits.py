@@ -246,6 +246,29 @@ def test_on_redis_a_key_gets_its_limit_then_429_with_the_same_headers(redis_cach
     assert server.zcard(log) == 3
 
 
+def test_on_redis_a_dropped_connection_loses_no_count(redis_cache, raw_api_key, limit_of_three):
+    # Redis restarting, or a proxy closing idle connections: the next request reconnects and is
+    # counted with the earlier ones, its headers true.
+    import redis
+
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=raw_api_key)
+    assert client.get("/api/v1/campaigns")["X-RateLimit-Remaining"] == "2"
+
+    # Only this database's connections: other tests may be using the same server.
+    server = redis.Redis.from_url(REDIS_URL)
+    me, database = server.client_id(), server.connection_pool.connection_kwargs["db"]
+    ours = [c["id"] for c in server.client_list() if int(c["db"]) == database and int(c["id"]) != me]
+    assert ours, "the throttle holds a connection to Redis"
+    for client_id in ours:
+        server.client_kill_filter(_id=client_id)
+
+    answer = client.get("/api/v1/campaigns")
+    assert answer.status_code == 200 and answer["X-RateLimit-Remaining"] == "1"
+    assert client.get("/api/v1/campaigns")["X-RateLimit-Remaining"] == "0"
+    assert client.get("/api/v1/campaigns").status_code == 429
+
+
 def test_on_redis_each_key_has_its_own_count(redis_cache, raw_api_key, user, limit_of_three):
     from campaigns import services
 
