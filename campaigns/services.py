@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from campaigns import control, elevenlabs, selectors, suppressions, tasks
 from campaigns.errors import AlreadyCreated, Conflict, NotFound, PayloadTooLarge, UpstreamError, ValidationFailed
-from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient, Suppression
+from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber, Profile, Recipient
 from campaigns.policy import RECIPIENT_ZONE, Policy, policy_parse
 from campaigns.recipients import (
     MAX_REPORTED_ERRORS,
@@ -165,7 +165,7 @@ class _Suppressed:
 
 def _without_suppressed(reader: RecipientsReader, *, user, suppressed: _Suppressed) -> Iterator[ParsedRecipient]:
     """The reader's recipients minus the account's do-not-call list, checked a chunk at a time."""
-    if not Suppression.objects.filter(user=user).exists():
+    if not suppressions.suppressions_exist(user=user):
         yield from reader
         return
     chunk: list[ParsedRecipient] = []

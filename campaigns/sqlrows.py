@@ -16,6 +16,11 @@ def column(model: type[Model], name: str, alias: str) -> str:
     return f"{alias}.{connection.ops.quote_name(model._meta.get_field(name).column)}"
 
 
+def columns(model: type[Model], alias: str) -> str:
+    """Every concrete column of `model`, in _meta's order: the select list `instances` reads."""
+    return ", ".join(column(model, field.attname, alias) for field in model._meta.concrete_fields)
+
+
 def table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
@@ -87,3 +92,21 @@ def fetch(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[list
             row[position] = value
         converted.append(row)
     return converted
+
+
+def instances(model: type[Model], sql: str, params: list) -> list[Model]:
+    """The rows of `sql`, whose select list is `columns(model, alias)`, as loaded instances of
+    `model` (saved, they update their row)."""
+    fields = tuple(model._meta.concrete_fields)
+    names = [field.attname for field in fields]
+    return [model.from_db(connection.alias, names, row) for row in fetch(sql, params, fields)]
+
+
+def integer_id(value) -> int | None:
+    """`value` (a path or form argument: any text) as a positive id a BIGINT column can hold;
+    None for anything else, which no row has."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 0 < number < 2**63 else None

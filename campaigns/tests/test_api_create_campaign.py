@@ -381,6 +381,31 @@ def test_it_answers_404_naming_an_agent_that_does_not_exist(api, campaign_form):
     assert_nothing_stored()
 
 
+@pytest.mark.parametrize("wrong_id", ["99999999999999999999", str(2**63), "0", "-3", "²", "1_0", "abc"])
+def test_an_agent_id_no_row_can_have_is_a_404_naming_it(api, campaign_form, wrong_id):
+    response = api.post(URL, campaign_form(agent_id=wrong_id), format="multipart")
+    assert_error(response, 404, "Agent not found", wrong_id)
+    assert_nothing_stored()
+
+
+@pytest.mark.parametrize("wrong_id", ["99999999999999999999", str(2**63)])
+def test_a_phone_number_id_past_any_database_integer_is_a_404_naming_it(api, campaign_form, wrong_id):
+    response = api.post(URL, campaign_form(phone_number_id=wrong_id), format="multipart")
+    assert_error(response, 404, "Phone number not found", wrong_id)
+    assert_nothing_stored()
+
+
+def test_an_agent_is_found_by_its_local_id_too_and_its_elevenlabs_id_wins(api, campaign_form, user, agent):
+    assert api.post(URL, campaign_form(agent_id=str(agent.pk)), format="multipart").status_code == 201
+    # An agent whose ElevenLabs id is the other's local id: named that way, it is the one used.
+    digits = AgentFactory(user=user, elevenlabs_agent_id=str(agent.pk))
+
+    response = api.post(URL, campaign_form(agent_id=str(agent.pk)), format="multipart")
+
+    assert response.status_code == 201
+    assert Campaign.objects.get(pk=response.json()["data"]["id"]).agent == digits
+
+
 def test_it_answers_404_for_another_users_agent_and_phone_number(api, campaign_form, other_user):
     theirs = AgentFactory(user=other_user)
     their_number = PhoneNumberFactory(user=other_user)

@@ -8,10 +8,11 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns import selectors, services
-from campaigns.models import ApiKey
+from campaigns import selectors, services, suppressions
+from campaigns.errors import NotFound
+from campaigns.models import Agent, ApiKey, PhoneNumber
 
-from .factories import CampaignFactory, UserFactory
+from .factories import AgentFactory, CampaignFactory, PhoneNumberFactory, SuppressionFactory, UserFactory
 
 
 def model_fields(instance) -> dict:
@@ -52,6 +53,43 @@ def test_no_key_is_found_once_revoked_or_its_user_deactivated(user):
     assert answer.status_code == 401
 
 
+def test_an_agent_and_a_phone_number_are_what_the_orm_loads(user):
+    agent = AgentFactory(user=user, override_permissions={"first_message": True, "language": False})
+    number = PhoneNumberFactory(user=user, supports_outbound=False)
+
+    by_elevenlabs_id = selectors.agent_get(user=user, agent_id=f"  {agent.elevenlabs_agent_id} ")
+    by_local_id = selectors.agent_get(user=user, agent_id=agent.pk)
+    found_number = selectors.phone_number_get(user=user, phone_number_id=str(number.pk))
+
+    expected = model_fields(Agent.objects.get(pk=agent.pk))
+    assert model_fields(by_elevenlabs_id) == model_fields(by_local_id) == expected
+    assert expected["override_permissions"] == {"first_message": True, "language": False}
+    assert model_fields(found_number) == model_fields(PhoneNumber.objects.get(pk=number.pk))
+    found_number.label = "Front desk"
+    found_number.save(update_fields=["label"])
+    assert PhoneNumber.objects.get(pk=number.pk).label == "Front desk"
+
+
+def test_another_accounts_agent_and_number_are_not_found(user):
+    other = UserFactory(username="other")
+    theirs, their_number = AgentFactory(user=other), PhoneNumberFactory(user=other)
+
+    for agent_id in (theirs.elevenlabs_agent_id, theirs.pk):
+        with pytest.raises(NotFound):
+            selectors.agent_get(user=user, agent_id=agent_id)
+    with pytest.raises(NotFound):
+        selectors.phone_number_get(user=user, phone_number_id=their_number.pk)
+
+
+def test_whether_an_account_has_do_not_call_entries(user):
+    other = UserFactory(username="other")
+    SuppressionFactory(user=other)
+    assert suppressions.suppressions_exist(user=user) is False
+
+    SuppressionFactory(user=user)
+    assert suppressions.suppressions_exist(user=user) is True
+
+
 def test_a_page_of_campaigns_carries_the_columns_the_orm_reads(user):
     CampaignFactory(user=user, time_zones={"Europe/Paris": 2, "America/New_York": 1}, send_immediately=False)
     CampaignFactory(user=user, error="The agent was deleted at ElevenLabs.", scheduled_at=timezone.now())
@@ -90,6 +128,22 @@ def test_postgresql_prepares_the_key_and_page_reads_once_per_connection(api, use
     # psycopg sends $1, $2… where the query has %s.
     assert any(statement.startswith(page_sql.split("%s")[0]) for statement in prepared)
     assert any(statement.startswith(key_sql.split("%s")[0]) for statement in prepared)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_postgresql_prepares_the_reads_every_create_makes(api, campaign_form):
+    for _ in range(6):
+        assert api.post("/api/v1/campaigns", campaign_form(), format="multipart").status_code == 201
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    for sql in (
+        selectors._agent_sql("postgresql"),
+        selectors._phone_number_sql("postgresql"),
+        suppressions._exist_sql("postgresql"),
+    ):
+        assert any(statement.startswith(sql.split("%s")[0]) for statement in prepared), sql
 
 
 @pytest.mark.parametrize("campaign_id", ["99999999999999999999", str(2**63), "0", "-1", "abc"])
