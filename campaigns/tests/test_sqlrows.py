@@ -8,9 +8,9 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns import selectors, services, suppressions
+from campaigns import selectors, services, sqlrows, suppressions
 from campaigns.errors import NotFound
-from campaigns.models import Agent, ApiKey, PhoneNumber
+from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber
 
 from .factories import AgentFactory, CampaignFactory, PhoneNumberFactory, SuppressionFactory, UserFactory
 
@@ -88,6 +88,49 @@ def test_whether_an_account_has_do_not_call_entries(user):
 
     SuppressionFactory(user=user)
     assert suppressions.suppressions_exist(user=user) is True
+
+
+def test_a_campaign_inserted_written_out_stores_what_the_orm_stores(user):
+    agent, number = AgentFactory(user=user), PhoneNumberFactory(user=user)
+    scheduled_at = timezone.now() + dt.timedelta(days=2, microseconds=17)
+
+    def campaign() -> Campaign:
+        return Campaign(
+            user=user,
+            name="Renewals — März",
+            agent=agent,
+            phone_number=number,
+            status=Campaign.Status.SCHEDULED,
+            send_immediately=False,
+            scheduled_at=scheduled_at,
+            timezone="Europe/Berlin",
+            recipients_count=3,
+            suppressed_count=1,
+            time_zones={"Europe/Berlin": 2, "America/New_York": 1},
+            calling_hours="09:00-12:00",
+            calling_days="mon,tue",
+            calling_timezone="recipient",
+            max_attempts=3,
+            retry_delay_minutes=30,
+            duplicates_merged=2,
+            import_errors=[{"line": 4, "message": "Not a phone number: 'n/a'"}],
+        )
+
+    written = campaign()
+    before = timezone.now()
+    sqlrows.insert(written)
+    by_orm = campaign()
+    by_orm.save()
+
+    assert written.pk and written.pk != by_orm.pk and written._state.adding is False
+    stored = Campaign.objects.get(pk=written.pk)
+    assert before <= stored.created_at <= stored.updated_at <= timezone.now()
+    differ = {"id", "created_at", "updated_at"}
+
+    def same(instance) -> dict:
+        return {name: value for name, value in model_fields(instance).items() if name not in differ}
+
+    assert same(stored) == same(Campaign.objects.get(pk=by_orm.pk)) == same(written)
 
 
 def test_a_page_of_campaigns_carries_the_columns_the_orm_reads(user):
