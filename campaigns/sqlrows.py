@@ -11,7 +11,7 @@ pre_save and get_db_prep_save). Tests keep each such statement equal to its ORM 
 
 import functools
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
 from django.db.models import Field, Model
 
 
@@ -76,13 +76,34 @@ def _cursor():
     return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
 
 
-def fetch(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[list]:
-    """Run `sql`, whose columns are `fields` in order (None for a computed one), and return its
-    rows converted."""
+def _read(sql: str, params: list) -> list[tuple]:
     with _cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def _read_checking(db, sql: str, params: list) -> list[tuple]:
+    """The rows of `sql`. As the request's first statement on a persistent connection, it is
+    also the connection's health check (CONN_HEALTH_CHECKS), which would otherwise cost a
+    SELECT 1 and its round trip: should the connection have died since its last request, it is
+    replaced and the read run again, as the check would have done before it."""
+    if db.connection is None or not db.health_check_enabled or db.health_check_done or db.in_atomic_block:
+        return _read(sql, params)
+    db.health_check_done = True
+    try:
+        return _read(sql, params)
+    except (OperationalError, InterfaceError):
+        if db.is_usable():  # the database refused the statement itself: not the connection's fault
+            raise
+        db.close()
+        return _read(sql, params)
+
+
+def fetch(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[list]:
+    """Run `sql`, a read, whose columns are `fields` in order (None for a computed one), and
+    return its rows converted."""
     db = connections[DEFAULT_DB_ALIAS]
+    rows = _read_checking(db, sql, params)
     convert = _converters(db, fields)
     if not convert:
         return [list(row) for row in rows]

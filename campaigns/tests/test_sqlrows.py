@@ -204,3 +204,31 @@ def test_a_page_number_past_any_integer_is_not_found_and_names_the_last_page(api
 
     assert answer.status_code == 404
     assert answer.json()["error"] == f"There is no page {10**30}: the last page is 2."
+
+
+def connection_terminated() -> None:
+    """PostgreSQL ends this process's connection, as a restart or a failover would."""
+    import psycopg
+
+    pid = connection.connection.info.backend_pid
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a server that ends connections")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/api/v1/campaigns", "/api/v1/agents"])
+def test_a_connection_the_database_ended_between_requests_costs_the_next_request_nothing(api, user, path):
+    CampaignFactory(user=user, name="Still here")
+    assert api.get(path).status_code == 200
+
+    connection_terminated()
+    # What Django does as each request starts: the connection will be checked before its reuse.
+    connection.close_if_unusable_or_obsolete()
+    answer = api.get(path)
+
+    assert answer.status_code == 200
+    if path == "/api/v1/campaigns":
+        assert [campaign["name"] for campaign in answer.json()["data"]] == ["Still here"]
+    assert api.get(path).status_code == 200
