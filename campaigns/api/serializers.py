@@ -1,5 +1,6 @@
 """Input checking and output shapes for the API. No business rules here: see services."""
 
+import copy
 import datetime as dt
 
 from rest_framework import serializers
@@ -34,7 +35,24 @@ class FormBooleanField(serializers.BooleanField):
     default_empty_html = empty
 
 
-class CampaignCreateSerializer(serializers.Serializer):
+class FlatInputSerializer(serializers.Serializer):
+    """An input of plain fields, checked on every request: each instance gets shallow copies of
+    the declared fields. DRF deep-copies them, building every field and its validators again,
+    a third of checking a create's form; a plain field keeps no state of its own but what
+    binding it to the instance sets on the copy. A nested serializer would share its state, so
+    none may be declared."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        nested = [name for name, field in cls._declared_fields.items() if isinstance(field, serializers.BaseSerializer)]
+        if nested:
+            raise TypeError(f"{cls.__name__} declares serializers ({', '.join(nested)}): it cannot share fields.")
+
+    def get_fields(self):
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+
+class CampaignCreateSerializer(FlatInputSerializer):
     name = serializers.CharField(max_length=255)
     phone_number_id = serializers.IntegerField(min_value=1)
     agent_id = serializers.CharField(max_length=128)
@@ -163,6 +181,6 @@ class RecipientSerializer(serializers.Serializer):
     status_updated_at = UtcDateTimeField(allow_null=True)
 
 
-class RecipientFilterSerializer(serializers.Serializer):
+class RecipientFilterSerializer(FlatInputSerializer):
     status = serializers.ChoiceField(choices=Recipient.Status.choices, required=False)
     search = serializers.CharField(required=False, allow_blank=True)
