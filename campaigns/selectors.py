@@ -14,7 +14,18 @@ from django.utils import timezone
 
 from campaigns import sqlrows, tracking
 from campaigns.errors import NotFound
-from campaigns.models import BATCH_SENT, Agent, ApiKey, Call, Campaign, CampaignBatch, PhoneNumber, Profile, Recipient
+from campaigns.models import (
+    BATCH_SENT,
+    Agent,
+    ApiKey,
+    Call,
+    Campaign,
+    CampaignBatch,
+    PhoneNumber,
+    Profile,
+    Recipient,
+    Suppression,
+)
 from campaigns.policy import POLICY_COLUMNS
 from campaigns.recipients import OVERRIDE_COLUMNS
 
@@ -267,25 +278,75 @@ def campaign_from_upload(*, user, source_upload: str) -> Campaign | None:
     return campaign_list(user=user).filter(source_upload=source_upload).first()
 
 
-def agent_get(*, user, agent_id: str) -> Agent:
-    """One of the user's agents, by ElevenLabs agent id or by numeric local id (the ElevenLabs id
-    wins when a text is both). One query, written out (campaigns.sqlrows): every create makes it."""
-    agent_id = str(agent_id).strip()
-    pk = sqlrows.integer_id(agent_id)
-    found = sqlrows.instances(Agent, _agent_sql(connection.vendor), [user.pk, agent_id, pk])
-    found.sort(key=lambda agent: agent.elevenlabs_agent_id != agent_id)
-    if not found:
-        raise NotFound(f"Agent not found: there is no agent '{agent_id}' in your account.")
-    return found[0]
+@dataclass(frozen=True)
+class AccountReferences:
+    """An agent and a phone number of an account, as a request names them (None: not in the
+    account, or not asked for), and whether the account's do-not-call list has any entry."""
+
+    agent: Agent | None
+    phone_number: PhoneNumber | None
+    has_suppressions: bool
+
+
+def account_references(*, user, agent_id=None, phone_number_id=None) -> AccountReferences:
+    """The agent by ElevenLabs agent id or by numeric local id (the ElevenLabs id wins when a
+    text is both), the phone number by local id, and the do-not-call flag, in one statement
+    written out (campaigns.sqlrows): a create needs all three, and each statement costs the web
+    process more than the database spends answering it."""
+    agent_id = "" if agent_id is None else str(agent_id).strip()
+    phone_pk = None if phone_number_id is None else sqlrows.integer_id(phone_number_id)
+    sql, fields = _account_references_sql(connection.vendor)
+    rows = sqlrows.fetch(sql, [user.pk, user.pk, agent_id, sqlrows.integer_id(agent_id), user.pk, phone_pk], fields)
+    # One row, or two when the text is one agent's ElevenLabs id and another's local id.
+    row = min(rows, key=lambda row: row[_AGENT_ELEVENLABS_ID] != agent_id)
+    agent_width = len(_AGENT_NAMES)
+    return AccountReferences(
+        agent=_loaded(Agent, _AGENT_NAMES, row[:agent_width]),
+        phone_number=_loaded(PhoneNumber, _PHONE_NUMBER_NAMES, row[agent_width:-1]),
+        has_suppressions=bool(row[-1]),
+    )
+
+
+_AGENT_NAMES = [field.attname for field in Agent._meta.concrete_fields]
+_PHONE_NUMBER_NAMES = [field.attname for field in PhoneNumber._meta.concrete_fields]
+_AGENT_ELEVENLABS_ID = _AGENT_NAMES.index("elevenlabs_agent_id")
+
+
+def _loaded(model, names: list[str], values: list):
+    # An outer join that found nothing gives NULL for every column, the primary key included.
+    return None if values[0] is None else model.from_db(connection.alias, names, values)
 
 
 @functools.cache
-def _agent_sql(vendor: str) -> str:
-    return (
-        f"SELECT {sqlrows.columns(Agent, 'a')} FROM {sqlrows.table(Agent)} a "
-        f"WHERE {sqlrows.column(Agent, 'user', 'a')} = %s "
-        f"AND ({sqlrows.column(Agent, 'elevenlabs_agent_id', 'a')} = %s OR {sqlrows.column(Agent, 'id', 'a')} = %s)"
+def _account_references_sql(vendor: str) -> tuple[str, tuple]:
+    fields = (*Agent._meta.concrete_fields, *PhoneNumber._meta.concrete_fields, None)
+    listed = f"SELECT 1 FROM {sqlrows.table(Suppression)} s WHERE {sqlrows.column(Suppression, 'user', 's')} = %s"
+    # Outer joins from a single row: always a row, NULL columns for what is not found.
+    sql = (
+        f"SELECT {sqlrows.columns(Agent, 'a')}, {sqlrows.columns(PhoneNumber, 'p')}, "
+        f"CASE WHEN EXISTS ({listed}) THEN 1 ELSE 0 END FROM (SELECT 1 AS one) o "
+        f"LEFT JOIN {sqlrows.table(Agent)} a ON {sqlrows.column(Agent, 'user', 'a')} = %s "
+        f"AND ({sqlrows.column(Agent, 'elevenlabs_agent_id', 'a')} = %s OR {sqlrows.column(Agent, 'id', 'a')} = %s) "
+        f"LEFT JOIN {sqlrows.table(PhoneNumber)} p ON {sqlrows.column(PhoneNumber, 'user', 'p')} = %s "
+        f"AND {sqlrows.column(PhoneNumber, 'id', 'p')} = %s"
     )
+    return sql, fields
+
+
+def agent_not_found(agent_id) -> NotFound:
+    return NotFound(f"Agent not found: there is no agent '{str(agent_id).strip()}' in your account.")
+
+
+def phone_number_not_found(phone_number_id) -> NotFound:
+    return NotFound(f"Phone number not found: there is no phone number {phone_number_id} in your account.")
+
+
+def agent_get(*, user, agent_id: str) -> Agent:
+    """One of the user's agents, by ElevenLabs agent id or by numeric local id."""
+    agent = account_references(user=user, agent_id=agent_id).agent
+    if agent is None:
+        raise agent_not_found(agent_id)
+    return agent
 
 
 def agent_list(*, user) -> QuerySet[Agent]:
@@ -293,20 +354,10 @@ def agent_list(*, user) -> QuerySet[Agent]:
 
 
 def phone_number_get(*, user, phone_number_id) -> PhoneNumber:
-    """One of the user's phone numbers by local id; one query, written out like agent_get."""
-    pk = sqlrows.integer_id(phone_number_id)
-    found = sqlrows.instances(PhoneNumber, _phone_number_sql(connection.vendor), [user.pk, pk]) if pk else []
-    if not found:
-        raise NotFound(f"Phone number not found: there is no phone number {phone_number_id} in your account.")
-    return found[0]
-
-
-@functools.cache
-def _phone_number_sql(vendor: str) -> str:
-    return (
-        f"SELECT {sqlrows.columns(PhoneNumber, 'p')} FROM {sqlrows.table(PhoneNumber)} p "
-        f"WHERE {sqlrows.column(PhoneNumber, 'user', 'p')} = %s AND {sqlrows.column(PhoneNumber, 'id', 'p')} = %s"
-    )
+    phone_number = account_references(user=user, phone_number_id=phone_number_id).phone_number
+    if phone_number is None:
+        raise phone_number_not_found(phone_number_id)
+    return phone_number
 
 
 def phone_number_list(*, user, outbound_only: bool = False) -> QuerySet[PhoneNumber]:

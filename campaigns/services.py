@@ -12,6 +12,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import phonenumbers
 from django.conf import settings
@@ -163,9 +164,12 @@ class _Suppressed:
     sample: list[str] = field(default_factory=list)  # the first few, for the preview
 
 
-def _without_suppressed(reader: RecipientsReader, *, user, suppressed: _Suppressed) -> Iterator[ParsedRecipient]:
-    """The reader's recipients minus the account's do-not-call list, checked a chunk at a time."""
-    if not suppressions.suppressions_exist(user=user):
+def _without_suppressed(
+    reader: RecipientsReader, *, user, listed_any: bool, suppressed: _Suppressed
+) -> Iterator[ParsedRecipient]:
+    """The reader's recipients minus the account's do-not-call list (`listed_any`: whether it
+    has any entry), checked a chunk at a time."""
+    if not listed_any:
         yield from reader
         return
     chunk: list[ParsedRecipient] = []
@@ -188,7 +192,7 @@ def _without_suppressed(reader: RecipientsReader, *, user, suppressed: _Suppress
 
 @contextlib.contextmanager
 def _recipients_spooled(
-    *, reader: RecipientsReader, skip_invalid_rows: bool, user, suppressed: _Suppressed
+    *, reader: RecipientsReader, skip_invalid_rows: bool, user, listed_any: bool, suppressed: _Suppressed
 ) -> Iterator[tempfile.SpooledTemporaryFile]:
     """Read the whole file into a spool of insert-ready rows, before any transaction starts.
 
@@ -203,7 +207,7 @@ def _recipients_spooled(
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         chunk = []
         try:
-            for row in _without_suppressed(reader, user=user, suppressed=suppressed):
+            for row in _without_suppressed(reader, user=user, listed_any=listed_any, suppressed=suppressed):
                 if reader.error_count and not skip_invalid_rows:
                     # The file will be refused: keep reading to report every problem, stop storing.
                     chunk.clear()
@@ -346,6 +350,16 @@ def _recipients_limits() -> Limits:
     )
 
 
+class _Inputs(NamedTuple):
+    agent: Agent
+    phone_number: PhoneNumber
+    zone_name: str
+    scheduled_at: dt.datetime | None  # UTC; None to send now
+    policy: Policy
+    reader: RecipientsReader
+    listed_any: bool  # whether the account's do-not-call list has any entry
+
+
 def _campaign_inputs(
     *,
     user,
@@ -358,15 +372,18 @@ def _campaign_inputs(
     timezone_name,
     default_country,
     policy_fields,
-) -> tuple[Agent, PhoneNumber, str, dt.datetime | None, Policy, RecipientsReader]:
+) -> _Inputs:
     """The checks campaign_create and campaign_preview share, in the order errors are reported.
 
-    Returns the agent, the phone number, the time zone's name, the UTC schedule, the calling
-    policy and a reader of the file (not read yet). The reader raises ValidationFailed as soon as it has read the
+    The reader of the file is not read yet; it raises ValidationFailed as soon as it has read the
     header if the file overrides something the agent does not allow, before any recipient.
     """
-    agent = selectors.agent_get(user=user, agent_id=agent_id)
-    phone_number = selectors.phone_number_get(user=user, phone_number_id=phone_number_id)
+    references = selectors.account_references(user=user, agent_id=agent_id, phone_number_id=phone_number_id)
+    agent, phone_number = references.agent, references.phone_number
+    if agent is None:
+        raise selectors.agent_not_found(agent_id)
+    if phone_number is None:
+        raise selectors.phone_number_not_found(phone_number_id)
     if not phone_number.supports_outbound:
         raise ValidationFailed(
             f"{_phone_number_display(phone_number)} cannot place calls: ElevenLabs reports it as "
@@ -404,7 +421,7 @@ def _campaign_inputs(
         )
     except ValueError as exc:
         raise ValidationFailed(str(exc), field="default_country") from None
-    return agent, phone_number, zone_name, scheduled_at, policy, reader
+    return _Inputs(agent, phone_number, zone_name, scheduled_at, policy, reader, references.has_suppressions)
 
 
 def campaign_create(
@@ -439,7 +456,7 @@ def campaign_create(
     """
     if source_upload and Campaign.objects.filter(source_upload=source_upload).exists():
         raise AlreadyCreated(source_upload=source_upload)
-    agent, phone_number, zone_name, scheduled_at, policy, reader = _campaign_inputs(
+    agent, phone_number, zone_name, scheduled_at, policy, reader, listed_any = _campaign_inputs(
         user=user,
         agent_id=agent_id,
         phone_number_id=phone_number_id,
@@ -454,7 +471,11 @@ def campaign_create(
 
     suppressed = _Suppressed()
     with _recipients_spooled(
-        reader=reader, skip_invalid_rows=skip_invalid_rows, user=user, suppressed=suppressed
+        reader=reader,
+        skip_invalid_rows=skip_invalid_rows,
+        user=user,
+        listed_any=listed_any,
+        suppressed=suppressed,
     ) as spool:
         if reader.error_count and not skip_invalid_rows:
             raise _rows_error(reader)
@@ -997,7 +1018,7 @@ def campaign_preview(
     false) rather than raised, so they can be shown before anything is created. `columns`
     says what each column of the file becomes.
     """
-    agent, phone_number, zone_name, scheduled_at, policy, reader = _campaign_inputs(
+    agent, phone_number, zone_name, scheduled_at, policy, reader, listed_any = _campaign_inputs(
         user=user,
         agent_id=agent_id,
         phone_number_id=phone_number_id,
@@ -1013,7 +1034,7 @@ def campaign_preview(
     sample = []
     suppressed = _Suppressed()
     try:
-        for recipient in _without_suppressed(reader, user=user, suppressed=suppressed):
+        for recipient in _without_suppressed(reader, user=user, listed_any=listed_any, suppressed=suppressed):
             if len(sample) < PREVIEW_SAMPLE_SIZE:
                 sample.append(recipient)
     except RecipientsFileError as exc:

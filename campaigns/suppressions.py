@@ -9,7 +9,6 @@ every check below matches it by hashing the numbers it is asked about.
 
 import csv
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import io
@@ -27,7 +26,6 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from campaigns import sqlrows
 from campaigns.errors import PayloadTooLarge, ValidationFailed
 from campaigns.events import services as events
 from campaigns.models import Campaign, CampaignBatch, PersonalDataKey, Suppression
@@ -345,16 +343,6 @@ def suppression_remove(*, user, phone_number: str) -> bool:
 
 
 # --- Reads ------------------------------------------------------------------------------------
-
-
-def suppressions_exist(*, user) -> bool:
-    """Whether the user's list has any entry; asked by every create (written out: campaigns.sqlrows)."""
-    return bool(sqlrows.fetch(_exist_sql(connection.vendor), [user.pk], (None,)))
-
-
-@functools.cache
-def _exist_sql(vendor: str) -> str:
-    return f"SELECT 1 FROM {sqlrows.table(Suppression)} s WHERE {sqlrows.column(Suppression, 'user', 's')} = %s LIMIT 1"
 
 
 def suppressed_numbers(*, user, numbers: Iterable[str]) -> set[str]:

@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns import selectors, services, sqlrows, suppressions
+from campaigns import selectors, services, sqlrows
 from campaigns.errors import NotFound
 from campaigns.models import Agent, ApiKey, Campaign, PhoneNumber
 
@@ -81,13 +81,20 @@ def test_another_accounts_agent_and_number_are_not_found(user):
         selectors.phone_number_get(user=user, phone_number_id=their_number.pk)
 
 
-def test_whether_an_account_has_do_not_call_entries(user):
+def test_a_creates_references_are_read_at_once_and_none_when_not_in_the_account(user):
+    agent, number = AgentFactory(user=user), PhoneNumberFactory(user=user)
     other = UserFactory(username="other")
     SuppressionFactory(user=other)
-    assert suppressions.suppressions_exist(user=user) is False
+
+    found = selectors.account_references(user=user, agent_id=agent.elevenlabs_agent_id, phone_number_id=number.pk)
+    assert (found.agent, found.phone_number, found.has_suppressions) == (agent, number, False)
+    assert model_fields(found.agent) == model_fields(Agent.objects.get(pk=agent.pk))
 
     SuppressionFactory(user=user)
-    assert suppressions.suppressions_exist(user=user) is True
+    missing = selectors.account_references(user=user, agent_id="agent_nope", phone_number_id=10**30)
+    assert (missing.agent, missing.phone_number, missing.has_suppressions) == (None, None, True)
+    theirs = selectors.account_references(user=other, agent_id=agent.pk, phone_number_id=number.pk)
+    assert (theirs.agent, theirs.phone_number, theirs.has_suppressions) == (None, None, True)
 
 
 def test_a_campaign_inserted_written_out_stores_what_the_orm_stores(user):
@@ -181,12 +188,8 @@ def test_postgresql_prepares_the_reads_every_create_makes(api, campaign_form):
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [statement for (statement,) in cursor.fetchall()]
-    for sql in (
-        selectors._agent_sql("postgresql"),
-        selectors._phone_number_sql("postgresql"),
-        suppressions._exist_sql("postgresql"),
-    ):
-        assert any(statement.startswith(sql.split("%s")[0]) for statement in prepared), sql
+    sql, _ = selectors._account_references_sql("postgresql")
+    assert any(statement.startswith(sql.split("%s")[0]) for statement in prepared)
 
 
 @pytest.mark.parametrize("campaign_id", ["99999999999999999999", str(2**63), "0", "-1", "abc"])
