@@ -106,7 +106,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database out of reach fails a connection in seconds, not after TCP's minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
     "DATABASE_PREPARED_STATEMENTS", default=True
 ):
     # The reads every API request makes (campaigns.sqlrows) are prepared on each connection once

@@ -136,6 +136,13 @@ def test_a_persistent_database_connection_is_checked_before_it_is_reused():
     assert database["CONN_HEALTH_CHECKS"] is True
 
 
+def test_postgresql_connections_give_up_connecting_after_a_setting():
+    database = settings_for(DATABASE_URL="postgres://voiceable@db.example:5432/voiceable")["DATABASES"]["default"]
+    assert database["OPTIONS"]["connect_timeout"] == 5
+    tight = settings_for(DATABASE_URL="postgres://voiceable@db.example:5432/voiceable", DATABASE_CONNECT_TIMEOUT="2")
+    assert tight["DATABASES"]["default"]["OPTIONS"]["connect_timeout"] == 2
+
+
 @pytest.mark.parametrize(
     "exc",
     [

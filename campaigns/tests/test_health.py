@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.storage import Storage
+from django.db import connection
 from django.utils import timezone
 
 from campaigns import tasks
@@ -94,6 +95,24 @@ def test_a_broker_that_accepts_and_never_answers_fails_readyz_within_two_seconds
         started = time.monotonic()
         assert_not_ready(client, "broker")
         assert time.monotonic() - started < 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a database server that hangs")
+def test_a_database_that_accepts_and_never_answers_fails_readyz_within_three_seconds(
+    client, ready, monkeypatch, transactional_db
+):
+    real = connection.get_connection_params()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the connections; nothing ever answers
+        port = silent.getsockname()[1]
+        monkeypatch.setattr(connection, "get_connection_params", lambda: {**real, "host": "127.0.0.1", "port": port})
+        started = time.monotonic()
+        body = assert_not_ready(client, "database", "beat")
+        assert time.monotonic() - started < 3
+    # Beat's heartbeat is in the database: it is not read again, and says why.
+    assert body["details"]["checks"]["beat"]["error"] == "the database, where its heartbeat is, cannot be read"
+    assert body["errors"][0] == "database: ConnectionTimeout"
 
 
 def test_a_cache_that_cannot_be_reached_fails_readyz(client, ready, settings):
