@@ -2,9 +2,10 @@
 
 Seeds a PostgreSQL database (`DATABASE_URL`, default
 `postgres://postgres@127.0.0.1:5432/voiceable_bench_api`, dropped and created again; its name
-must contain "bench") with one account: an API key, 36 campaigns of every kind (one of 3,000
-recipients, some with a calling policy sent as ElevenLabs outbound campaigns), vacuumed and
-analyzed as autovacuum leaves a production database. Then serves the
+must contain "bench") with one account: an API key, 36 campaigns of every kind with their
+recipients (one of 3,000, the others about 115 each; some with a calling policy sent as
+ElevenLabs outbound campaigns), vacuumed and analyzed as autovacuum leaves a production
+database. Then serves the
 project with gunicorn as the Procfile does (`--config gunicorn.conf.py`: 3 workers of 4 threads, DEBUG off,
 the rate-limit cache in Redis: `CACHE_URL`, default `redis://127.0.0.1:6379/9`, flushed first),
 with settings `bench.api_settings`, which only add a bare DRF view (no authentication, no
@@ -121,6 +122,7 @@ def seed() -> dict:
     raw_key = services.api_key_create(user=user, name="bench").raw_key
     now = timezone.now()
     statuses = list(Campaign.Status.values)
+    recipient_statuses = list(Recipient.Status.values)
     for i in range(35):
         policy = i % 3 == 0
         campaign = CampaignFactory(
@@ -150,18 +152,27 @@ def seed() -> dict:
                     elevenlabs_campaign_id=f"ocmp_{i:04d}_{part}",
                     next_call_at=now + dt.timedelta(hours=part),
                 )
+        # The recipients its count says it has: the table holds many campaigns, as in production.
+        Recipient.objects.bulk_create(
+            Recipient(
+                campaign=campaign,
+                phone_number=f"+1313{i:03d}{n:04d}",
+                line=n + 2,
+                status=recipient_statuses[n % len(recipient_statuses)],
+            )
+            for n in range(campaign.recipients_count)
+        )
     big = CampaignFactory(
         user=user, agent=agents[0], phone_number=numbers[0], status=Campaign.Status.IN_PROGRESS,
         recipients_count=RECIPIENTS, elevenlabs_batch_call_id="btcal_big",
     )  # fmt: skip
-    statuses = list(Recipient.Status.values)
     Recipient.objects.bulk_create(
         Recipient(
             campaign=big,
             phone_number=f"+1212{i:07d}",
             line=i + 2,
             variables={"first_name": f"Person {i}"},
-            status=statuses[i % len(statuses)],
+            status=recipient_statuses[i % len(recipient_statuses)],
         )
         for i in range(RECIPIENTS)
     )
