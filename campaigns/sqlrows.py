@@ -21,7 +21,7 @@ def column(model: type[Model], name: str, alias: str) -> str:
 
 
 def columns(model: type[Model], alias: str) -> str:
-    """Every concrete column of `model`, in _meta's order: the select list `instances` reads."""
+    """Every concrete column of `model`, in _meta's order: a select list Model.from_db loads."""
     return ", ".join(column(model, field.attname, alias) for field in model._meta.concrete_fields)
 
 
@@ -117,14 +117,6 @@ def fetch(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[list
             row[position] = value
         converted.append(row)
     return converted
-
-
-def instances(model: type[Model], sql: str, params: list) -> list[Model]:
-    """The rows of `sql`, whose select list is `columns(model, alias)`, as loaded instances of
-    `model` (saved, they update their row)."""
-    fields = tuple(model._meta.concrete_fields)
-    names = [field.attname for field in fields]
-    return [model.from_db(connection.alias, names, row) for row in fetch(sql, params, fields)]
 
 
 def integer_id(value) -> int | None:
